@@ -1,0 +1,178 @@
+//! The dissemination queue: what to piggyback next.
+//!
+//! One entry per member (its latest state supersedes any older one, so a member never
+//! occupies two slots) plus one per user broadcast. Entries are sent least-sent first,
+//! newest first among equals (memberlist's lesson at scale: new news matters most), and
+//! dropped after `retransmit_mult × ceil(log2(n + 1))` sends.
+
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use crate::id::NodeId;
+
+/// What an entry disseminates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Key {
+    /// The member's current state, read from the member table when packed.
+    Member(NodeId),
+    /// A user broadcast `(origin, seq)`.
+    Broadcast(NodeId, u64),
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    transmits: u32,
+    /// Insertion stamp: higher is newer.
+    stamp: u64,
+    payload: Option<Bytes>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    slots: IndexMap<Key, Slot>,
+    /// (transmits, newest first, key): iteration order is send priority.
+    order: BTreeSet<(u32, Reverse<u64>, Key)>,
+    next_stamp: u64,
+    broadcasts: usize,
+}
+
+impl Queue {
+    /// Queues `key` afresh (transmit count back to zero), superseding its older entry.
+    pub fn push(&mut self, key: Key, payload: Option<Bytes>) {
+        self.remove(key);
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        if matches!(key, Key::Broadcast(..)) {
+            self.broadcasts += 1;
+        }
+        self.order.insert((0, Reverse(stamp), key));
+        self.slots.insert(
+            key,
+            Slot {
+                transmits: 0,
+                stamp,
+                payload,
+            },
+        );
+    }
+
+    pub fn remove(&mut self, key: Key) {
+        if let Some(s) = self.slots.swap_remove(&key) {
+            self.order.remove(&(s.transmits, Reverse(s.stamp), key));
+            if matches!(key, Key::Broadcast(..)) {
+                self.broadcasts -= 1;
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn broadcasts(&self) -> usize {
+        self.broadcasts
+    }
+
+    /// Drops the oldest queued user broadcast (to respect `max_pending_broadcasts`).
+    pub fn drop_oldest_broadcast(&mut self) -> bool {
+        let oldest = self
+            .slots
+            .iter()
+            .filter(|(k, _)| matches!(k, Key::Broadcast(..)))
+            .min_by_key(|(_, s)| s.stamp)
+            .map(|(k, _)| *k);
+        match oldest {
+            Some(k) => {
+                self.remove(k);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Entries in send priority, at most `limit` of them (bounds the CPU spent looking
+    /// for something that fits a nearly full packet).
+    pub fn candidates(&self, limit: usize) -> impl Iterator<Item = (Key, Option<&Bytes>)> + '_ {
+        self.order.iter().take(limit).map(|(_, _, k)| {
+            let payload = self.slots.get(k).and_then(|s| s.payload.as_ref());
+            (*k, payload)
+        })
+    }
+
+    /// Records that `key` was sent once more; drops it once sent `limit` times.
+    pub fn sent(&mut self, key: Key, limit: u32) {
+        let Some(s) = self.slots.get_mut(&key) else {
+            return;
+        };
+        self.order.remove(&(s.transmits, Reverse(s.stamp), key));
+        s.transmits += 1;
+        if s.transmits >= limit {
+            self.remove(key);
+        } else {
+            self.order.insert((s.transmits, Reverse(s.stamp), key));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(q: &Queue) -> Vec<Key> {
+        q.candidates(100).map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn least_sent_first_then_newest() {
+        let mut q = Queue::default();
+        q.push(Key::Member(NodeId(1)), None);
+        q.push(Key::Member(NodeId(2)), None);
+        q.push(Key::Member(NodeId(3)), None);
+        assert_eq!(keys(&q), [3, 2, 1].map(|i| Key::Member(NodeId(i))));
+        q.sent(Key::Member(NodeId(3)), 10);
+        assert_eq!(keys(&q), [2, 1, 3].map(|i| Key::Member(NodeId(i))));
+    }
+
+    #[test]
+    fn superseding_resets_and_keeps_one_slot() {
+        let mut q = Queue::default();
+        q.push(Key::Member(NodeId(1)), None);
+        q.sent(Key::Member(NodeId(1)), 10);
+        q.push(Key::Member(NodeId(2)), None);
+        q.push(Key::Member(NodeId(1)), None);
+        assert_eq!(q.len(), 2);
+        assert_eq!(keys(&q)[0], Key::Member(NodeId(1)));
+    }
+
+    #[test]
+    fn dropped_after_limit() {
+        let mut q = Queue::default();
+        q.push(Key::Broadcast(NodeId(1), 7), Some(Bytes::from_static(b"x")));
+        assert_eq!(q.broadcasts(), 1);
+        for _ in 0..3 {
+            q.sent(Key::Broadcast(NodeId(1), 7), 3);
+        }
+        assert!(q.is_empty());
+        assert_eq!(q.broadcasts(), 0);
+    }
+
+    #[test]
+    fn oldest_broadcast_is_dropped_first() {
+        let mut q = Queue::default();
+        q.push(Key::Broadcast(NodeId(1), 1), None);
+        q.push(Key::Member(NodeId(5)), None);
+        q.push(Key::Broadcast(NodeId(1), 2), None);
+        assert!(q.drop_oldest_broadcast());
+        assert_eq!(
+            keys(&q),
+            vec![Key::Broadcast(NodeId(1), 2), Key::Member(NodeId(5))]
+        );
+    }
+}

@@ -1,0 +1,57 @@
+//! # rumor
+//!
+//! Cluster membership and failure detection: a SWIM-style gossip protocol whose
+//! suspect → dead decisions come from phi-accrual detectors run by a few monitors per
+//! member, with Lifeguard's defences against slow observers.
+//!
+//! The core, [`Node`], is a sans-IO state machine: it owns no socket, no clock and no
+//! thread. The caller feeds it datagrams ([`Node::handle_packet`]) and time
+//! ([`Node::handle_timeout`]) and drains what it wants sent ([`Node::poll_transmit`]),
+//! when to wake it ([`Node::poll_timeout`]) and what happened ([`Node::poll_event`]).
+//! Same config, seed and inputs give the same outputs, bit for bit, which is what lets
+//! the `rumor-sim` simulator run the very same code for thousands of nodes.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use rumor::{Config, Identity, Node, Time};
+//!
+//! let addr: SocketAddr = "127.0.0.1:7946".parse().unwrap();
+//! let mut node = Node::new(Identity::new("a", addr), Config::lan(), 42, Time::ZERO).unwrap();
+//! node.join(Time::ZERO, &[]); // no seeds: a cluster of one
+//! let mut buf = [0u8; 1400];
+//! while let Some(t) = node.poll_transmit(Time::ZERO, &mut buf) {
+//!     let _datagram = &buf[..t.len]; // send it to t.destination
+//! }
+//! while let Some(event) = node.poll_event() {
+//!     println!("{event:?}");
+//! }
+//! let _wake_at = node.poll_timeout();
+//! ```
+
+mod awareness;
+mod config;
+mod detector;
+mod dissemination;
+mod error;
+mod event;
+mod id;
+mod members;
+mod node;
+mod probe;
+mod stats;
+mod suspicion;
+mod sync;
+mod time;
+mod timers;
+mod wire;
+
+pub use config::{Config, Strategy, fmt_dur, parse_duration};
+pub use detector::{PhiDetector, PhiParams, phi_from_y, y_for_phi};
+pub use error::{CommandError, ConfigError};
+pub use event::{Cause, Event, Member, MemberState};
+pub use id::{Identity, MAX_NAME_LEN, NodeId};
+pub use node::{Node, Transmit};
+pub use probe::DetectorView;
+pub use stats::{DECODE_ERROR_KINDS, NodeStats};
+pub use time::Time;
+pub use wire::{DecodeError, DecodeErrorKind};

@@ -1,0 +1,496 @@
+//! The member table: one entry per known member (self included), SWIM precedence, the
+//! monitoring ring and an index of live peers for random choice.
+//!
+//! Precedence is a total order on `(incarnation, rank)` with rank alive < suspect <
+//! dead < left, which is exactly SWIM's rules (Alive(i) beats Suspect(j) iff i > j,
+//! Suspect(i) beats Alive(j) iff i ≥ j, Dead/Left beat both at the same incarnation)
+//! extended so that only a higher incarnation revives a dead or departed member: the
+//! member itself raising its incarnation is how a restarted or wrongly convicted node
+//! rejoins. A total order makes convergence independent of delivery order.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use indexmap::{IndexMap, IndexSet};
+
+use crate::event::{Cause, Member, MemberState};
+use crate::id::NodeId;
+use crate::time::Time;
+
+/// One member as this node knows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub id: NodeId,
+    pub name: Bytes,
+    pub addr: SocketAddr,
+    /// `addr` in wire form, cached so gossiping Alive does not re-encode it.
+    pub addr_wire: Bytes,
+    pub incarnation: u64,
+    pub state: MemberState,
+    pub metadata: Bytes,
+    /// Why it is suspect or dead.
+    pub cause: Cause,
+    /// Who suspected or convicted it (gossiped with Suspect/Dead).
+    pub accuser: NodeId,
+    /// When the state last changed (for reaping).
+    pub since: Time,
+}
+
+impl Entry {
+    pub fn version(&self) -> (u64, u8) {
+        (self.incarnation, self.state.rank())
+    }
+
+    pub fn snapshot(&self) -> Member {
+        Member {
+            id: self.id,
+            name: self.name.clone(),
+            addr: self.addr,
+            incarnation: self.incarnation,
+            state: self.state,
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// An incoming claim about a member.
+#[derive(Clone, Debug)]
+pub(crate) struct Update {
+    pub id: NodeId,
+    pub incarnation: u64,
+    pub state: MemberState,
+    pub cause: Cause,
+    pub accuser: NodeId,
+    /// Present only with Alive: the member's descriptor.
+    pub descriptor: Option<Descriptor>,
+}
+
+/// What an Alive message carries besides the version.
+#[derive(Clone, Debug)]
+pub(crate) struct Descriptor {
+    pub name: Bytes,
+    pub addr: SocketAddr,
+    pub addr_wire: Bytes,
+    pub metadata: Bytes,
+}
+
+/// What applying an update did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Older than or equal to what we know.
+    Stale,
+    /// A member we do not know, without an address (Suspect/Dead about a stranger):
+    /// nothing to record.
+    Unknown,
+    /// Would exceed `max_members`.
+    Full,
+    /// Accepted: the previous state, if the member was known.
+    Changed {
+        previous: Option<(MemberState, u64)>,
+    },
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    entries: IndexMap<NodeId, Entry>,
+    /// Live members (self included) by ring position: monitors of a member are its
+    /// successors on this ring.
+    ring: BTreeSet<(u64, NodeId)>,
+    /// Live members other than self, for uniform random choice in O(1).
+    live_peers: IndexSet<NodeId>,
+    /// Every known id, sorted: push-pull digests walk id ranges.
+    sorted: BTreeSet<NodeId>,
+    local: Option<NodeId>,
+}
+
+impl Members {
+    pub fn new(local: Entry) -> Members {
+        let mut m = Members {
+            local: Some(local.id),
+            ..Members::default()
+        };
+        m.ring.insert((local.id.ring_position(), local.id));
+        m.sorted.insert(local.id);
+        m.entries.insert(local.id, local);
+        m
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<&Entry> {
+        self.entries.get(&id)
+    }
+
+    pub fn get_mut_local(&mut self) -> &mut Entry {
+        let id = self.local_id();
+        // The local entry is inserted at construction and never removed.
+        self.entries
+            .get_mut(&id)
+            .expect("local member is always present")
+    }
+
+    pub fn local(&self) -> &Entry {
+        self.entries
+            .get(&self.local_id())
+            .expect("local member is always present")
+    }
+
+    pub fn local_id(&self) -> NodeId {
+        self.local.unwrap_or(NodeId(0))
+    }
+
+    /// Every known member, self and tombstones included, in a deterministic order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Live members, self included: the `n` in the protocol's formulas.
+    pub fn live_count(&self) -> usize {
+        self.live_peers.len() + 1
+    }
+
+    pub fn live_peers(&self) -> &IndexSet<NodeId> {
+        &self.live_peers
+    }
+
+    /// Applies `u` under the precedence order. `max_members` bounds new entries.
+    pub fn apply(&mut self, u: &Update, now: Time, max_members: usize) -> Applied {
+        let local = self.local_id();
+        match self.entries.get_mut(&u.id) {
+            Some(e) => {
+                if (u.incarnation, u.state.rank()) <= e.version() {
+                    return Applied::Stale;
+                }
+                let previous = Some((e.state, e.incarnation));
+                let was_live = e.state.is_live();
+                e.incarnation = u.incarnation;
+                if e.state != u.state {
+                    e.since = now;
+                }
+                e.state = u.state;
+                e.cause = u.cause;
+                e.accuser = u.accuser;
+                if let Some(d) = &u.descriptor {
+                    e.name = d.name.clone();
+                    e.addr = d.addr;
+                    e.addr_wire = d.addr_wire.clone();
+                    e.metadata = d.metadata.clone();
+                }
+                let is_live = e.state.is_live();
+                let id = e.id;
+                if was_live != is_live && id != local {
+                    self.set_live(id, is_live);
+                }
+                Applied::Changed { previous }
+            }
+            None => {
+                let Some(d) = &u.descriptor else {
+                    return Applied::Unknown;
+                };
+                if self.entries.len() >= max_members {
+                    return Applied::Full;
+                }
+                let e = Entry {
+                    id: u.id,
+                    name: d.name.clone(),
+                    addr: d.addr,
+                    addr_wire: d.addr_wire.clone(),
+                    incarnation: u.incarnation,
+                    state: u.state,
+                    metadata: d.metadata.clone(),
+                    cause: u.cause,
+                    accuser: u.accuser,
+                    since: now,
+                };
+                let live = e.state.is_live();
+                self.entries.insert(u.id, e);
+                self.sorted.insert(u.id);
+                if live {
+                    self.set_live(u.id, true);
+                }
+                Applied::Changed { previous: None }
+            }
+        }
+    }
+
+    fn set_live(&mut self, id: NodeId, live: bool) {
+        if live {
+            self.ring.insert((id.ring_position(), id));
+            self.live_peers.insert(id);
+        } else {
+            self.ring.remove(&(id.ring_position(), id));
+            self.live_peers.swap_remove(&id);
+        }
+    }
+
+    /// Changes the local member's incarnation/state/metadata in place (only the member
+    /// itself does this).
+    pub fn update_local(&mut self, incarnation: u64, state: MemberState, now: Time) {
+        let e = self.get_mut_local();
+        e.incarnation = incarnation;
+        if e.state != state {
+            e.since = now;
+        }
+        e.state = state;
+    }
+
+    /// Forgets dead and departed members older than `retention`; returns their ids.
+    pub fn reap(&mut self, now: Time, retention: std::time::Duration, out: &mut Vec<NodeId>) {
+        let local = self.local_id();
+        self.entries.retain(|id, e| {
+            let keep =
+                *id == local || e.state.is_live() || now.saturating_since(e.since) < retention;
+            if !keep {
+                out.push(*id);
+            }
+            keep
+        });
+        for id in out.iter() {
+            self.sorted.remove(id);
+        }
+    }
+
+    /// Known ids in `lo..=hi`, ascending.
+    pub fn ids_in_range(&self, lo: NodeId, hi: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let range = if lo <= hi {
+            Some(self.sorted.range(lo..=hi))
+        } else {
+            None
+        };
+        range.into_iter().flatten().copied()
+    }
+
+    /// The members this node monitors: the `k` live members preceding it on the ring
+    /// (each member is monitored by its `k` successors). Fewer when the cluster is small.
+    pub fn monitored_by_local(&self, k: usize, out: &mut Vec<NodeId>) {
+        out.clear();
+        let local = self.local_id();
+        let key = (local.ring_position(), local);
+        let others = self.ring.len().saturating_sub(1);
+        let before = self.ring.range(..key).rev();
+        let wrapped = self.ring.range(key..).rev();
+        for &(_, id) in before
+            .chain(wrapped)
+            .filter(|(_, id)| *id != local)
+            .take(k.min(others))
+        {
+            out.push(id);
+        }
+    }
+
+    /// Whether `target` is among the `k` members this node monitors (cheap enough to
+    /// call per message: k ≤ 16 ring steps).
+    #[cfg(test)]
+    pub fn monitors_of(&self, target: NodeId, k: usize) -> Vec<NodeId> {
+        let key = (target.ring_position(), target);
+        let after = self
+            .ring
+            .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded));
+        let wrapped = self.ring.range(..key);
+        after
+            .chain(wrapped)
+            .map(|(_, id)| *id)
+            .filter(|id| *id != target)
+            .take(k)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn entry(id: u64) -> Entry {
+        Entry {
+            id: NodeId(id),
+            name: Bytes::from(format!("n{id}")),
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7000 + id as u16),
+            addr_wire: Bytes::new(),
+            incarnation: 0,
+            state: MemberState::Alive,
+            metadata: Bytes::new(),
+            cause: Cause::Silence,
+            accuser: NodeId(0),
+            since: Time::ZERO,
+        }
+    }
+
+    fn update(id: u64, incarnation: u64, state: MemberState) -> Update {
+        let e = entry(id);
+        Update {
+            id: NodeId(id),
+            incarnation,
+            state,
+            cause: Cause::Silence,
+            accuser: NodeId(99),
+            descriptor: (state == MemberState::Alive).then(|| Descriptor {
+                name: e.name,
+                addr: e.addr,
+                addr_wire: Bytes::new(),
+                metadata: Bytes::new(),
+            }),
+        }
+    }
+
+    use MemberState::*;
+
+    #[test]
+    fn swim_precedence() {
+        let cases = [
+            // (known, incoming, accepted)
+            ((1, Alive), (2, Alive), true),
+            ((1, Alive), (1, Alive), false),
+            ((1, Alive), (1, Suspect), true),
+            ((1, Alive), (0, Suspect), false),
+            ((1, Suspect), (1, Alive), false),
+            ((1, Suspect), (2, Alive), true),
+            ((1, Suspect), (1, Suspect), false),
+            ((1, Suspect), (2, Suspect), true),
+            ((1, Suspect), (1, Dead), true),
+            ((1, Alive), (1, Dead), true),
+            ((5, Alive), (4, Dead), false),
+            ((1, Dead), (1, Alive), false),
+            ((1, Dead), (2, Alive), true),
+            ((1, Dead), (1, Left), true),
+            ((1, Left), (1, Dead), false),
+            ((1, Left), (2, Alive), true),
+        ];
+        for ((ki, ks), (ii, is), accepted) in cases {
+            let mut m = Members::new(entry(100));
+            m.apply(&update(1, ki, Alive), Time::ZERO, 10);
+            if ks != Alive {
+                m.apply(&update(1, ki, ks), Time::ZERO, 10);
+            }
+            let r = m.apply(&update(1, ii, is), Time::ZERO, 10);
+            assert_eq!(
+                matches!(r, Applied::Changed { .. }),
+                accepted,
+                "known {ks:?}({ki}) incoming {is:?}({ii})"
+            );
+        }
+    }
+
+    #[test]
+    fn dead_member_leaves_ring_and_live_set() {
+        let mut m = Members::new(entry(100));
+        m.apply(&update(1, 0, Alive), Time::ZERO, 10);
+        assert_eq!(m.live_count(), 2);
+        m.apply(&update(1, 0, Dead), Time::ZERO, 10);
+        assert_eq!(m.live_count(), 1);
+        assert!(m.live_peers().is_empty());
+        m.apply(&update(1, 1, Alive), Time::ZERO, 10);
+        assert_eq!(m.live_count(), 2);
+    }
+
+    #[test]
+    fn max_members_bounds_new_entries() {
+        let mut m = Members::new(entry(100));
+        assert!(matches!(
+            m.apply(&update(1, 0, Alive), Time::ZERO, 2),
+            Applied::Changed { .. }
+        ));
+        assert_eq!(m.apply(&update(2, 0, Alive), Time::ZERO, 2), Applied::Full);
+        assert_eq!(
+            m.apply(&update(3, 0, Dead), Time::ZERO, 2),
+            Applied::Unknown
+        );
+    }
+
+    #[test]
+    fn reap_forgets_old_tombstones_only() {
+        let mut m = Members::new(entry(100));
+        m.apply(&update(1, 0, Alive), Time::ZERO, 10);
+        m.apply(&update(2, 0, Alive), Time::ZERO, 10);
+        m.apply(&update(1, 0, Dead), Time::from_secs(1), 10);
+        let mut out = Vec::new();
+        m.reap(
+            Time::from_secs(5),
+            std::time::Duration::from_secs(10),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        m.reap(
+            Time::from_secs(11),
+            std::time::Duration::from_secs(10),
+            &mut out,
+        );
+        assert_eq!(out, vec![NodeId(1)]);
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn every_member_has_k_monitors_and_monitoring_is_consistent() {
+        // Build the same ring at every member and check that "x monitors y" computed
+        // from x's side agrees with "y's monitors" computed from y's side.
+        let ids: Vec<u64> = (1..=20).collect();
+        let tables: Vec<Members> = ids
+            .iter()
+            .map(|&me| {
+                let mut m = Members::new(entry(me));
+                for &o in &ids {
+                    if o != me {
+                        m.apply(&update(o, 0, Alive), Time::ZERO, 100);
+                    }
+                }
+                m
+            })
+            .collect();
+        let k = 3;
+        for (i, t) in tables.iter().enumerate() {
+            let mut targets = Vec::new();
+            t.monitored_by_local(k, &mut targets);
+            assert_eq!(targets.len(), k);
+            for target in targets {
+                let monitors = tables[0].monitors_of(target, k);
+                assert!(monitors.contains(&NodeId(ids[i])), "{i} monitors {target}");
+            }
+        }
+        // Tiny clusters: monitor whoever exists.
+        let mut m = Members::new(entry(1));
+        let mut out = Vec::new();
+        m.monitored_by_local(3, &mut out);
+        assert!(out.is_empty());
+        m.apply(&update(2, 0, Alive), Time::ZERO, 10);
+        m.monitored_by_local(3, &mut out);
+        assert_eq!(out, vec![NodeId(2)]);
+    }
+
+    fn arb_state() -> impl Strategy<Value = MemberState> {
+        prop_oneof![Just(Alive), Just(Suspect), Just(Dead), Just(Left)]
+    }
+
+    proptest! {
+        /// Any delivery order of the same updates converges to the same states.
+        #[test]
+        fn order_independent(updates in prop::collection::vec((1u64..5, 0u64..4, arb_state()), 1..40), seed in any::<u64>()) {
+            let apply_all = |order: &[(u64, u64, MemberState)]| {
+                let mut m = Members::new(entry(100));
+                // Every member is first introduced by an Alive(0) so Suspect/Dead about
+                // it are not about a stranger.
+                for id in 1..5 {
+                    m.apply(&update(id, 0, Alive), Time::ZERO, 100);
+                }
+                for &(id, inc, st) in order {
+                    m.apply(&update(id, inc, st), Time::ZERO, 100);
+                }
+                let mut v: Vec<_> = m.iter().map(|e| (e.id, e.incarnation, e.state)).collect();
+                v.sort();
+                (v, m.live_count())
+            };
+            let mut shuffled = updates.clone();
+            // A deterministic shuffle from the seed.
+            let mut s = seed;
+            for i in (1..shuffled.len()).rev() {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                shuffled.swap(i, (s >> 33) as usize % (i + 1));
+            }
+            prop_assert_eq!(apply_all(&updates), apply_all(&shuffled));
+        }
+    }
+}

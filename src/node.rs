@@ -1,0 +1,1256 @@
+//! The sans-IO state machine: one member of a cluster.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use tracing::{debug, trace};
+
+use crate::awareness::LocalHealth;
+use crate::config::{Config, Strategy};
+use crate::detector::{PhiParams, y_for_phi};
+use crate::dissemination::{Key, Queue};
+use crate::error::{CommandError, ConfigError};
+use crate::event::{Cause, Event, Member, MemberState};
+use crate::id::{Identity, MAX_NAME_LEN, NodeId};
+use crate::members::{Applied, Descriptor, Entry, Members, Update};
+use crate::probe::{MonitorState, Probes};
+use crate::stats::NodeStats;
+use crate::suspicion::Suspicion;
+use crate::time::Time;
+use crate::timers::{Due, OneShot, Periodic, Timers};
+use crate::wire::{self, Body, DecodeLimits, Message, Packet};
+
+/// A datagram produced by [`Node::poll_transmit`]: send `buf[..len]` to `destination`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// How many bytes of the caller's buffer hold the datagram.
+    pub len: usize,
+}
+
+/// What a datagram carries besides piggybacked updates.
+#[derive(Clone, Debug)]
+pub(crate) enum Primary {
+    Ping {
+        seq: u32,
+        target: NodeId,
+    },
+    Ack {
+        seq: u32,
+    },
+    PingReq {
+        seq: u32,
+        target: NodeId,
+        addr: Bytes,
+    },
+    Nack {
+        seq: u32,
+    },
+    /// Piggybacked updates only.
+    Gossip,
+    /// Our Alive and a digest naming only ourselves: the seed answers with everything.
+    Join,
+    Digest(wire::SyncDigest),
+    Want(wire::SyncWant),
+    /// Full entries for these members, packed over as many datagrams as needed.
+    Entries(Vec<NodeId>),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub to: SocketAddr,
+    /// The member at `to`, when known: a suspected destination hears of its suspicion.
+    pub to_id: Option<NodeId>,
+    pub primary: Primary,
+}
+
+/// Ids of user broadcasts already delivered, remembered to deliver each once. Bounded:
+/// the oldest are forgotten first, long after their gossip has died out.
+const SEEN_BROADCASTS_PER_PENDING: usize = 4;
+
+/// Candidates examined when filling a packet with piggybacked updates.
+const PIGGYBACK_SCAN: usize = 128;
+
+/// A member of a cluster, as a sans-IO state machine: it owns no socket, no clock, no
+/// thread. The caller feeds it datagrams and time and drains what it wants sent.
+///
+/// # Run loop
+/// After every input (`handle_packet`, `handle_timeout`, or a command), drain
+/// [`poll_transmit`](Node::poll_transmit) until it returns `None` (sending each datagram),
+/// then [`poll_event`](Node::poll_event), then ask [`poll_timeout`](Node::poll_timeout)
+/// when to call [`handle_timeout`](Node::handle_timeout) next. Call `handle_timeout` at
+/// (or soon after) that time: a call much later than due is how the node learns that its
+/// own process was stalled.
+///
+/// # Now
+/// Every input takes `now`, a [`Time`] on the caller's monotonic clock. The node never
+/// reads a clock and never draws unseeded randomness, so the same config, seed and
+/// inputs give the same outputs, bit for bit: the simulator drives thousands of nodes
+/// faster than real time, and the runtime drives one on a real socket.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) cfg: Config,
+    pub(crate) rng: Xoshiro256PlusPlus,
+    pub(crate) members: Members,
+    pub(crate) queue: Queue,
+    pub(crate) timers: Timers,
+    pub(crate) health: LocalHealth,
+    pub(crate) suspicions: IndexMap<NodeId, Suspicion>,
+    pub(crate) probes: Probes,
+    pub(crate) monitors: IndexMap<NodeId, MonitorState>,
+    pub(crate) phi_params: PhiParams,
+    /// `y` for `phi_suspect` and `phi_convict`, solved once.
+    pub(crate) y_suspect: f64,
+    pub(crate) y_convict: f64,
+    pub(crate) outbox: VecDeque<Outgoing>,
+    events: VecDeque<Event>,
+    pub(crate) stats: NodeStats,
+    seeds: Vec<SocketAddr>,
+    joined: bool,
+    synced: bool,
+    leaving: bool,
+    /// The latest `now` seen (inputs never move time backwards).
+    pub(crate) now: Time,
+    /// No conviction before this time: set after this node's own stall.
+    pub(crate) guard_until: Time,
+    /// The ring changed: recompute whom this node monitors before the next output.
+    pub(crate) ring_dirty: bool,
+    broadcast_seq: u64,
+    seen_broadcasts: IndexMap<(NodeId, u64), ()>,
+    cluster: Bytes,
+    limits: DecodeLimits,
+    /// Reused across `poll_transmit` calls so the steady state does not allocate.
+    scratch_packet: Packet,
+    scratch_sent: Vec<Key>,
+    pub(crate) scratch_ids: Vec<NodeId>,
+    pub(crate) scratch_helpers: Vec<NodeId>,
+    pub(crate) scratch_targets: Vec<NodeId>,
+}
+
+impl Node {
+    /// A node that is not yet part of any cluster: call [`Node::join`] next.
+    ///
+    /// `seed` seeds the node's random choices (probe order, helpers, gossip targets);
+    /// give every node a different one. Fails if the config or the identity is invalid.
+    pub fn new(
+        identity: Identity,
+        config: Config,
+        seed: u64,
+        now: Time,
+    ) -> Result<Node, ConfigError> {
+        config.validate()?;
+        if identity.name.is_empty() || identity.name.len() > MAX_NAME_LEN {
+            return Err(ConfigError::new(
+                "identity.name",
+                format!("{:?}", identity.name),
+                format!("1 to {MAX_NAME_LEN} bytes"),
+            ));
+        }
+        if identity.metadata.len() > config.max_metadata_size {
+            return Err(ConfigError::new(
+                "identity.metadata",
+                format!("{} bytes", identity.metadata.len()),
+                format!(
+                    "at most max_metadata_size ({}) bytes",
+                    config.max_metadata_size
+                ),
+            ));
+        }
+        let id = identity.id();
+        let local = Entry {
+            id,
+            name: Bytes::from(identity.name.clone().into_bytes()),
+            addr: identity.addr,
+            addr_wire: wire::encode_addr(identity.addr),
+            incarnation: identity.incarnation,
+            state: MemberState::Alive,
+            metadata: identity.metadata.clone(),
+            cause: Cause::Silence,
+            accuser: id,
+            since: now,
+        };
+        let phi_params = PhiParams {
+            window: config.phi_window,
+            min_std_dev: config.min_std_dev,
+            acceptable_pause: config.acceptable_pause,
+            first_interval: config.probe_interval,
+        };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let broadcast_seq = rand::RngCore::next_u64(&mut rng) >> 1;
+        let limits = DecodeLimits {
+            max_packet_size: config.max_packet_size,
+            max_messages: config.max_messages_per_packet,
+            max_digest_entries: config.max_packet_size / 2,
+        };
+        let mut node = Node {
+            y_suspect: y_for_phi(config.phi_suspect),
+            y_convict: y_for_phi(config.phi_convict),
+            health: LocalHealth::new(if config.strategy.lifeguard() {
+                config.max_local_health
+            } else {
+                0
+            }),
+            cluster: Bytes::from(config.cluster_label.clone().into_bytes()),
+            cfg: config,
+            rng,
+            members: Members::new(local),
+            queue: Queue::default(),
+            timers: Timers::default(),
+            suspicions: IndexMap::new(),
+            probes: Probes::default(),
+            monitors: IndexMap::new(),
+            phi_params,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+            seeds: Vec::new(),
+            joined: false,
+            synced: false,
+            leaving: false,
+            now,
+            guard_until: Time::ZERO,
+            ring_dirty: false,
+            broadcast_seq,
+            seen_broadcasts: IndexMap::new(),
+            limits,
+            scratch_packet: Packet::default(),
+            scratch_sent: Vec::new(),
+            scratch_ids: Vec::new(),
+            scratch_helpers: Vec::new(),
+            scratch_targets: Vec::new(),
+        };
+        node.start_timers(now);
+        Ok(node)
+    }
+
+    fn start_timers(&mut self, now: Time) {
+        // Stagger the first period by a random fraction so nodes started together do not
+        // probe in lockstep.
+        let jitter =
+            |rng: &mut Xoshiro256PlusPlus, d: Duration| d.mul_f64(rand::Rng::random::<f64>(rng));
+        let p = jitter(&mut self.rng, self.cfg.probe_interval);
+        self.timers.set(Periodic::Probe, now + p);
+        let g = jitter(&mut self.rng, self.cfg.gossip_interval);
+        self.timers.set(Periodic::Gossip, now + g);
+        let pp = self.push_pull_interval();
+        let pp = jitter(&mut self.rng, pp) + pp / 2;
+        self.timers.set(Periodic::PushPull, now + pp);
+        self.timers.set(Periodic::Reap, now + self.reap_interval());
+    }
+
+    // ----- getters ---------------------------------------------------------------------
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.members.local_id()
+    }
+
+    /// This node as its peers see it (incarnation, metadata, state).
+    pub fn local_member(&self) -> Member {
+        self.members.local().snapshot()
+    }
+
+    /// The current incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.members.local().incarnation
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// One member by id (self included), if known.
+    pub fn member(&self, id: NodeId) -> Option<Member> {
+        self.members.get(id).map(Entry::snapshot)
+    }
+
+    /// Every known member other than this node, dead and departed ones (kept for
+    /// `dead_retention`) included, in a deterministic order.
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        let me = self.id();
+        self.members
+            .iter()
+            .filter(move |e| e.id != me)
+            .map(Entry::snapshot)
+    }
+
+    /// Live members (alive or suspect), this node included.
+    pub fn live_count(&self) -> usize {
+        self.members.live_count()
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// Lifeguard's local health score (0 = healthy; up to `max_local_health`).
+    pub fn local_health(&self) -> u32 {
+        self.health.score()
+    }
+
+    /// A seed answered (or there were none): this node is part of a cluster.
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+
+    /// The first full state sync finished.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// [`Node::leave`] was called.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving
+    }
+
+    /// Updates still queued for dissemination (0 once gossip has settled; a leaving
+    /// node can stop once its Leave has gone out).
+    pub fn pending_updates(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The members this node monitors (its ring predecessors) under
+    /// [`Strategy::PhiMonitors`], with what its detector says of each right now.
+    pub fn monitored(&self) -> impl Iterator<Item = (NodeId, crate::DetectorView)> + '_ {
+        self.monitors
+            .iter()
+            .map(|(id, m)| (*id, self.detector_view(m)))
+    }
+
+    pub(crate) fn mark_synced(&mut self) {
+        if !self.synced {
+            self.synced = true;
+            self.events.push_back(Event::Synced);
+        }
+    }
+
+    // ----- commands --------------------------------------------------------------------
+
+    /// Joins the cluster through `seeds` (addresses of any members). With no seeds
+    /// (or only this node's own address) the node forms a cluster of one. Retried every
+    /// `join_retry_interval` until a seed answers.
+    pub fn join(&mut self, now: Time, seeds: &[SocketAddr]) {
+        self.observe_time(now);
+        let own = self.members.local().addr;
+        self.seeds = seeds.iter().copied().filter(|a| *a != own).collect();
+        if self.seeds.is_empty() {
+            if !self.joined {
+                self.joined = true;
+                self.synced = true;
+                self.events.push_back(Event::JoinedCluster);
+                self.events.push_back(Event::Synced);
+            }
+            return;
+        }
+        self.send_join();
+        self.timers
+            .set(Periodic::JoinRetry, self.now + self.cfg.join_retry_interval);
+    }
+
+    fn send_join(&mut self) {
+        for i in 0..self.seeds.len() {
+            let to = self.seeds[i];
+            self.outbox.push_back(Outgoing {
+                to,
+                to_id: None,
+                primary: Primary::Join,
+            });
+        }
+    }
+
+    /// Leaves gracefully: gossips Left (peers never see this node as dead), stops
+    /// probing and convicting. Keep driving the node until
+    /// [`pending_updates`](Node::pending_updates) is 0 or a drain delay passes, then
+    /// drop it.
+    pub fn leave(&mut self, now: Time) {
+        self.observe_time(now);
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        let inc = self.incarnation();
+        self.members.update_local(inc, MemberState::Left, self.now);
+        self.queue.push(Key::Member(self.id()), None);
+        self.gossip_now();
+        self.timers.clear(Periodic::JoinRetry);
+    }
+
+    /// Replaces this node's metadata and gossips it (at a new incarnation).
+    pub fn set_metadata(&mut self, now: Time, metadata: Bytes) -> Result<(), CommandError> {
+        self.observe_time(now);
+        if self.leaving {
+            return Err(CommandError::Left);
+        }
+        if metadata.len() > self.cfg.max_metadata_size {
+            return Err(CommandError::MetadataTooLarge {
+                len: metadata.len(),
+                max: self.cfg.max_metadata_size,
+            });
+        }
+        let inc = self.incarnation() + 1;
+        self.members.get_mut_local().metadata = metadata;
+        self.members.update_local(inc, MemberState::Alive, self.now);
+        self.queue.push(Key::Member(self.id()), None);
+        Ok(())
+    }
+
+    /// The largest user broadcast payload this config carries (one packet holds it
+    /// beside the envelope and message framing).
+    pub fn max_broadcast_size(&self) -> usize {
+        self.cfg
+            .max_packet_size
+            .saturating_sub(self.cluster.len() + 64)
+    }
+
+    /// Sends `payload` to every other member, once each, by gossip. Best effort: under
+    /// heavy loss or a long partition a member may miss it.
+    pub fn broadcast(&mut self, now: Time, payload: Bytes) -> Result<(), CommandError> {
+        self.observe_time(now);
+        if self.leaving {
+            return Err(CommandError::Left);
+        }
+        let max = self.max_broadcast_size();
+        if payload.len() > max {
+            return Err(CommandError::BroadcastTooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        self.broadcast_seq = self.broadcast_seq.wrapping_add(1);
+        let key = (self.id(), self.broadcast_seq);
+        self.remember_broadcast(key);
+        self.queue_broadcast(key, payload);
+        Ok(())
+    }
+
+    fn queue_broadcast(&mut self, (origin, seq): (NodeId, u64), payload: Bytes) {
+        self.queue.push(Key::Broadcast(origin, seq), Some(payload));
+        while self.queue.broadcasts() > self.cfg.max_pending_broadcasts {
+            if !self.queue.drop_oldest_broadcast() {
+                break;
+            }
+            self.stats.broadcasts_dropped += 1;
+        }
+    }
+
+    /// Records a broadcast as delivered; false if it already was.
+    fn remember_broadcast(&mut self, key: (NodeId, u64)) -> bool {
+        if self.seen_broadcasts.contains_key(&key) {
+            return false;
+        }
+        let cap = self
+            .cfg
+            .max_pending_broadcasts
+            .saturating_mul(SEEN_BROADCASTS_PER_PENDING);
+        while self.seen_broadcasts.len() >= cap {
+            self.seen_broadcasts.shift_remove_index(0);
+        }
+        self.seen_broadcasts.insert(key, ());
+        true
+    }
+
+    // ----- inputs ----------------------------------------------------------------------
+
+    /// A datagram arrived from `from`. Anything malformed, oversized, from another
+    /// cluster or another protocol version is dropped and counted in [`NodeStats`];
+    /// nothing a peer sends makes this panic.
+    pub fn handle_packet(&mut self, now: Time, from: SocketAddr, data: &[u8]) {
+        self.observe_time(now);
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += data.len() as u64;
+        let packet = match wire::decode_packet(data, &self.limits) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.decode_errors[e.kind().index()] += 1;
+                debug!(%from, error = %e, "dropped undecodable packet");
+                return;
+            }
+        };
+        if packet.cluster != self.cluster {
+            self.stats.cluster_mismatch += 1;
+            debug!(%from, "dropped packet from another cluster");
+            return;
+        }
+        let sender = NodeId(packet.sender);
+        if sender == self.id() {
+            return;
+        }
+        trace!(%from, %sender, messages = packet.messages.len(), "packet");
+        self.stats.messages_in += packet.messages.len() as u64;
+        for msg in packet.messages {
+            if let Some(body) = msg.body {
+                self.handle_message(from, sender, body);
+            }
+        }
+        self.after_input();
+    }
+
+    /// Timers due at or before `now` fire. Call it at [`poll_timeout`](Node::poll_timeout).
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.observe_time(now);
+        let now = self.now;
+        // Each pass pops one due timer; periodic ones re-arm in the future, so this ends.
+        while let Some((at, due)) = self.timers.pop_due(now) {
+            match due {
+                Due::Periodic(p) => self.on_periodic(p, at),
+                Due::OneShot(t) => self.on_oneshot(t),
+            }
+        }
+        self.after_input();
+    }
+
+    // ----- outputs ---------------------------------------------------------------------
+
+    /// The next datagram to send, written into `buf` (at most `max_packet_size` bytes
+    /// are used; give a buffer at least that large). `None` when nothing is queued.
+    pub fn poll_transmit(&mut self, now: Time, buf: &mut [u8]) -> Option<Transmit> {
+        self.observe_time(now);
+        let out = self.outbox.pop_front()?;
+        let budget = buf.len().min(self.cfg.max_packet_size);
+        let mut packet = std::mem::take(&mut self.scratch_packet);
+        packet.messages.clear();
+        packet.version = wire::PROTOCOL_VERSION;
+        packet.cluster = self.cluster.clone();
+        packet.sender = self.id().0;
+        packet.incarnation = self.incarnation();
+        let mut used = prost::Message::encoded_len(&packet);
+        let destination = out.to;
+        self.write_primary(out, &mut packet, &mut used, budget);
+        self.piggyback(&mut packet, &mut used, budget);
+        let len = wire::encode_packet(&packet, &mut buf[..budget]);
+        self.stats.messages_out += packet.messages.len() as u64;
+        self.scratch_packet = packet;
+        // Packing never exceeds the budget, so this fails only for a caller buffer too
+        // small for the envelope itself.
+        let len = len?;
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += len as u64;
+        Some(Transmit { destination, len })
+    }
+
+    /// When to call [`handle_timeout`](Node::handle_timeout) next.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timers.next()
+    }
+
+    /// The next event for the caller.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+// ----- internals ----------------------------------------------------------------------
+
+impl Node {
+    /// Moves the node's clock to `now` (never backwards) and detects this node's own
+    /// stall: a timer overdue by more than `stall_threshold` means the process did not
+    /// run (GC pause, CPU throttling, SIGSTOP) while it should have.
+    pub(crate) fn observe_time(&mut self, now: Time) {
+        let now = now.max(self.now);
+        if let Some(due) = self.timers.next()
+            && now > due + self.cfg.stall_threshold
+        {
+            self.on_own_stall(now, now - due);
+        }
+        self.now = now;
+    }
+
+    /// This node was frozen for `stalled`. Evidence gathered across the stall says more
+    /// about us than about our peers: silence is measured afresh from now, probes in
+    /// flight are forgotten (their acks are sitting in our receive queue), suspicion
+    /// timers are moved later by the stall, and nobody is convicted until `stall_guard`
+    /// has passed, so the refutations that queued up are read first.
+    fn on_own_stall(&mut self, now: Time, stalled: Duration) {
+        self.stats.stalls_detected += 1;
+        debug!(
+            stalled_ms = stalled.as_millis() as u64,
+            "own stall detected"
+        );
+        self.guard_until = self.guard_until.max(now + self.cfg.stall_guard);
+        self.probes.forget_in_flight();
+        for m in self.monitors.values_mut() {
+            m.detector.restart_silence(now);
+            m.indirect = None;
+        }
+        let ids: Vec<NodeId> = self.monitors.keys().copied().collect();
+        for id in ids {
+            self.schedule_convict(id);
+        }
+        for (id, s) in self.suspicions.iter_mut() {
+            s.postpone(stalled);
+            self.timers.schedule(s.deadline, OneShot::Suspicion(*id));
+        }
+    }
+
+    /// Work that follows every input: monitors follow ring changes.
+    fn after_input(&mut self) {
+        if self.ring_dirty {
+            self.ring_dirty = false;
+            self.refresh_monitors();
+        }
+    }
+
+    fn handle_message(&mut self, from: SocketAddr, sender: NodeId, body: Body) {
+        match body {
+            Body::Ping(p) => {
+                if p.target != self.id().0 {
+                    // Meant for whoever lived at this address before us.
+                    self.stats.messages_rejected += 1;
+                    return;
+                }
+                self.outbox.push_back(Outgoing {
+                    to: from,
+                    to_id: Some(sender),
+                    primary: Primary::Ack { seq: p.seq },
+                });
+            }
+            Body::Ack(a) => self.on_ack(a.seq, from),
+            Body::PingReq(r) => self.on_ping_req(from, sender, r),
+            Body::Nack(n) => self.on_nack(n.seq),
+            Body::Alive(a) => {
+                let Some(update) = self.alive_update(a) else {
+                    self.stats.messages_rejected += 1;
+                    return;
+                };
+                self.process_update(update);
+            }
+            Body::Suspect(s) => self.process_update(Update {
+                id: NodeId(s.member),
+                incarnation: s.incarnation,
+                state: MemberState::Suspect,
+                cause: cause_from_wire(s.cause),
+                accuser: NodeId(s.from),
+                descriptor: None,
+            }),
+            Body::Dead(d) => self.process_update(Update {
+                id: NodeId(d.member),
+                incarnation: d.incarnation,
+                state: MemberState::Dead,
+                cause: cause_from_wire(d.cause),
+                accuser: NodeId(d.from),
+                descriptor: None,
+            }),
+            Body::Leave(l) => self.process_update(Update {
+                id: NodeId(l.member),
+                incarnation: l.incarnation,
+                state: MemberState::Left,
+                cause: Cause::Left,
+                accuser: NodeId(l.member),
+                descriptor: None,
+            }),
+            Body::Broadcast(b) => self.on_broadcast(b),
+            Body::SyncDigest(d) => self.on_sync_digest(from, sender, d),
+            Body::SyncWant(w) => self.on_sync_want(from, sender, w),
+        }
+        if !self.joined && !self.seeds.is_empty() {
+            self.joined = true;
+            self.timers.clear(Periodic::JoinRetry);
+            self.events.push_back(Event::JoinedCluster);
+        }
+    }
+
+    fn alive_update(&self, a: wire::Alive) -> Option<Update> {
+        if a.name.is_empty()
+            || a.name.len() > MAX_NAME_LEN
+            || std::str::from_utf8(&a.name).is_err()
+            || a.metadata.len() > self.cfg.max_metadata_size
+            || NodeId::from_name(std::str::from_utf8(&a.name).ok()?) != NodeId(a.member)
+        {
+            return None;
+        }
+        // The decoder already checked the address.
+        let addr = wire::decode_addr(&a.addr).ok()?;
+        Some(Update {
+            id: NodeId(a.member),
+            incarnation: a.incarnation,
+            state: MemberState::Alive,
+            cause: Cause::Silence,
+            accuser: NodeId(a.member),
+            descriptor: Some(Descriptor {
+                name: a.name,
+                addr,
+                addr_wire: a.addr,
+                metadata: a.metadata,
+            }),
+        })
+    }
+
+    fn on_broadcast(&mut self, b: wire::UserBroadcast) {
+        let key = (NodeId(b.origin), b.seq);
+        if key.0 == self.id() || b.payload.len() > self.max_broadcast_size() {
+            return;
+        }
+        if self.remember_broadcast(key) {
+            self.stats.broadcasts_delivered += 1;
+            self.events.push_back(Event::Broadcast {
+                origin: key.0,
+                payload: b.payload.clone(),
+            });
+            self.queue_broadcast(key, b.payload);
+        }
+    }
+
+    /// Applies news about a member under SWIM precedence, then does what the change
+    /// implies: events, re-gossip, suspicion timers, ring changes.
+    pub(crate) fn process_update(&mut self, u: Update) {
+        if u.id == self.id() {
+            self.news_about_self(&u);
+            return;
+        }
+        let now = self.now;
+        let applied = self.members.apply(&u, now, self.cfg.max_members);
+        let previous = match applied {
+            Applied::Changed { previous } => previous,
+            Applied::Stale => {
+                self.maybe_confirm(&u);
+                return;
+            }
+            Applied::Unknown => return,
+            Applied::Full => {
+                self.stats.members_refused += 1;
+                return;
+            }
+        };
+        let Some(entry) = self.members.get(u.id) else {
+            return;
+        };
+        let member = entry.snapshot();
+        self.queue.push(Key::Member(u.id), None);
+        let was = previous.map(|(s, _)| s);
+        if was.is_none_or(|s| s.is_live()) != member.state.is_live() || was.is_none() {
+            self.ring_dirty = true;
+        }
+        debug!(member = %member.name(), state = member.state.as_str(), incarnation = member.incarnation, "member state");
+        if member.state != MemberState::Suspect {
+            self.suspicions.swap_remove(&u.id);
+        }
+        match (was, member.state) {
+            (None | Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => {
+                self.probes.member_joined(u.id, &mut self.rng);
+                self.events.push_back(Event::MemberJoined(member));
+            }
+            (Some(MemberState::Alive), MemberState::Alive) => {
+                self.events.push_back(Event::MemberUpdated(member));
+            }
+            (Some(MemberState::Suspect), MemberState::Alive) => {
+                self.events.push_back(Event::MemberAlive(member));
+            }
+            (_, MemberState::Suspect) => {
+                self.start_suspicion(u.id, u.incarnation, u.accuser);
+                if was != Some(MemberState::Suspect) {
+                    self.events.push_back(Event::MemberSuspected {
+                        member,
+                        cause: u.cause,
+                    });
+                }
+            }
+            (Some(w), MemberState::Dead) if w.is_live() => {
+                self.events.push_back(Event::MemberDead {
+                    member,
+                    cause: u.cause,
+                });
+            }
+            (Some(w), MemberState::Left) if w != MemberState::Left => {
+                self.events.push_back(Event::MemberLeft(member));
+            }
+            _ => {}
+        }
+    }
+
+    /// A repeat of a suspicion we already hold, from another accuser, is an independent
+    /// confirmation (Lifeguard): the timeout shrinks and the news is re-gossiped.
+    fn maybe_confirm(&mut self, u: &Update) {
+        if u.state != MemberState::Suspect || !self.cfg.strategy.lifeguard() {
+            return;
+        }
+        let Some(s) = self.suspicions.get_mut(&u.id) else {
+            return;
+        };
+        if s.incarnation != u.incarnation || !s.confirm(u.accuser) {
+            return;
+        }
+        let deadline = s.deadline;
+        self.timers.schedule(deadline, OneShot::Suspicion(u.id));
+        if let Some(e) = self.members.get(u.id)
+            && e.state == MemberState::Suspect
+            && e.incarnation == u.incarnation
+        {
+            self.queue.push(Key::Member(u.id), None);
+        }
+    }
+
+    /// Someone says we are suspect, dead or gone, or speaks for an older or newer life
+    /// of ours: move above their incarnation and gossip Alive. Only a member raises its
+    /// own incarnation, so this is the one way out of a suspicion or a wrong conviction.
+    fn news_about_self(&mut self, u: &Update) {
+        if self.leaving {
+            return;
+        }
+        let mine = self.incarnation();
+        let refute = match u.state {
+            MemberState::Alive => u.incarnation > mine,
+            _ => u.incarnation >= mine,
+        };
+        if !refute {
+            return;
+        }
+        if u.state != MemberState::Alive {
+            self.events.push_back(Event::SelfSuspected {
+                by: u.accuser,
+                incarnation: u.incarnation,
+            });
+        }
+        let inc = u.incarnation.saturating_add(1);
+        self.members.update_local(inc, MemberState::Alive, self.now);
+        self.queue.push(Key::Member(self.id()), None);
+        self.stats.refutations += 1;
+        self.health.apply(1);
+        self.events
+            .push_back(Event::SelfRefuted { incarnation: inc });
+        debug!(incarnation = inc, "refuted");
+    }
+
+    /// Raises a suspicion of our own about `id` (at the incarnation we know).
+    pub(crate) fn suspect(&mut self, id: NodeId, cause: Cause) {
+        let Some(e) = self.members.get(id) else {
+            return;
+        };
+        if e.state != MemberState::Alive || self.leaving {
+            return;
+        }
+        self.stats.suspicions_raised += 1;
+        let update = Update {
+            id,
+            incarnation: e.incarnation,
+            state: MemberState::Suspect,
+            cause,
+            accuser: self.id(),
+            descriptor: None,
+        };
+        self.process_update(update);
+    }
+
+    /// Declares `id` dead, unless this node was just stalled (then the verdict waits for
+    /// the guard to pass and is checked again).
+    pub(crate) fn convict(&mut self, id: NodeId, cause: Cause) -> bool {
+        let Some(e) = self.members.get(id) else {
+            return false;
+        };
+        if !e.state.is_live() || self.leaving {
+            return false;
+        }
+        if self.now < self.guard_until {
+            self.stats.convictions_deferred += 1;
+            return false;
+        }
+        self.stats.convictions += 1;
+        let update = Update {
+            id,
+            incarnation: e.incarnation,
+            state: MemberState::Dead,
+            cause,
+            accuser: self.id(),
+            descriptor: None,
+        };
+        self.process_update(update);
+        true
+    }
+
+    fn start_suspicion(&mut self, id: NodeId, incarnation: u64, accuser: NodeId) {
+        let n = self.members.live_count();
+        let floor = self.cfg.suspicion_min_timeout(n);
+        let (min, max, expected) = match self.cfg.strategy {
+            Strategy::Swim => (floor, floor, 0),
+            Strategy::Lifeguard => {
+                let k = self.cfg.suspicion_mult.saturating_sub(2);
+                let k = if n.saturating_sub(2) < k as usize {
+                    0
+                } else {
+                    k
+                };
+                (floor, floor * self.cfg.suspicion_max_mult, k)
+            }
+            Strategy::PhiMonitors => {
+                // A fallback behind the monitors: never earlier than a monitor could
+                // convict by phi, so the fallback cannot undercut acceptable_pause.
+                let min = floor.max(self.steady_convict_silence());
+                let k = (self.cfg.monitors as u32).saturating_sub(1);
+                let k = k.min(n.saturating_sub(2) as u32);
+                (min, min * self.cfg.suspicion_max_mult, k)
+            }
+        };
+        let s = Suspicion::new(incarnation, self.now, accuser, min, max, expected);
+        self.timers.schedule(s.deadline, OneShot::Suspicion(id));
+        self.suspicions.insert(id, s);
+    }
+
+    /// Silence a monitor needs to convict under a steady rhythm at `probe_interval`:
+    /// `probe_interval + acceptable_pause + y(phi_convict) × min_std_dev`.
+    pub(crate) fn steady_convict_silence(&self) -> Duration {
+        let y = self.y_convict.max(0.0);
+        self.cfg.probe_interval + self.cfg.acceptable_pause + self.cfg.min_std_dev.mul_f64(y)
+    }
+
+    fn on_suspicion_timeout(&mut self, id: NodeId) {
+        let Some(s) = self.suspicions.get(&id) else {
+            return;
+        };
+        if s.deadline > self.now {
+            return; // rescheduled (confirmations or our own stall): a later timer holds
+        }
+        let inc = s.incarnation;
+        let current = self.members.get(id).map(|e| (e.state, e.incarnation));
+        if current != Some((MemberState::Suspect, inc)) {
+            // Refuted or superseded: the timer must not act on old news.
+            self.suspicions.swap_remove(&id);
+            return;
+        }
+        let cause = self.members.get(id).map_or(Cause::Silence, |e| e.cause);
+        if !self.convict(id, cause) && self.now < self.guard_until && !self.leaving {
+            let at = self.guard_until;
+            if let Some(s) = self.suspicions.get_mut(&id) {
+                s.deadline = at;
+            }
+            self.timers.schedule(at, OneShot::Suspicion(id));
+        }
+    }
+
+    fn on_periodic(&mut self, p: Periodic, at: Time) {
+        let now = self.now;
+        // A periodic timer re-arms from when it was due; if that is already past (we ran
+        // late), from now, so a late node does not fire a burst of catch-up rounds.
+        let rearm = |interval: Duration| {
+            let next = at + interval;
+            if next <= now { now + interval } else { next }
+        };
+        match p {
+            Periodic::Probe => {
+                let interval = self.health.scale(self.cfg.probe_interval);
+                self.timers.set(Periodic::Probe, rearm(interval));
+                if !self.leaving {
+                    self.probe_round();
+                }
+            }
+            Periodic::Gossip => {
+                self.timers
+                    .set(Periodic::Gossip, rearm(self.cfg.gossip_interval));
+                if !self.queue.is_empty() {
+                    self.gossip_now();
+                }
+            }
+            Periodic::PushPull => {
+                self.timers
+                    .set(Periodic::PushPull, rearm(self.push_pull_interval()));
+                if !self.leaving {
+                    self.start_push_pull();
+                }
+            }
+            Periodic::JoinRetry => {
+                if !self.joined && !self.leaving {
+                    self.send_join();
+                    self.timers
+                        .set(Periodic::JoinRetry, rearm(self.cfg.join_retry_interval));
+                }
+            }
+            Periodic::Reap => {
+                self.timers.set(Periodic::Reap, rearm(self.reap_interval()));
+                let mut reaped = std::mem::take(&mut self.scratch_ids);
+                reaped.clear();
+                self.members.reap(now, self.cfg.dead_retention, &mut reaped);
+                for id in &reaped {
+                    self.queue.remove(Key::Member(*id));
+                    self.suspicions.swap_remove(id);
+                }
+                self.stats.members_reaped += reaped.len() as u64;
+                self.scratch_ids = reaped;
+            }
+        }
+    }
+
+    fn on_oneshot(&mut self, t: OneShot) {
+        match t {
+            OneShot::ProbeTimeout(seq) => self.on_probe_timeout(seq),
+            OneShot::IndirectEnd(seq) => self.on_indirect_end(seq),
+            OneShot::RelayNack(seq) => self.on_relay_nack(seq),
+            OneShot::Suspicion(id) => self.on_suspicion_timeout(id),
+            OneShot::Convict(id) => self.on_convict_deadline(id),
+        }
+    }
+
+    /// Gossips pending updates to `gossip_fanout` random live members now.
+    fn gossip_now(&mut self) {
+        let mut picks = std::mem::take(&mut self.scratch_ids);
+        self.random_peers(self.cfg.gossip_fanout, None, &mut picks);
+        for &id in &picks {
+            if let Some(e) = self.members.get(id) {
+                self.outbox.push_back(Outgoing {
+                    to: e.addr,
+                    to_id: Some(id),
+                    primary: Primary::Gossip,
+                });
+            }
+        }
+        self.scratch_ids = picks;
+    }
+
+    /// Up to `k` distinct random live peers, never `exclude`.
+    pub(crate) fn random_peers(
+        &mut self,
+        k: usize,
+        exclude: Option<NodeId>,
+        out: &mut Vec<NodeId>,
+    ) {
+        out.clear();
+        let peers = self.members.live_peers();
+        let n = peers.len();
+        let available = n - usize::from(exclude.is_some_and(|x| peers.contains(&x)));
+        let k = k.min(available);
+        if k == 0 {
+            return;
+        }
+        if k * 2 >= n {
+            // Dense pick: a partial Fisher-Yates over indices would allocate; a scan
+            // with a random start is cheap at these sizes and still uniform enough for
+            // gossip, and every choice stays a function of the seed.
+            let start = rand::Rng::random_range(&mut self.rng, 0..n);
+            for i in 0..n {
+                let id = peers[(start + i) % n];
+                if Some(id) != exclude {
+                    out.push(id);
+                    if out.len() == k {
+                        break;
+                    }
+                }
+            }
+            return;
+        }
+        // Sparse pick: rejection sampling, bounded in tries.
+        for _ in 0..k * 8 {
+            let id = peers[rand::Rng::random_range(&mut self.rng, 0..n)];
+            if Some(id) != exclude && !out.contains(&id) {
+                out.push(id);
+                if out.len() == k {
+                    break;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn push_pull_interval(&self) -> Duration {
+        // memberlist's scaling: beyond 32 members, the interval grows with log2(n / 32)
+        // so the cluster-wide sync traffic stays flat.
+        let n = self.members.live_count();
+        if n <= 32 {
+            return self.cfg.push_pull_interval;
+        }
+        let mult = ((n as f64).log2() - 5.0).ceil() + 1.0;
+        self.cfg.push_pull_interval.mul_f64(mult)
+    }
+
+    fn reap_interval(&self) -> Duration {
+        (self.cfg.dead_retention / 8).max(Duration::from_secs(1))
+    }
+
+    // ----- packing ---------------------------------------------------------------------
+
+    fn write_primary(
+        &mut self,
+        out: Outgoing,
+        packet: &mut Packet,
+        used: &mut usize,
+        budget: usize,
+    ) {
+        let push = |packet: &mut Packet, used: &mut usize, body: Body| {
+            let msg = Message { body: Some(body) };
+            let len = wire::message_len(&msg);
+            if *used + len <= budget {
+                *used += len;
+                packet.messages.push(msg);
+                true
+            } else {
+                false
+            }
+        };
+        match out.primary {
+            Primary::Ping { seq, target } => {
+                push(
+                    packet,
+                    used,
+                    Body::Ping(wire::Ping {
+                        seq,
+                        target: target.0,
+                    }),
+                );
+            }
+            Primary::Ack { seq } => {
+                push(packet, used, Body::Ack(wire::Ack { seq }));
+            }
+            Primary::PingReq { seq, target, addr } => {
+                push(
+                    packet,
+                    used,
+                    Body::PingReq(wire::PingReq {
+                        seq,
+                        target: target.0,
+                        target_addr: addr,
+                    }),
+                );
+            }
+            Primary::Nack { seq } => {
+                push(packet, used, Body::Nack(wire::Nack { seq }));
+            }
+            Primary::Gossip => {}
+            Primary::Join => {
+                let me = self.members.local();
+                let alive = member_message(me);
+                let version = wire::pack_version(me.incarnation, me.state.rank());
+                let digest = wire::SyncDigest {
+                    lo: 0,
+                    hi: u64::MAX,
+                    members: vec![me.id.0],
+                    versions: vec![version],
+                    last: true,
+                };
+                push(packet, used, alive);
+                push(packet, used, Body::SyncDigest(digest));
+            }
+            Primary::Digest(d) => {
+                push(packet, used, Body::SyncDigest(d));
+            }
+            Primary::Want(w) => {
+                push(packet, used, Body::SyncWant(w));
+            }
+            Primary::Entries(ids) => {
+                let mut written = 0;
+                for (i, id) in ids.iter().enumerate() {
+                    let Some(e) = self.members.get(*id) else {
+                        written = i + 1;
+                        continue;
+                    };
+                    if !push(packet, used, member_message(e)) {
+                        break;
+                    }
+                    written = i + 1;
+                }
+                // Progress even if one entry can never fit (a tiny max_packet_size).
+                let written = written.max(1);
+                if written < ids.len() {
+                    let rest = ids[written..].to_vec();
+                    self.outbox.push_front(Outgoing {
+                        to: out.to,
+                        to_id: out.to_id,
+                        primary: Primary::Entries(rest),
+                    });
+                }
+            }
+        }
+        // Buddy system (Lifeguard): a suspected member hears of it in every packet we
+        // send it, so it can refute at once.
+        if self.cfg.strategy.lifeguard()
+            && let Some(id) = out.to_id
+            && let Some(e) = self.members.get(id)
+            && e.state == MemberState::Suspect
+        {
+            let body = member_message(e);
+            let msg = Message { body: Some(body) };
+            let len = wire::message_len(&msg);
+            if *used + len <= budget {
+                *used += len;
+                packet.messages.push(msg);
+            }
+        }
+    }
+
+    /// Fills the rest of the packet with queued updates, least-sent first.
+    fn piggyback(&mut self, packet: &mut Packet, used: &mut usize, budget: usize) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let limit = self.cfg.retransmit_limit(self.members.live_count());
+        let mut sent = std::mem::take(&mut self.scratch_sent);
+        sent.clear();
+        let max_messages = self.cfg.max_messages_per_packet;
+        for (key, payload) in self.queue.candidates(PIGGYBACK_SCAN) {
+            if packet.messages.len() >= max_messages || budget.saturating_sub(*used) < 8 {
+                break;
+            }
+            let body = match key {
+                Key::Member(id) => match self.members.get(id) {
+                    Some(e) => member_message(e),
+                    None => continue,
+                },
+                Key::Broadcast(origin, seq) => Body::Broadcast(wire::UserBroadcast {
+                    origin: origin.0,
+                    seq,
+                    payload: payload.cloned().unwrap_or_default(),
+                }),
+            };
+            let msg = Message { body: Some(body) };
+            let len = wire::message_len(&msg);
+            if *used + len > budget {
+                continue;
+            }
+            *used += len;
+            packet.messages.push(msg);
+            sent.push(key);
+        }
+        for key in &sent {
+            self.queue.sent(*key, limit);
+        }
+        self.scratch_sent = sent;
+    }
+}
+
+/// The message that states a member's current state.
+pub(crate) fn member_message(e: &Entry) -> Body {
+    match e.state {
+        MemberState::Alive => Body::Alive(wire::Alive {
+            member: e.id.0,
+            incarnation: e.incarnation,
+            name: e.name.clone(),
+            addr: e.addr_wire.clone(),
+            metadata: e.metadata.clone(),
+        }),
+        MemberState::Suspect => Body::Suspect(wire::Suspect {
+            member: e.id.0,
+            incarnation: e.incarnation,
+            from: e.accuser.0,
+            cause: cause_to_wire(e.cause),
+        }),
+        MemberState::Dead => Body::Dead(wire::Dead {
+            member: e.id.0,
+            incarnation: e.incarnation,
+            from: e.accuser.0,
+            cause: cause_to_wire(e.cause),
+        }),
+        MemberState::Left => Body::Leave(wire::Leave {
+            member: e.id.0,
+            incarnation: e.incarnation,
+        }),
+    }
+}
+
+fn cause_to_wire(c: Cause) -> i32 {
+    let w = match c {
+        Cause::Silence => wire::Cause::Silence,
+        Cause::Refused => wire::Cause::Refused,
+        Cause::Left => wire::Cause::Left,
+    };
+    w as i32
+}
+
+fn cause_from_wire(c: i32) -> Cause {
+    match wire::Cause::try_from(c) {
+        Ok(wire::Cause::Refused) => Cause::Refused,
+        Ok(wire::Cause::Left) => Cause::Left,
+        _ => Cause::Silence,
+    }
+}

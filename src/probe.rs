@@ -1,0 +1,568 @@
+//! Probing: who this node pings each period, indirect probes through helpers, relaying
+//! for others, and what silence turns into (suspicion, conviction).
+//!
+//! Two probers share this code. Under SWIM and Lifeguard one member per period is
+//! pinged, round-robin over a shuffled list; a missed ack leads to ping-req and then to
+//! Suspect. Under phi monitors this node pings each member it monitors (its `k` ring
+//! predecessors) every period; every ack is a heartbeat for that member's phi-accrual
+//! detector, whose thresholds decide when to probe indirectly, suspect and convict.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use rand::Rng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::config::Strategy;
+use crate::detector::PhiDetector;
+use crate::event::{Cause, MemberState};
+use crate::id::NodeId;
+use crate::node::{Node, Outgoing, Primary};
+use crate::time::Time;
+use crate::timers::OneShot;
+use crate::wire;
+
+/// Most ping-reqs served at once: a flood of ping-reqs cannot make this node send
+/// without bound.
+const MAX_RELAYS: usize = 256;
+
+/// What a pending probe is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// SWIM's one probe per period (its indirect round reuses the seq).
+    Swim { indirect_sent: bool },
+    /// A monitor's periodic ping.
+    Monitor,
+    /// A monitor's indirect round for a silent member.
+    Indirect,
+    /// A ping this node sends on behalf of `requester`.
+    Relay {
+        requester: SocketAddr,
+        requester_id: NodeId,
+        seq: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pending {
+    pub kind: Kind,
+    pub target: NodeId,
+    pub started: Time,
+    pub expected_nacks: u32,
+    pub nacks: u32,
+}
+
+/// Probes in flight and SWIM's round-robin order.
+#[derive(Debug, Default)]
+pub(crate) struct Probes {
+    pending: IndexMap<u32, Pending>,
+    next_seq: u32,
+    relays: usize,
+    /// SWIM's probe order: a shuffled list of members walked in turn, so each member is
+    /// probed within `2n − 1` periods at worst.
+    order: Vec<NodeId>,
+    cursor: usize,
+}
+
+impl Probes {
+    fn insert(&mut self, p: Pending) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let seq = self.next_seq;
+        if let Some(old) = self.pending.insert(seq, p)
+            && matches!(old.kind, Kind::Relay { .. })
+        {
+            self.relays -= 1;
+        }
+        if matches!(p.kind, Kind::Relay { .. }) {
+            self.relays += 1;
+        }
+        seq
+    }
+
+    fn remove(&mut self, seq: u32) -> Option<Pending> {
+        let p = self.pending.swap_remove(&seq)?;
+        if matches!(p.kind, Kind::Relay { .. }) {
+            self.relays -= 1;
+        }
+        Some(p)
+    }
+
+    /// Drops every probe in flight (their outcome spans our own stall).
+    pub fn forget_in_flight(&mut self) {
+        self.pending.clear();
+        self.relays = 0;
+    }
+
+    /// Forgets probes older than `horizon` that no timer will end (a monitor's ping
+    /// whose ack never came; a relay under SWIM, which sends no nacks).
+    fn purge(&mut self, horizon: Time) {
+        let before = self.pending.len();
+        self.pending.retain(|_, p| p.started >= horizon);
+        if self.pending.len() != before {
+            self.relays = self
+                .pending
+                .values()
+                .filter(|p| matches!(p.kind, Kind::Relay { .. }))
+                .count();
+        }
+    }
+
+    /// A new member joins the probe order at a random place, so it is probed within one
+    /// pass (memberlist does the same).
+    pub fn member_joined(&mut self, id: NodeId, rng: &mut Xoshiro256PlusPlus) {
+        let at = rng.random_range(self.cursor.min(self.order.len())..=self.order.len());
+        self.order.insert(at, id);
+    }
+}
+
+/// What a monitor keeps about one monitored member.
+#[derive(Clone, Debug)]
+pub(crate) struct MonitorState {
+    pub detector: PhiDetector,
+    /// The indirect round in flight, if any.
+    pub indirect: Option<u32>,
+}
+
+/// What a monitor's detector says about a member right now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DetectorView {
+    /// Ack inter-arrival samples recorded.
+    pub samples: usize,
+    /// Mean inter-arrival.
+    pub mean: Duration,
+    /// Standard deviation of inter-arrivals (before the `min_std_dev` floor).
+    pub std_dev: Duration,
+    /// Phi now (with `acceptable_pause`, as conviction uses it).
+    pub phi: f64,
+    /// Silence since the last ack.
+    pub silence: Duration,
+    /// Silence after which this monitor probes indirectly and may suspect.
+    pub silence_to_suspect: Duration,
+    /// Silence after which this monitor convicts.
+    pub silence_to_convict: Duration,
+}
+
+impl Node {
+    /// One protocol period's probes.
+    pub(crate) fn probe_round(&mut self) {
+        let now = self.now;
+        let horizon = now - self.health.scale(self.cfg.probe_interval) * 2;
+        self.probes.purge(horizon);
+        match self.cfg.strategy {
+            Strategy::PhiMonitors => {
+                let targets: Vec<NodeId> = self.monitors.keys().copied().collect();
+                for target in targets {
+                    self.send_ping(target, Kind::Monitor);
+                }
+            }
+            Strategy::Swim | Strategy::Lifeguard => {
+                if let Some(target) = self.next_swim_target() {
+                    self.send_ping(
+                        target,
+                        Kind::Swim {
+                            indirect_sent: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn next_swim_target(&mut self) -> Option<NodeId> {
+        // Bounded: one pass over the list, then one reshuffle and one more pass.
+        for _ in 0..2 {
+            while self.probes.cursor < self.probes.order.len() {
+                let id = self.probes.order[self.probes.cursor];
+                self.probes.cursor += 1;
+                if self.members.get(id).is_some_and(|e| e.state.is_live()) && id != self.id() {
+                    return Some(id);
+                }
+            }
+            let order = &mut self.probes.order;
+            order.clear();
+            order.extend(self.members.live_peers().iter().copied());
+            // Fisher-Yates with the node's seeded RNG.
+            for i in (1..order.len()).rev() {
+                let j = self.rng.random_range(0..=i);
+                order.swap(i, j);
+            }
+            self.probes.cursor = 0;
+        }
+        None
+    }
+
+    fn send_ping(&mut self, target: NodeId, kind: Kind) {
+        let Some(e) = self.members.get(target) else {
+            return;
+        };
+        let to = e.addr;
+        let now = self.now;
+        let seq = self.probes.insert(Pending {
+            kind,
+            target,
+            started: now,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        self.stats.probes_sent += 1;
+        self.outbox.push_back(Outgoing {
+            to,
+            to_id: Some(target),
+            primary: Primary::Ping { seq, target },
+        });
+        let timeout = self.health.scale(self.cfg.probe_timeout);
+        self.timers
+            .schedule(now + timeout, OneShot::ProbeTimeout(seq));
+    }
+
+    /// Sends ping-req for `target` to up to `indirect_checks` random helpers under `seq`.
+    /// Returns the number of helpers asked.
+    fn send_ping_reqs(&mut self, seq: u32, target: NodeId) -> u32 {
+        let Some(e) = self.members.get(target) else {
+            return 0;
+        };
+        let addr = e.addr_wire.clone();
+        let mut helpers = std::mem::take(&mut self.scratch_helpers);
+        self.random_peers(self.cfg.indirect_checks, Some(target), &mut helpers);
+        for &h in &helpers {
+            if let Some(he) = self.members.get(h) {
+                self.outbox.push_back(Outgoing {
+                    to: he.addr,
+                    to_id: Some(h),
+                    primary: Primary::PingReq {
+                        seq,
+                        target,
+                        addr: addr.clone(),
+                    },
+                });
+            }
+        }
+        let n = helpers.len() as u32;
+        self.scratch_helpers = helpers;
+        n
+    }
+
+    pub(crate) fn on_ack(&mut self, seq: u32, _from: SocketAddr) {
+        let Some(p) = self.probes.pending.get(&seq).copied() else {
+            return;
+        };
+        match p.kind {
+            Kind::Relay {
+                requester,
+                requester_id,
+                seq: rseq,
+            } => {
+                self.probes.remove(seq);
+                self.outbox.push_back(Outgoing {
+                    to: requester,
+                    to_id: Some(requester_id),
+                    primary: Primary::Ack { seq: rseq },
+                });
+            }
+            Kind::Swim { .. } | Kind::Indirect => {
+                self.probes.remove(seq);
+                self.stats.acks_received += 1;
+                self.health.apply(-1);
+                if p.kind == Kind::Indirect {
+                    self.heartbeat(p.target);
+                }
+            }
+            Kind::Monitor => {
+                self.probes.remove(seq);
+                self.stats.acks_received += 1;
+                self.health.apply(-1);
+                self.heartbeat(p.target);
+            }
+        }
+    }
+
+    /// An ack from `target` (directly or through a helper) at a monitor.
+    fn heartbeat(&mut self, target: NodeId) {
+        let now = self.now;
+        let Some(m) = self.monitors.get_mut(&target) else {
+            return;
+        };
+        m.detector.heartbeat(now);
+        if let Some(seq) = m.indirect.take() {
+            self.probes.remove(seq);
+        }
+        self.schedule_convict(target);
+    }
+
+    pub(crate) fn schedule_convict(&mut self, target: NodeId) {
+        let Some(m) = self.monitors.get(&target) else {
+            return;
+        };
+        if let Some(at) = m.detector.deadline(self.y_convict, true) {
+            self.timers.schedule(at, OneShot::Convict(target));
+        }
+    }
+
+    pub(crate) fn on_probe_timeout(&mut self, seq: u32) {
+        let Some(p) = self.probes.pending.get(&seq).copied() else {
+            return;
+        };
+        match p.kind {
+            Kind::Swim {
+                indirect_sent: false,
+            } => {
+                let helpers = self.send_ping_reqs(seq, p.target);
+                if let Some(pp) = self.probes.pending.get_mut(&seq) {
+                    pp.kind = Kind::Swim {
+                        indirect_sent: true,
+                    };
+                    pp.expected_nacks = if self.cfg.strategy.lifeguard() {
+                        helpers
+                    } else {
+                        0
+                    };
+                }
+                if helpers > 0 {
+                    self.stats.indirect_probes += 1;
+                }
+                let wait = self.health.scale(self.cfg.probe_timeout);
+                self.timers
+                    .schedule(self.now + wait, OneShot::IndirectEnd(seq));
+            }
+            Kind::Monitor => {
+                // The ping stays pending: a late ack is still a heartbeat. Look closer
+                // only if the silence is already suspicious for this member's rhythm.
+                self.maybe_probe_indirectly(p.target);
+            }
+            _ => {}
+        }
+    }
+
+    /// A monitor starts an indirect round for `target` if its silence crossed
+    /// `phi_suspect` and no round is in flight.
+    fn maybe_probe_indirectly(&mut self, target: NodeId) {
+        let now = self.now;
+        let Some(m) = self.monitors.get(&target) else {
+            return;
+        };
+        if m.indirect.is_some() {
+            return;
+        }
+        let due = m
+            .detector
+            .deadline(self.y_suspect, false)
+            .is_some_and(|at| at <= now);
+        if !due {
+            return;
+        }
+        let seq = self.probes.insert(Pending {
+            kind: Kind::Indirect,
+            target,
+            started: now,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        let helpers = self.send_ping_reqs(seq, target);
+        // Also ping it directly once more under the round's seq: with no helpers (tiny
+        // clusters) this is the only second chance.
+        if let Some(e) = self.members.get(target) {
+            self.outbox.push_back(Outgoing {
+                to: e.addr,
+                to_id: Some(target),
+                primary: Primary::Ping { seq, target },
+            });
+        }
+        if let Some(pp) = self.probes.pending.get_mut(&seq) {
+            pp.expected_nacks = helpers;
+        }
+        if let Some(m) = self.monitors.get_mut(&target) {
+            m.indirect = Some(seq);
+        }
+        self.stats.indirect_probes += 1;
+        let wait = self.health.scale(self.cfg.probe_timeout);
+        self.timers.schedule(now + wait, OneShot::IndirectEnd(seq));
+    }
+
+    pub(crate) fn on_indirect_end(&mut self, seq: u32) {
+        let Some(p) = self.probes.remove(seq) else {
+            return;
+        };
+        self.stats.probes_failed += 1;
+        if self.cfg.strategy.lifeguard() {
+            // Lifeguard: a failed probe, and each helper that did not even nack, hint
+            // that the problem may be ours.
+            let missing = p.expected_nacks.saturating_sub(p.nacks);
+            self.health.apply(1 + missing as i32);
+        }
+        match p.kind {
+            Kind::Swim { .. } => self.suspect(p.target, Cause::Silence),
+            Kind::Indirect => {
+                if let Some(m) = self.monitors.get_mut(&p.target)
+                    && m.indirect == Some(seq)
+                {
+                    m.indirect = None;
+                }
+                self.suspect(p.target, Cause::Silence);
+                self.maybe_convict_by_phi(p.target);
+            }
+            _ => {}
+        }
+    }
+
+    /// A monitor's conviction deadline passed.
+    pub(crate) fn on_convict_deadline(&mut self, target: NodeId) {
+        let Some(m) = self.monitors.get(&target) else {
+            return;
+        };
+        let due = m
+            .detector
+            .deadline(self.y_convict, true)
+            .is_some_and(|at| at <= self.now);
+        if !due {
+            return; // a newer ack moved the deadline; a later timer holds
+        }
+        if !self.maybe_convict_by_phi(target) {
+            // Not yet suspected by us (an indirect round is still out, or it refuted
+            // while staying silent to us): probe indirectly; that round's end decides.
+            self.maybe_probe_indirectly(target);
+        }
+    }
+
+    /// Convicts `target` if this node suspects it and phi has crossed `phi_convict`.
+    fn maybe_convict_by_phi(&mut self, target: NodeId) -> bool {
+        let now = self.now;
+        let Some(m) = self.monitors.get(&target) else {
+            return false;
+        };
+        let due = m
+            .detector
+            .deadline(self.y_convict, true)
+            .is_some_and(|at| at <= now);
+        let suspected = self
+            .members
+            .get(target)
+            .is_some_and(|e| e.state == MemberState::Suspect);
+        if !(due && suspected) {
+            return false;
+        }
+        if self.convict(target, Cause::Silence) {
+            return true;
+        }
+        if now < self.guard_until {
+            // Our own stall just ended: look again once the guard has passed.
+            self.timers
+                .schedule(self.guard_until, OneShot::Convict(target));
+        }
+        false
+    }
+
+    pub(crate) fn on_ping_req(&mut self, from: SocketAddr, sender: NodeId, r: wire::PingReq) {
+        let target = NodeId(r.target);
+        if target == self.id() {
+            // We are the one they cannot reach: answer them directly.
+            self.outbox.push_back(Outgoing {
+                to: from,
+                to_id: Some(sender),
+                primary: Primary::Ack { seq: r.seq },
+            });
+            return;
+        }
+        if self.probes.relays >= MAX_RELAYS {
+            self.stats.relays_refused += 1;
+            return;
+        }
+        let Ok(addr) = wire::decode_addr(&r.target_addr) else {
+            return;
+        };
+        self.stats.relays_served += 1;
+        let now = self.now;
+        let kind = Kind::Relay {
+            requester: from,
+            requester_id: sender,
+            seq: r.seq,
+        };
+        let seq = self.probes.insert(Pending {
+            kind,
+            target,
+            started: now,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        self.outbox.push_back(Outgoing {
+            to: addr,
+            to_id: Some(target),
+            primary: Primary::Ping { seq, target },
+        });
+        if self.cfg.strategy.lifeguard() {
+            // Lifeguard: nack at 80 % of the probe timeout so the requester hears from
+            // us before its own deadline and can tell a silent target from a bad link.
+            let wait = self.cfg.probe_timeout.mul_f64(0.8);
+            self.timers.schedule(now + wait, OneShot::RelayNack(seq));
+        }
+    }
+
+    pub(crate) fn on_relay_nack(&mut self, seq: u32) {
+        let Some(p) = self.probes.pending.get(&seq).copied() else {
+            return;
+        };
+        let Kind::Relay {
+            requester,
+            requester_id,
+            seq: rseq,
+        } = p.kind
+        else {
+            return;
+        };
+        self.probes.remove(seq);
+        self.stats.nacks_sent += 1;
+        self.outbox.push_back(Outgoing {
+            to: requester,
+            to_id: Some(requester_id),
+            primary: Primary::Nack { seq: rseq },
+        });
+    }
+
+    pub(crate) fn on_nack(&mut self, seq: u32) {
+        if let Some(p) = self.probes.pending.get_mut(&seq) {
+            p.nacks += 1;
+            self.stats.nacks_received += 1;
+        }
+    }
+
+    /// Under phi monitors, follows ring changes: new targets get a fresh detector whose
+    /// silence counts from now, targets no longer ours are dropped.
+    pub(crate) fn refresh_monitors(&mut self) {
+        if self.cfg.strategy != Strategy::PhiMonitors {
+            return;
+        }
+        let mut targets = std::mem::take(&mut self.scratch_targets);
+        self.members
+            .monitored_by_local(self.cfg.monitors, &mut targets);
+        self.monitors.retain(|id, _| targets.contains(id));
+        let now = self.now;
+        for &t in &targets {
+            if !self.monitors.contains_key(&t) {
+                let mut detector = PhiDetector::new(&self.phi_params);
+                detector.restart_silence(now);
+                self.monitors.insert(
+                    t,
+                    MonitorState {
+                        detector,
+                        indirect: None,
+                    },
+                );
+                self.schedule_convict(t);
+            }
+        }
+        self.scratch_targets = targets;
+    }
+
+    pub(crate) fn detector_view(&self, m: &MonitorState) -> DetectorView {
+        let d = &m.detector;
+        DetectorView {
+            samples: d.samples(),
+            mean: d.mean(),
+            std_dev: d.std_dev(),
+            phi: d.phi(self.now, true),
+            silence: d.last_arrival().map_or(Duration::ZERO, |t| self.now - t),
+            silence_to_suspect: d.silence_for(self.cfg.phi_suspect, false),
+            silence_to_convict: d.silence_for(self.cfg.phi_convict, true),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Counters a node keeps about itself: a plain `Copy` struct, no metrics dependency.
+//! The runtime exports them as metrics; the simulator sums them into its report.
+
+use crate::wire::DecodeErrorKind;
+
+/// Number of [`DecodeErrorKind`]s, the length of [`NodeStats::decode_errors`].
+pub const DECODE_ERROR_KINDS: usize = DecodeErrorKind::ALL.len();
+
+/// Monotonic counters since the node was created. Read with
+/// [`Node::stats`](crate::Node::stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Datagrams handed to `handle_packet`.
+    pub packets_in: u64,
+    /// Bytes handed to `handle_packet`.
+    pub bytes_in: u64,
+    /// Datagrams produced by `poll_transmit`.
+    pub packets_out: u64,
+    /// Bytes produced by `poll_transmit`.
+    pub bytes_out: u64,
+    /// Messages decoded from accepted packets.
+    pub messages_in: u64,
+    /// Messages written into produced packets (primaries and piggybacked updates).
+    pub messages_out: u64,
+    /// Dropped datagrams by decode error, indexed by [`DecodeErrorKind::index`].
+    pub decode_errors: [u64; DECODE_ERROR_KINDS],
+    /// Datagrams dropped because they carried another cluster's label.
+    pub cluster_mismatch: u64,
+    /// Messages dropped as nonsensical from a well-formed packet (a ping for another
+    /// id, news about an unknown member without its address, a name that is not UTF-8,
+    /// oversized metadata, …).
+    pub messages_rejected: u64,
+    /// Direct probes (pings) sent, by monitors and by the SWIM prober.
+    pub probes_sent: u64,
+    /// Acks received for this node's own probes (direct or through a helper).
+    pub acks_received: u64,
+    /// Indirect probe rounds started (each sends up to `indirect_checks` ping-reqs).
+    pub indirect_probes: u64,
+    /// Ping-reqs this node served as a helper.
+    pub relays_served: u64,
+    /// Ping-reqs refused because too many relays were already in flight.
+    pub relays_refused: u64,
+    /// Nacks sent as a helper.
+    pub nacks_sent: u64,
+    /// Nacks received for this node's indirect probes.
+    pub nacks_received: u64,
+    /// Probes (direct and indirect) that ended without any ack.
+    pub probes_failed: u64,
+    /// Suspicions this node raised.
+    pub suspicions_raised: u64,
+    /// Times another member's suspicion of this node was refuted by this node.
+    pub refutations: u64,
+    /// Members this node declared dead.
+    pub convictions: u64,
+    /// Stalls of this node detected (timers fired late by more than `stall_threshold`).
+    pub stalls_detected: u64,
+    /// Convictions deferred because this node had just been stalled.
+    pub convictions_deferred: u64,
+    /// User broadcasts delivered to the caller.
+    pub broadcasts_delivered: u64,
+    /// Queued user broadcasts dropped because `max_pending_broadcasts` was reached.
+    pub broadcasts_dropped: u64,
+    /// Members not added because `max_members` was reached.
+    pub members_refused: u64,
+    /// Dead and departed members forgotten after `dead_retention`.
+    pub members_reaped: u64,
+    /// Push-pull digest chunks sent.
+    pub sync_digests_sent: u64,
+    /// Push-pull digest chunks received.
+    pub sync_digests_received: u64,
+}
+
+impl NodeStats {
+    /// All decode errors together.
+    pub fn decode_errors_total(&self) -> u64 {
+        self.decode_errors.iter().sum()
+    }
+}

@@ -1,0 +1,148 @@
+//! Push-pull anti-entropy over datagrams (Scuttlebutt-style): the initiator sends a
+//! digest of `(member, version)` in id-ordered chunks, each naming the id range it
+//! covers; the receiver answers each chunk with the full entries it knows newer or the
+//! chunk lacks, then a `SyncWant` for the entries the chunk knows newer; the initiator
+//! answers the want with those entries. One round reconciles both sides. Joining is the
+//! same exchange with a digest that names only the joiner.
+
+use std::net::SocketAddr;
+
+use crate::id::NodeId;
+use crate::node::{Node, Outgoing, Primary};
+use crate::wire;
+
+/// Worst-case bytes a digest entry adds: a packed fixed64 id and a varint version.
+const DIGEST_ENTRY_BYTES: usize = 8 + 10;
+
+/// Room kept for the envelope and the digest's own framing.
+const DIGEST_OVERHEAD: usize = 64;
+
+impl Node {
+    /// Starts a push-pull round with one random live member.
+    pub(crate) fn start_push_pull(&mut self) {
+        let mut pick = std::mem::take(&mut self.scratch_ids);
+        self.random_peers(1, None, &mut pick);
+        let peer = pick
+            .first()
+            .and_then(|id| self.members.get(*id))
+            .map(|e| (e.addr, e.id));
+        self.scratch_ids = pick;
+        if let Some((to, id)) = peer {
+            self.send_digest(to, Some(id));
+        }
+    }
+
+    /// Queues this node's whole digest to `to`, in chunks that each fit one datagram.
+    pub(crate) fn send_digest(&mut self, to: SocketAddr, to_id: Option<NodeId>) {
+        let room = self
+            .cfg
+            .max_packet_size
+            .saturating_sub(self.cfg.cluster_label.len() + DIGEST_OVERHEAD);
+        let per_chunk = (room / DIGEST_ENTRY_BYTES).max(1);
+        let mut chunk = wire::SyncDigest {
+            lo: 0,
+            ..Default::default()
+        };
+        let ids: Vec<NodeId> = self
+            .members
+            .ids_in_range(NodeId(0), NodeId(u64::MAX))
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            let Some(e) = self.members.get(*id) else {
+                continue;
+            };
+            chunk.members.push(id.0);
+            chunk
+                .versions
+                .push(wire::pack_version(e.incarnation, e.state.rank()));
+            let last = i + 1 == ids.len();
+            if chunk.members.len() == per_chunk || last {
+                chunk.hi = if last { u64::MAX } else { id.0 };
+                chunk.last = last;
+                let next_lo = id.0.saturating_add(1);
+                let full = std::mem::replace(
+                    &mut chunk,
+                    wire::SyncDigest {
+                        lo: next_lo,
+                        ..Default::default()
+                    },
+                );
+                self.stats.sync_digests_sent += 1;
+                self.outbox.push_back(Outgoing {
+                    to,
+                    to_id,
+                    primary: Primary::Digest(full),
+                });
+            }
+        }
+    }
+
+    pub(crate) fn on_sync_digest(&mut self, from: SocketAddr, sender: NodeId, d: wire::SyncDigest) {
+        self.stats.sync_digests_received += 1;
+        let (lo, hi) = (NodeId(d.lo), NodeId(d.hi));
+        let mut theirs: Vec<(NodeId, u64)> = d
+            .members
+            .iter()
+            .zip(d.versions.iter())
+            .map(|(m, v)| (NodeId(*m), *v))
+            .filter(|(m, _)| lo <= *m && *m <= hi)
+            .collect();
+        theirs.sort_unstable();
+        theirs.dedup_by_key(|(m, _)| *m);
+        let mut give = Vec::new();
+        let mut want = Vec::new();
+        for &(id, v) in &theirs {
+            match self.members.get(id) {
+                None => want.push(id.0),
+                Some(e) => {
+                    let mine = wire::pack_version(e.incarnation, e.state.rank());
+                    if mine < v {
+                        want.push(id.0);
+                    } else if mine > v {
+                        give.push(id);
+                    }
+                }
+            }
+        }
+        for id in self.members.ids_in_range(lo, hi) {
+            if theirs.binary_search_by_key(&id, |(m, _)| *m).is_err() {
+                give.push(id);
+            }
+        }
+        if !give.is_empty() {
+            self.outbox.push_back(Outgoing {
+                to: from,
+                to_id: Some(sender),
+                primary: Primary::Entries(give),
+            });
+        }
+        let want = wire::SyncWant {
+            members: want,
+            last: d.last,
+        };
+        self.outbox.push_back(Outgoing {
+            to: from,
+            to_id: Some(sender),
+            primary: Primary::Want(want),
+        });
+    }
+
+    pub(crate) fn on_sync_want(&mut self, from: SocketAddr, sender: NodeId, w: wire::SyncWant) {
+        let give: Vec<NodeId> = w
+            .members
+            .iter()
+            .map(|m| NodeId(*m))
+            .filter(|id| self.members.get(*id).is_some())
+            .collect();
+        if !give.is_empty() {
+            self.outbox.push_back(Outgoing {
+                to: from,
+                to_id: Some(sender),
+                primary: Primary::Entries(give),
+            });
+        }
+        if w.last {
+            self.mark_synced();
+        }
+    }
+}

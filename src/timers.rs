@@ -1,0 +1,135 @@
+//! Timers: a fixed table for the periodic ones and an ordered set for the per-probe and
+//! per-member ones. Nothing is cancelled eagerly: a timer's handler checks that what it
+//! was set for still holds (the probe is still pending, the suspicion still has the same
+//! incarnation), which keeps cancellation O(1) and makes a stale timer harmless.
+
+use std::collections::BTreeSet;
+
+use crate::id::NodeId;
+use crate::time::Time;
+
+/// Periodic timers, one slot each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Periodic {
+    /// Start a protocol period: send this period's probes.
+    Probe = 0,
+    /// Gossip pending updates to `gossip_fanout` random members.
+    Gossip = 1,
+    /// Push-pull state sync with one random member.
+    PushPull = 2,
+    /// Re-send join to the seeds.
+    JoinRetry = 3,
+    /// Forget old tombstones.
+    Reap = 4,
+}
+
+const PERIODIC: [Periodic; 5] = [
+    Periodic::Probe,
+    Periodic::Gossip,
+    Periodic::PushPull,
+    Periodic::JoinRetry,
+    Periodic::Reap,
+];
+
+/// One-shot timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum OneShot {
+    /// A direct probe's timeout.
+    ProbeTimeout(u32),
+    /// An indirect probe round's deadline (the requester's side).
+    IndirectEnd(u32),
+    /// A relayed ping's nack deadline (the helper's side).
+    RelayNack(u32),
+    /// A member's suspicion timeout.
+    Suspicion(NodeId),
+    /// A monitor's conviction deadline for a member.
+    Convict(NodeId),
+}
+
+/// A timer that is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    Periodic(Periodic),
+    OneShot(OneShot),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    periodic: [Option<Time>; 5],
+    oneshot: BTreeSet<(Time, u64, OneShot)>,
+    seq: u64,
+}
+
+impl Timers {
+    pub fn set(&mut self, t: Periodic, at: Time) {
+        self.periodic[t as usize] = Some(at);
+    }
+
+    pub fn clear(&mut self, t: Periodic) {
+        self.periodic[t as usize] = None;
+    }
+
+    pub fn schedule(&mut self, at: Time, t: OneShot) {
+        self.seq += 1;
+        self.oneshot.insert((at, self.seq, t));
+    }
+
+    /// The earliest deadline.
+    pub fn next(&self) -> Option<Time> {
+        let p = self.periodic.iter().flatten().min().copied();
+        let o = self.oneshot.first().map(|(t, _, _)| *t);
+        match (p, o) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Removes and returns the earliest timer due at or before `now`, periodic timers
+    /// first at equal times (a fixed order keeps runs reproducible).
+    pub fn pop_due(&mut self, now: Time) -> Option<(Time, Due)> {
+        let p = PERIODIC
+            .iter()
+            .filter_map(|&t| self.periodic[t as usize].map(|at| (at, t)))
+            .min();
+        let o = self.oneshot.first().copied();
+        match (p, o) {
+            (Some((pa, pt)), Some((oa, _, _))) if pa <= oa && pa <= now => {
+                self.periodic[pt as usize] = None;
+                Some((pa, Due::Periodic(pt)))
+            }
+            (Some((pa, pt)), None) if pa <= now => {
+                self.periodic[pt as usize] = None;
+                Some((pa, Due::Periodic(pt)))
+            }
+            (_, Some((oa, s, ot))) if oa <= now => {
+                self.oneshot.remove(&(oa, s, ot));
+                Some((oa, Due::OneShot(ot)))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_in_time_order_periodic_first_on_ties() {
+        let mut t = Timers::default();
+        t.schedule(Time::from_millis(5), OneShot::ProbeTimeout(1));
+        t.set(Periodic::Gossip, Time::from_millis(5));
+        t.set(Periodic::Probe, Time::from_millis(9));
+        assert_eq!(t.next(), Some(Time::from_millis(5)));
+        assert_eq!(t.pop_due(Time::from_millis(4)), None);
+        let now = Time::from_millis(10);
+        assert_eq!(t.pop_due(now).unwrap().1, Due::Periodic(Periodic::Gossip));
+        assert_eq!(
+            t.pop_due(now).unwrap().1,
+            Due::OneShot(OneShot::ProbeTimeout(1))
+        );
+        assert_eq!(t.pop_due(now).unwrap().1, Due::Periodic(Periodic::Probe));
+        assert_eq!(t.pop_due(now), None);
+        assert_eq!(t.next(), None);
+    }
+}
