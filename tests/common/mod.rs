@@ -103,8 +103,13 @@ impl Cluster {
     fn make_node(&self, name: &str, a: SocketAddr, incarnation: u64, salt: u64) -> Node {
         let mut id = Identity::new(name, a);
         id.incarnation = incarnation;
-        Node::new(id, self.cfg.clone(), self.seed.wrapping_mul(1_000_003).wrapping_add(salt), self.now)
-            .expect("valid config")
+        Node::new(
+            id,
+            self.cfg.clone(),
+            self.seed.wrapping_mul(1_000_003).wrapping_add(salt),
+            self.now,
+        )
+        .expect("valid config")
     }
 
     pub fn id(&self, i: usize) -> NodeId {
@@ -142,16 +147,26 @@ impl Cluster {
 
     /// Every running node sees every other running node alive, and the others gone.
     pub fn converged(&self) -> bool {
-        let up: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].is_up()).collect();
+        let up: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_up())
+            .collect();
         up.iter().all(|&i| {
             let n = self.slots[i].node();
             n.live_count() == up.len()
-                && up.iter().all(|&j| j == i || n.member(self.id(j)).is_some_and(|m| m.state == MemberState::Alive))
+                && up.iter().all(|&j| {
+                    j == i
+                        || n.member(self.id(j))
+                            .is_some_and(|m| m.state == MemberState::Alive)
+                })
         })
     }
 
     pub fn state_at(&self, observer: usize, subject: usize) -> Option<MemberState> {
-        self.slots[observer].node.as_ref()?.member(self.id(subject)).map(|m| m.state)
+        self.slots[observer]
+            .node
+            .as_ref()?
+            .member(self.id(subject))
+            .map(|m| m.state)
     }
 
     /// Crash: the node vanishes without a word; datagrams to it are lost.
@@ -169,7 +184,12 @@ impl Cluster {
     pub fn restart(&mut self, i: usize, incarnation: u64, seeds: &[SocketAddr]) {
         self.slots[i].restarts += 1;
         let salt = 1_000 + i as u64 * 100 + self.slots[i].restarts;
-        let node = self.make_node(&self.slots[i].name.clone(), self.slots[i].addr, incarnation, salt);
+        let node = self.make_node(
+            &self.slots[i].name.clone(),
+            self.slots[i].addr,
+            incarnation,
+            salt,
+        );
         self.slots[i].node = Some(node);
         self.slots[i].paused_until = None;
         self.join(i, seeds);
@@ -247,7 +267,9 @@ impl Cluster {
             }
             let Reverse(d) = self.in_flight.pop().expect("peeked");
             let slot = &mut self.slots[d.to];
-            let Some(n) = slot.node.as_mut() else { continue };
+            let Some(n) = slot.node.as_mut() else {
+                continue;
+            };
             if slot.paused_until.is_some() {
                 slot.backlog.push((d.from, d.data));
                 continue;
@@ -273,17 +295,20 @@ impl Cluster {
     fn drain(&mut self, i: usize) {
         let now = self.now;
         let from = self.slots[i].addr;
-        let Some(n) = self.slots[i].node.as_mut() else { return };
+        let slot = &mut self.slots[i];
+        let Some(n) = slot.node.as_mut() else { return };
         let mut out = Vec::new();
         while let Some(t) = n.poll_transmit(now, &mut self.buf) {
             assert!(t.len <= self.cfg.max_packet_size, "oversized datagram");
             out.push((t.destination, self.buf[..t.len].to_vec()));
         }
         while let Some(e) = n.poll_event() {
-            self.slots[i].events.push((now, e));
+            slot.events.push((now, e));
         }
         for (to, data) in out {
-            let Some(&j) = self.by_addr.get(&to) else { continue };
+            let Some(&j) = self.by_addr.get(&to) else {
+                continue;
+            };
             if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
                 self.dropped += 1;
                 continue;
@@ -294,13 +319,24 @@ impl Cluster {
                 self.jitter.mul_f64(self.rng.random::<f64>())
             };
             self.seq += 1;
-            self.in_flight.push(Reverse(Datagram { at: now + self.latency + jitter, seq: self.seq, to: j, from, data }));
+            self.in_flight.push(Reverse(Datagram {
+                at: now + self.latency + jitter,
+                seq: self.seq,
+                to: j,
+                from,
+                data,
+            }));
         }
     }
 
     /// Events of node `i` matching `f`.
     pub fn events_where(&self, i: usize, f: impl Fn(&Event) -> bool) -> Vec<(Time, Event)> {
-        self.slots[i].events.iter().filter(|(_, e)| f(e)).cloned().collect()
+        self.slots[i]
+            .events
+            .iter()
+            .filter(|(_, e)| f(e))
+            .cloned()
+            .collect()
     }
 
     /// Whether any running node other than `subject` ever declared `subject` dead.
