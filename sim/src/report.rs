@@ -1,0 +1,166 @@
+//! The run report: the JSON contract (see ../shared/DESIGN.md), a table and CSV.
+
+use serde::Serialize;
+
+use crate::oracle::Percentiles;
+
+/// One run's results. Field names and meanings are a contract other tools rely on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Master seed.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Simulated seconds.
+    pub sim_seconds: f64,
+    /// Failure-detection strategy.
+    pub strategy: String,
+    /// Distinct (member, incarnation) declared dead by a live member while alive or paused.
+    pub false_convictions: u64,
+    /// Of those, members convicted while paused.
+    pub paused_convictions: u64,
+    /// Distinct (member, incarnation) suspected while alive or paused.
+    pub false_suspicions: u64,
+    /// Crashes injected (including restarts' crashes).
+    pub crashes: u64,
+    /// Crashes seen dead by every live member.
+    pub detected: u64,
+    /// Pauses injected.
+    pub pauses: u64,
+    /// Crash → dead at every live member, ms.
+    pub detection_ms: Percentiles,
+    /// Crash → first suspicion by any member, ms.
+    pub first_suspicion_ms: Percentiles,
+    /// A membership change (dead verdict, leave, rejoin) → known at every live member, ms.
+    pub dissemination_ms: Percentiles,
+    /// Datagrams sent per node per second after the warm-up.
+    pub msgs_per_node_per_sec: f64,
+    /// Bytes sent per node per second after the warm-up.
+    pub bytes_per_node_per_sec: f64,
+    /// Largest datagram sent.
+    pub max_packet_bytes: usize,
+    /// Simulator events processed.
+    pub events: u64,
+    /// Wall-clock milliseconds the run took (the only field that varies between runs).
+    pub wall_ms: u64,
+    /// Rolling hash of every processed event, hex.
+    pub trace_hash: String,
+    /// Member-hours simulated (running processes × time).
+    pub member_hours: f64,
+    /// Refutations by members of suspicions about themselves.
+    pub refutations: u64,
+    /// Own stalls detected by members.
+    pub stalls_detected: u64,
+    /// Datagrams dropped because a paused node's receive buffer was full.
+    pub recv_overflow_drops: u64,
+    /// Probes sent per node per second after the warm-up.
+    pub probes_per_node_per_sec: f64,
+    /// The command that reproduces this run.
+    pub command: String,
+}
+
+fn fmt_ms(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.0}"))
+}
+
+impl Report {
+    /// Rows of (field, value) for the human table.
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let p =
+            |x: &Percentiles| format!("{} / {} / {}", fmt_ms(x.p50), fmt_ms(x.p99), fmt_ms(x.max));
+        vec![
+            ("scenario", self.scenario.clone()),
+            ("seed", self.seed.to_string()),
+            ("nodes", self.nodes.to_string()),
+            ("strategy", self.strategy.clone()),
+            (
+                "simulated",
+                format!(
+                    "{:.0} s ({:.1} member-hours)",
+                    self.sim_seconds, self.member_hours
+                ),
+            ),
+            (
+                "false convictions",
+                format!(
+                    "{} ({} while paused)",
+                    self.false_convictions, self.paused_convictions
+                ),
+            ),
+            ("false suspicions", self.false_suspicions.to_string()),
+            (
+                "crashes detected",
+                format!("{} / {}", self.detected, self.crashes),
+            ),
+            ("pauses", self.pauses.to_string()),
+            ("detection ms p50/p99/max", p(&self.detection_ms)),
+            (
+                "first suspicion ms p50/p99/max",
+                p(&self.first_suspicion_ms),
+            ),
+            ("dissemination ms p50/p99/max", p(&self.dissemination_ms)),
+            (
+                "msgs / node / s",
+                format!("{:.2}", self.msgs_per_node_per_sec),
+            ),
+            (
+                "bytes / node / s",
+                format!("{:.0}", self.bytes_per_node_per_sec),
+            ),
+            ("max packet bytes", self.max_packet_bytes.to_string()),
+            ("refutations", self.refutations.to_string()),
+            ("stalls detected", self.stalls_detected.to_string()),
+            ("events", self.events.to_string()),
+            ("wall ms", self.wall_ms.to_string()),
+            ("trace hash", self.trace_hash.clone()),
+        ]
+    }
+
+    /// A human table.
+    pub fn table(&self) -> String {
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+        for (k, v) in self.rows() {
+            t.add_row(vec![k.to_string(), v]);
+        }
+        t.to_string()
+    }
+
+    /// CSV header matching [`Report::csv_row`].
+    pub fn csv_header() -> &'static str {
+        "scenario,seed,nodes,strategy,sim_seconds,false_convictions,paused_convictions,false_suspicions,crashes,detected,pauses,detection_p50_ms,detection_p99_ms,detection_max_ms,first_suspicion_p50_ms,dissemination_p50_ms,dissemination_p99_ms,msgs_per_node_per_sec,bytes_per_node_per_sec,max_packet_bytes,events,wall_ms,trace_hash"
+    }
+
+    /// One CSV row.
+    pub fn csv_row(&self) -> String {
+        let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.1}"));
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
+            self.scenario,
+            self.seed,
+            self.nodes,
+            self.strategy,
+            self.sim_seconds,
+            self.false_convictions,
+            self.paused_convictions,
+            self.false_suspicions,
+            self.crashes,
+            self.detected,
+            self.pauses,
+            o(self.detection_ms.p50),
+            o(self.detection_ms.p99),
+            o(self.detection_ms.max),
+            o(self.first_suspicion_ms.p50),
+            o(self.dissemination_ms.p50),
+            o(self.dissemination_ms.p99),
+            self.msgs_per_node_per_sec,
+            self.bytes_per_node_per_sec,
+            self.max_packet_bytes,
+            self.events,
+            self.wall_ms,
+            self.trace_hash
+        )
+    }
+}

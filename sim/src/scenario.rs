@@ -1,0 +1,592 @@
+//! Scenario files (TOML, unknown fields rejected) and `--set path=value` overrides.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rumor::{Config, parse_duration};
+use serde::{Deserialize, Deserializer};
+
+/// A duration written as text (`"250ms"`, `"1.5s"`, `"2m"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid duration {s:?} (use e.g. 500ms, 1.5s, 2m)"))
+        })
+    }
+}
+
+/// A whole scenario: the cluster, its network, its faults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name shown in reports.
+    pub name: String,
+    /// Human description.
+    #[serde(default)]
+    pub description: String,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Simulated time.
+    pub duration: Dur,
+    /// Master seed (overridden by `--seed`).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Load metrics count from here; nodes join during the warm-up.
+    #[serde(default = "default_warmup")]
+    pub warmup: Dur,
+    /// Nodes join at uniform random times in `[0, join_spread]`, each through a random
+    /// node that joined before it.
+    #[serde(default = "default_join_spread")]
+    pub join_spread: Dur,
+    /// Config preset the `[config]` table modifies: `lan`, `wan` or `local`.
+    #[serde(default = "default_preset")]
+    pub preset: String,
+    /// Any `rumor::Config` field by name, as text or number.
+    #[serde(default)]
+    pub config: toml::Table,
+    /// The network model.
+    #[serde(default)]
+    pub network: Network,
+    /// Partitions that start and heal.
+    #[serde(default)]
+    pub partitions: Vec<Partition>,
+    /// Faults injected.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_warmup() -> Dur {
+    Dur(Duration::from_secs(20))
+}
+fn default_join_spread() -> Dur {
+    Dur(Duration::from_secs(2))
+}
+fn default_preset() -> String {
+    "lan".to_string()
+}
+
+/// One-way latency distribution of a datagram.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Latency {
+    /// Always `value`.
+    Constant {
+        /// The latency.
+        value: Dur,
+    },
+    /// Uniform in `[min, max]`.
+    Uniform {
+        /// Lower bound.
+        min: Dur,
+        /// Upper bound.
+        max: Dur,
+    },
+    /// Normal, truncated at zero.
+    Normal {
+        /// Mean.
+        mean: Dur,
+        /// Standard deviation.
+        std_dev: Dur,
+    },
+    /// Lognormal with the given median and shape σ (heavy right tail).
+    Lognormal {
+        /// Median.
+        median: Dur,
+        /// Shape (σ of the underlying normal).
+        sigma: f64,
+    },
+}
+
+impl Default for Latency {
+    fn default() -> Latency {
+        Latency::Lognormal {
+            median: Dur(Duration::from_micros(500)),
+            sigma: 0.3,
+        }
+    }
+}
+
+/// Gilbert–Elliott bursty loss, stepped per datagram arriving at each node.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Burst {
+    /// Probability per datagram of moving from the good to the bad state.
+    pub p_good_to_bad: f64,
+    /// Probability per datagram of moving from the bad to the good state.
+    pub p_bad_to_good: f64,
+    /// Loss probability in the bad state (the good state uses `network.loss`).
+    pub loss_bad: f64,
+}
+
+/// The network between nodes.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// Per-datagram latency.
+    pub latency: Latency,
+    /// Each directed link gets a fixed extra latency uniform in `[0, link_jitter]`.
+    pub link_jitter: Dur,
+    /// Uniform loss probability per datagram.
+    pub loss: f64,
+    /// Optional bursty loss on top.
+    pub burst: Option<Burst>,
+    /// Probability a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability a datagram is held back by up to `reorder_delay` (reordering it).
+    pub reorder: f64,
+    /// Largest extra delay of a reordered datagram.
+    pub reorder_delay: Dur,
+    /// Bytes a node's socket buffer holds while the node is paused; the rest is dropped.
+    pub recv_buffer: usize,
+}
+
+impl Default for Network {
+    fn default() -> Network {
+        Network {
+            latency: Latency::default(),
+            link_jitter: Dur(Duration::from_micros(200)),
+            loss: 0.0,
+            burst: None,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_delay: Dur(Duration::from_millis(5)),
+            // Linux's default net.core.rmem_default.
+            recv_buffer: 212_992,
+        }
+    }
+}
+
+/// Which nodes a fault or partition applies to. With none given: one random node.
+#[derive(Clone, Debug, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    /// These node indices.
+    #[serde(default)]
+    pub nodes: Vec<usize>,
+    /// This many random nodes.
+    pub count: Option<usize>,
+    /// This fraction of the nodes, chosen at random.
+    pub fraction: Option<f64>,
+    /// Every node.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// A network partition: `side` is cut from the rest between `start` and `end`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    /// When the cut starts.
+    pub start: Dur,
+    /// When it heals.
+    pub end: Dur,
+    /// The nodes on one side.
+    #[serde(default)]
+    pub side: Targets,
+    /// Drop only datagrams from `side` to the rest (a one-way partition).
+    #[serde(default)]
+    pub one_way: bool,
+}
+
+/// A pause length distribution.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum PauseDist {
+    /// Always `value`.
+    Fixed {
+        /// The pause.
+        value: Dur,
+    },
+    /// Exponential with this mean.
+    Exponential {
+        /// Mean.
+        mean: Dur,
+    },
+    /// Pareto: `scale` is the minimum, `shape` the tail index (smaller = heavier).
+    Pareto {
+        /// Minimum pause.
+        scale: Dur,
+        /// Tail index.
+        shape: f64,
+    },
+    /// Lognormal with the given median and σ.
+    Lognormal {
+        /// Median.
+        median: Dur,
+        /// Shape.
+        sigma: f64,
+    },
+    /// Drawn uniformly from measured pauses (`rumor-sim tune --pauses FILE`).
+    Samples {
+        /// Pause lengths.
+        #[serde(skip)]
+        values: Vec<Duration>,
+    },
+}
+
+/// What a fault does.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    /// The process dies silently.
+    Crash,
+    /// The process leaves gracefully, then exits after `drain`.
+    Leave,
+    /// The process dies, then starts again `down` later under the same name.
+    Restart,
+    /// The process stops running for `pause` (GC, SIGSTOP, throttling).
+    Pause,
+    /// Every event at the node takes `delay` to process, for `length`.
+    Slow,
+}
+
+/// A fault injected at given or random times.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// What happens.
+    pub kind: FaultKind,
+    /// At this time (for every target), or:
+    pub at: Option<Dur>,
+    /// `count` times uniform in `[from, to]` (each picking its own targets), or:
+    pub random: Option<RandomTimes>,
+    /// Poisson arrivals at `rate_per_min` per target node over `[from, to]`.
+    pub poisson: Option<Poisson>,
+    /// Who.
+    #[serde(default)]
+    pub targets: Targets,
+    /// `pause`: how long each pause lasts.
+    pub pause: Option<PauseDist>,
+    /// `pause`: all targets pause together (fleet-wide) instead of independently.
+    #[serde(default)]
+    pub together: bool,
+    /// `restart`: time between the crash and the new process.
+    pub down: Option<Dur>,
+    /// `leave`: time between the leave and the process exit.
+    pub drain: Option<Dur>,
+    /// `slow`: processing time per event.
+    pub delay: Option<Dur>,
+    /// `slow`: how long the node stays slow.
+    pub length: Option<Dur>,
+}
+
+/// Uniform random fault times.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RandomTimes {
+    /// How many.
+    pub count: usize,
+    /// Earliest.
+    pub from: Dur,
+    /// Latest.
+    pub to: Dur,
+}
+
+/// Poisson arrivals per node.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Poisson {
+    /// Mean arrivals per minute per node.
+    pub rate_per_min: f64,
+    /// Start of the window.
+    pub from: Dur,
+    /// End of the window.
+    pub to: Dur,
+}
+
+/// The scenario fields `--set` accepts besides config fields (`faults.N.*` and
+/// `partitions.N.*` paths are accepted too).
+pub const SCENARIO_PATHS: &[&str] = &[
+    "name",
+    "description",
+    "nodes",
+    "duration",
+    "seed",
+    "warmup",
+    "join_spread",
+    "preset",
+    "network.latency.dist",
+    "network.latency.value",
+    "network.latency.min",
+    "network.latency.max",
+    "network.latency.mean",
+    "network.latency.std_dev",
+    "network.latency.median",
+    "network.latency.sigma",
+    "network.link_jitter",
+    "network.loss",
+    "network.burst.p_good_to_bad",
+    "network.burst.p_bad_to_good",
+    "network.burst.loss_bad",
+    "network.duplicate",
+    "network.reorder",
+    "network.reorder_delay",
+    "network.recv_buffer",
+];
+
+impl Scenario {
+    /// Reads a scenario file and applies `--set` overrides.
+    pub fn load(path: &Path, sets: &[(String, String)]) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Scenario::parse(&text, sets).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses scenario text and applies `--set` overrides.
+    pub fn parse(text: &str, sets: &[(String, String)]) -> Result<Scenario, String> {
+        let mut value: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (path, v) in sets {
+            apply_set(&mut value, path, v)?;
+        }
+        let sc: Scenario = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        sc.validate()?;
+        Ok(sc)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.nodes == 0 || self.nodes > 100_000 {
+            return Err(format!(
+                "nodes = {}: must be between 1 and 100000",
+                self.nodes
+            ));
+        }
+        if self.duration.0.is_zero() {
+            return Err("duration must be positive".into());
+        }
+        let n = &self.network;
+        for (name, p) in [
+            ("network.loss", n.loss),
+            ("network.duplicate", n.duplicate),
+            ("network.reorder", n.reorder),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} = {p}: must be between 0 and 1"));
+            }
+        }
+        if let Some(b) = &n.burst {
+            for (name, p) in [
+                ("p_good_to_bad", b.p_good_to_bad),
+                ("p_bad_to_good", b.p_bad_to_good),
+                ("loss_bad", b.loss_bad),
+            ] {
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!(
+                        "network.burst.{name} = {p}: must be between 0 and 1"
+                    ));
+                }
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            let whens = [f.at.is_some(), f.random.is_some(), f.poisson.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
+            if whens != 1 {
+                return Err(format!(
+                    "faults.{i}: give exactly one of at, random, poisson"
+                ));
+            }
+            if f.kind == FaultKind::Pause && f.pause.is_none() {
+                return Err(format!(
+                    "faults.{i}: a pause needs `pause = {{ dist = ... }}`"
+                ));
+            }
+            if f.kind == FaultKind::Slow && (f.delay.is_none() || f.length.is_none()) {
+                return Err(format!("faults.{i}: slow needs delay and length"));
+            }
+            if let Some(fr) = f.targets.fraction
+                && !(0.0..=1.0).contains(&fr)
+            {
+                return Err(format!(
+                    "faults.{i}.targets.fraction = {fr}: must be between 0 and 1"
+                ));
+            }
+        }
+        self.node_config().map(|_| ())
+    }
+
+    /// The node configuration: the preset with the `[config]` table applied.
+    pub fn node_config(&self) -> Result<Config, String> {
+        let mut cfg = match self.preset.as_str() {
+            "lan" => Config::lan(),
+            "wan" => Config::wan(),
+            "local" => Config::local(),
+            other => return Err(format!("preset = {other:?}: must be lan, wan or local")),
+        };
+        for (k, v) in &self.config {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            cfg.set(k, &text).map_err(|e| format!("config.{k}: {e}"))?;
+        }
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+}
+
+/// Applies one `--set path=value`. A bare config field name (`acceptable_pause`) or
+/// `config.FIELD` sets a node config field; other paths set scenario fields.
+pub fn apply_set(root: &mut toml::Table, path: &str, value: &str) -> Result<(), String> {
+    let field = path.strip_prefix("config.").unwrap_or(path);
+    if Config::FIELDS.contains(&field) {
+        let cfg = root
+            .entry("config")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or("config must be a table")?;
+        cfg.insert(field.to_string(), toml::Value::String(value.to_string()));
+        return Ok(());
+    }
+    let known = SCENARIO_PATHS.contains(&path) || is_indexed_path(path);
+    if !known {
+        return Err(format!(
+            "unknown --set path {path:?}; valid paths: {}, faults.N.FIELD, partitions.N.FIELD, and config fields: {}",
+            SCENARIO_PATHS.join(", "),
+            Config::FIELDS.join(", ")
+        ));
+    }
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut cur = root;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if last {
+            cur.insert(part.to_string(), typed(value));
+            return Ok(());
+        }
+        let next = parts[i + 1];
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(a) => {
+                let idx: usize = next
+                    .parse()
+                    .map_err(|_| format!("{path}: {part} is a list, expected an index"))?;
+                let len = a.len();
+                let item = a
+                    .get_mut(idx)
+                    .ok_or_else(|| format!("{path}: {part} has {len} entries"))?;
+                if i + 2 == parts.len() {
+                    return Err(format!("{path}: cannot replace a whole list entry"));
+                }
+                // Skip the index component.
+                let rest = parts[i + 2..].join(".");
+                let t = item
+                    .as_table_mut()
+                    .ok_or_else(|| format!("{path}: not a table"))?;
+                return set_plain(t, &rest, value);
+            }
+            _ => return Err(format!("{path}: {part} is not a table")),
+        };
+    }
+    Ok(())
+}
+
+fn set_plain(t: &mut toml::Table, path: &str, value: &str) -> Result<(), String> {
+    let mut cur = t;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            cur.insert(part.to_string(), typed(value));
+            return Ok(());
+        }
+        cur = cur
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("{path}: {part} is not a table"))?;
+    }
+    Ok(())
+}
+
+fn is_indexed_path(path: &str) -> bool {
+    let mut parts = path.split('.');
+    matches!(parts.next(), Some("faults" | "partitions"))
+        && parts.next().is_some_and(|i| i.parse::<usize>().is_ok())
+        && parts.next().is_some()
+}
+
+/// Integers, floats and booleans keep their type; everything else is a string
+/// (durations are strings such as `3s`).
+fn typed(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(f) = v.parse::<f64>() {
+        toml::Value::Float(f)
+    } else if let Ok(b) = v.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(v.to_string())
+    }
+}
+
+/// Parses `path=value`.
+pub fn parse_set(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--set {s:?}: expected path=value"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+name = "t"
+nodes = 10
+duration = "1m"
+"#;
+
+    #[test]
+    fn sets_config_and_scenario_fields() {
+        let sets = vec![
+            ("acceptable_pause".to_string(), "5s".to_string()),
+            ("network.loss".to_string(), "0.05".to_string()),
+            ("nodes".to_string(), "20".to_string()),
+        ];
+        let sc = Scenario::parse(MIN, &sets).unwrap();
+        assert_eq!(sc.nodes, 20);
+        assert_eq!(sc.network.loss, 0.05);
+        assert_eq!(
+            sc.node_config().unwrap().acceptable_pause,
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn unknown_path_lists_valid_ones() {
+        let e = Scenario::parse(MIN, &[("network.los".into(), "1".into())]).unwrap_err();
+        assert!(
+            e.contains("network.loss") && e.contains("acceptable_pause"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = Scenario::parse(&format!("{MIN}\nnodez = 3\n"), &[]).unwrap_err();
+        assert!(e.contains("nodez"), "{e}");
+        let e = Scenario::parse(&format!("{MIN}\n[config]\nprobe_intervall = \"1s\"\n"), &[])
+            .unwrap_err();
+        assert!(e.contains("probe_intervall"), "{e}");
+    }
+
+    #[test]
+    fn indexed_fault_paths() {
+        let text = format!("{MIN}\n[[faults]]\nkind = \"crash\"\nat = \"30s\"\n");
+        let sc = Scenario::parse(&text, &[("faults.0.at".into(), "40s".into())]).unwrap();
+        assert_eq!(sc.faults[0].at, Some(Dur(Duration::from_secs(40))));
+        assert!(Scenario::parse(&text, &[("faults.3.at".into(), "40s".into())]).is_err());
+    }
+}

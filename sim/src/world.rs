@@ -1,0 +1,576 @@
+//! The discrete-event world: real `rumor::Node`s on a virtual clock, an event heap keyed
+//! by (time, sequence), the network model and the fault timeline.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rumor::{Config, Event, Identity, Node, NodeId, NodeStats, Time};
+
+use crate::faults::{self, Action};
+use crate::network::{Fate, NetModel, mix};
+use crate::oracle::{Oracle, Truth};
+use crate::scenario::Scenario;
+
+/// The port every simulated node listens on.
+const PORT: u16 = 7946;
+
+/// Address of node `i`: 127.x.y.z, unique for up to 16 M nodes. The simulator never
+/// opens a socket; addresses only name nodes.
+pub fn addr_of(i: usize) -> SocketAddr {
+    let n = (i + 1) as u32;
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8)),
+        PORT,
+    )
+}
+
+fn index_of(a: SocketAddr) -> Option<usize> {
+    match a.ip() {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            let n = (u32::from(o[1]) << 16) | (u32::from(o[2]) << 8) | u32::from(o[3]);
+            (o[0] == 127 && n > 0).then(|| n as usize - 1)
+        }
+        IpAddr::V6(_) => None,
+    }
+}
+
+enum Kind {
+    Timer(usize),
+    Deliver {
+        to: usize,
+        from: usize,
+        data: Vec<u8>,
+        admitted: bool,
+    },
+    Resume(usize),
+    Fault(Action),
+    Join(usize),
+}
+
+struct Ev {
+    at: Time,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Ev {
+    fn eq(&self, o: &Ev) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Ev {}
+impl PartialOrd for Ev {
+    fn partial_cmp(&self, o: &Ev) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ev {
+    fn cmp(&self, o: &Ev) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+struct SimNode {
+    name: String,
+    node: Option<Node>,
+    /// When the node's pending timer entry in the heap is due.
+    timer_at: Option<Time>,
+    paused_until: Option<Time>,
+    backlog: Vec<(usize, Vec<u8>)>,
+    backlog_bytes: usize,
+    /// CPU starvation: each event takes `.0` until `.1`.
+    slow: Option<(Duration, Time)>,
+    busy_until: Time,
+    life: u64,
+    joined: bool,
+    /// Counters of previous lives, so totals survive restarts.
+    retired: NodeStats,
+}
+
+/// Load and bookkeeping counters of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    /// Events popped from the heap.
+    pub events: u64,
+    /// Datagrams sent after the warm-up.
+    pub msgs: u64,
+    /// Bytes sent after the warm-up.
+    pub bytes: u64,
+    /// Largest datagram sent.
+    pub max_packet: usize,
+    /// Datagrams dropped because a paused node's buffer was full.
+    pub recv_overflow: u64,
+    /// Datagrams dropped by loss.
+    pub lost: u64,
+    /// Datagrams cut by partitions.
+    pub partitioned: u64,
+    /// Pauses injected.
+    pub pauses: u64,
+    /// Node-seconds of running (up or paused) processes.
+    pub node_seconds: f64,
+}
+
+/// A simulation in progress.
+pub struct World {
+    /// Virtual time.
+    pub now: Time,
+    end: Time,
+    warmup: Time,
+    heap: BinaryHeap<Reverse<Ev>>,
+    seq: u64,
+    nodes: Vec<SimNode>,
+    ids: BTreeMap<NodeId, usize>,
+    net: NetModel,
+    rng: Xoshiro256PlusPlus,
+    cfg: Config,
+    seed: u64,
+    pool: Vec<Vec<u8>>,
+    buf: Vec<u8>,
+    /// What every node said, checked against the truth.
+    pub oracle: Oracle,
+    /// Rolling hash of every processed event.
+    pub trace_hash: u64,
+    /// Run counters.
+    pub counters: Counters,
+    last_account: Time,
+    recv_buffer: usize,
+}
+
+impl World {
+    /// Builds the world for `sc` with master seed `seed` (nodes not yet started).
+    pub fn new(sc: &Scenario, seed: u64) -> Result<World, String> {
+        let cfg = sc.node_config()?;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let partitions = faults::partitions(sc, &mut rng);
+        let timeline = faults::timeline(sc, &mut rng);
+        let net = NetModel::new(
+            sc.network.clone(),
+            sc.nodes,
+            mix(seed ^ 0x6e65_7477),
+            partitions,
+        )?;
+        let mut w = World {
+            now: Time::ZERO,
+            end: Time::ZERO + sc.duration.0,
+            warmup: Time::ZERO + sc.warmup.0,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            nodes: Vec::with_capacity(sc.nodes),
+            ids: BTreeMap::new(),
+            net,
+            rng,
+            cfg,
+            seed,
+            pool: Vec::new(),
+            buf: vec![0; 65_536],
+            oracle: Oracle::new(sc.nodes),
+            trace_hash: 0xcbf2_9ce4_8422_2325,
+            counters: Counters::default(),
+            last_account: Time::ZERO,
+            recv_buffer: sc.network.recv_buffer,
+        };
+        for i in 0..sc.nodes {
+            let name = format!("node-{i}");
+            w.ids.insert(NodeId::from_name(&name), i);
+            w.nodes.push(SimNode {
+                name,
+                node: None,
+                timer_at: None,
+                paused_until: None,
+                backlog: Vec::new(),
+                backlog_bytes: 0,
+                slow: None,
+                busy_until: Time::ZERO,
+                life: 0,
+                joined: false,
+                retired: NodeStats::default(),
+            });
+            let at = if i == 0 {
+                Time::ZERO
+            } else {
+                Time::ZERO + sc.join_spread.0.mul_f64(w.rng.random::<f64>())
+            };
+            w.push(at, Kind::Join(i));
+        }
+        for (at, a) in timeline {
+            w.push(at, Kind::Fault(a));
+        }
+        Ok(w)
+    }
+
+    fn push(&mut self, at: Time, kind: Kind) {
+        self.seq += 1;
+        self.heap.push(Reverse(Ev {
+            at,
+            seq: self.seq,
+            kind,
+        }));
+    }
+
+    fn hash(&mut self, words: &[u64]) {
+        for w in words {
+            self.trace_hash = (self.trace_hash ^ w)
+                .wrapping_mul(0x0000_0100_0000_01b3)
+                .rotate_left(17);
+        }
+    }
+
+    fn hash_bytes(&mut self, data: &[u8]) {
+        let mut chunks = data.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.hash(&[u64::from_le_bytes(w)]);
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.hash(&[u64::from_le_bytes(tail), data.len() as u64]);
+    }
+
+    /// Runs to the scenario's end; `progress` is called now and then with the fraction
+    /// of simulated time done.
+    pub fn run(&mut self, mut progress: impl FnMut(f64)) {
+        let mut tick = 0u64;
+        while let Some(Reverse(ev)) = self.heap.pop() {
+            if ev.at > self.end {
+                break;
+            }
+            self.account(ev.at);
+            self.now = ev.at;
+            self.counters.events += 1;
+            tick += 1;
+            if tick % 65_536 == 0 {
+                progress(self.now.as_secs_f64() / self.end.as_secs_f64().max(1e-9));
+            }
+            self.dispatch(ev.kind);
+        }
+        self.account(self.end);
+        self.now = self.end;
+        progress(1.0);
+    }
+
+    /// Adds running node-seconds between the last event and `t`.
+    fn account(&mut self, t: Time) {
+        // Counting costs O(n): do it at most once per simulated second.
+        if t <= self.last_account
+            || (t - self.last_account < Duration::from_secs(1) && t != self.end)
+        {
+            return;
+        }
+        let running = (0..self.nodes.len())
+            .filter(|&i| matches!(self.oracle.truth(i), Truth::Up | Truth::Paused))
+            .count();
+        self.counters.node_seconds += running as f64 * (t - self.last_account).as_secs_f64();
+        self.last_account = t;
+    }
+
+    fn dispatch(&mut self, kind: Kind) {
+        let now = self.now;
+        match kind {
+            Kind::Timer(i) => {
+                let s = &mut self.nodes[i];
+                if s.timer_at != Some(now) || s.paused_until.is_some() {
+                    return; // superseded, or frozen: the resume fires it
+                }
+                s.timer_at = None;
+                if s.node.is_none() {
+                    return;
+                }
+                self.hash(&[now.as_nanos(), 1, i as u64]);
+                if let Some(n) = self.nodes[i].node.as_mut() {
+                    n.handle_timeout(now);
+                }
+                self.after_input(i);
+            }
+            Kind::Deliver {
+                to,
+                from,
+                data,
+                admitted,
+            } => self.deliver(to, from, data, admitted),
+            Kind::Resume(i) => {
+                let s = &mut self.nodes[i];
+                if s.paused_until != Some(now) {
+                    return;
+                }
+                s.paused_until = None;
+                s.timer_at = None;
+                s.backlog_bytes = 0;
+                let backlog = std::mem::take(&mut s.backlog);
+                self.oracle.paused(i, false);
+                self.hash(&[now.as_nanos(), 3, i as u64]);
+                for (from, data) in backlog {
+                    if let Some(n) = self.nodes[i].node.as_mut() {
+                        n.handle_packet(now, addr_of(from), &data);
+                    }
+                    self.pool.push(data);
+                }
+                if let Some(n) = self.nodes[i].node.as_mut() {
+                    n.handle_timeout(now);
+                }
+                self.after_input(i);
+            }
+            Kind::Fault(a) => self.fault(a),
+            Kind::Join(i) => {
+                self.start_node(i, 0);
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: usize, from: usize, data: Vec<u8>, admitted: bool) {
+        let now = self.now;
+        let s = &mut self.nodes[to];
+        if s.node.is_none() {
+            self.pool.push(data);
+            return;
+        }
+        if s.paused_until.is_some() {
+            if s.backlog_bytes + data.len() <= self.recv_buffer {
+                let s = &mut self.nodes[to];
+                s.backlog_bytes += data.len();
+                s.backlog.push((from, data));
+            } else {
+                self.counters.recv_overflow += 1;
+                self.pool.push(data);
+            }
+            return;
+        }
+        if !admitted && let Some((delay, until)) = s.slow {
+            if now < until {
+                let start = s.busy_until.max(now);
+                s.busy_until = start + delay;
+                if start > now {
+                    self.push(
+                        start,
+                        Kind::Deliver {
+                            to,
+                            from,
+                            data,
+                            admitted: true,
+                        },
+                    );
+                    return;
+                }
+            } else {
+                s.slow = None;
+            }
+        }
+        self.hash(&[now.as_nanos(), 2, to as u64, from as u64]);
+        self.hash_bytes(&data);
+        if let Some(n) = self.nodes[to].node.as_mut() {
+            n.handle_packet(now, addr_of(from), &data);
+        }
+        self.pool.push(data);
+        self.after_input(to);
+    }
+
+    fn start_node(&mut self, i: usize, incarnation: u64) {
+        let now = self.now;
+        let s = &mut self.nodes[i];
+        s.life += 1;
+        let mut identity = Identity::new(s.name.clone(), addr_of(i));
+        identity.incarnation = incarnation;
+        let node_seed = mix(self.seed ^ mix((i as u64) << 20 ^ s.life));
+        let node = match Node::new(identity, self.cfg.clone(), node_seed, now) {
+            Ok(n) => n,
+            Err(e) => panic!("config validated at load: {e}"),
+        };
+        s.node = Some(node);
+        s.timer_at = None;
+        s.paused_until = None;
+        s.joined = true;
+        // Seeds: one random node that has already joined and is still running.
+        let candidates: Vec<usize> = (0..self.nodes.len())
+            .filter(|&j| j != i && self.nodes[j].joined && self.nodes[j].node.is_some())
+            .collect();
+        let seeds: Vec<SocketAddr> = if candidates.is_empty() {
+            Vec::new()
+        } else {
+            vec![addr_of(
+                candidates[self.rng.random_range(0..candidates.len())],
+            )]
+        };
+        if self.nodes[i].life == 1 {
+            self.oracle.started(i);
+        }
+        if let Some(n) = self.nodes[i].node.as_mut() {
+            n.join(now, &seeds);
+        }
+        self.after_input(i);
+    }
+
+    fn fault(&mut self, a: Action) {
+        let now = self.now;
+        let i = a.node();
+        self.hash(&[now.as_nanos(), 4, i as u64]);
+        match a {
+            Action::Crash(_) | Action::Exit(_) => {
+                let s = &mut self.nodes[i];
+                if let Some(n) = s.node.take() {
+                    add_stats(&mut s.retired, &n.stats());
+                }
+                s.paused_until = None;
+                s.backlog.clear();
+                s.backlog_bytes = 0;
+                if matches!(a, Action::Crash(_)) {
+                    self.oracle.crashed(i, now);
+                }
+            }
+            Action::Leave(_) => {
+                let s = &mut self.nodes[i];
+                if s.paused_until.is_none()
+                    && let Some(n) = s.node.as_mut()
+                {
+                    n.leave(now);
+                    self.oracle.left(i, now);
+                    self.after_input(i);
+                }
+            }
+            Action::Restart(_) => {
+                if self.nodes[i].node.is_none() {
+                    // A fresh process picks its incarnation from the wall clock, as the
+                    // runtime does: here, whole simulated seconds.
+                    self.start_node(i, now.as_nanos() / 1_000_000_000);
+                    self.oracle.restarted(i, now);
+                }
+            }
+            Action::Pause(_, d) => {
+                let s = &mut self.nodes[i];
+                if s.node.is_none() || d.is_zero() {
+                    return;
+                }
+                self.counters.pauses += 1;
+                let until = (now + d).max(s.paused_until.unwrap_or(now));
+                s.paused_until = Some(until);
+                self.oracle.paused(i, true);
+                self.push(until, Kind::Resume(i));
+            }
+            Action::Slow(_, delay, until) => {
+                self.nodes[i].slow = Some((delay, until));
+            }
+        }
+    }
+
+    /// Sends what node `i` wants sent, records its events, re-arms its timer.
+    fn after_input(&mut self, i: usize) {
+        let now = self.now;
+        let count_load = now >= self.warmup;
+        loop {
+            let Some(n) = self.nodes[i].node.as_mut() else {
+                return;
+            };
+            let Some(t) = n.poll_transmit(now, &mut self.buf) else {
+                break;
+            };
+            if count_load {
+                self.counters.msgs += 1;
+                self.counters.bytes += t.len as u64;
+            }
+            self.counters.max_packet = self.counters.max_packet.max(t.len);
+            let Some(to) = index_of(t.destination).filter(|&j| j < self.nodes.len()) else {
+                continue;
+            };
+            match self.net.fate(&mut self.rng, now, i, to) {
+                Fate::Dropped => self.counters.lost += 1,
+                Fate::Partitioned => self.counters.partitioned += 1,
+                Fate::Delivered(d1, d2) => {
+                    for d in std::iter::once(d1).chain(d2) {
+                        let mut data = self.pool.pop().unwrap_or_default();
+                        data.clear();
+                        data.extend_from_slice(&self.buf[..t.len]);
+                        self.push(
+                            now + d,
+                            Kind::Deliver {
+                                to,
+                                from: i,
+                                data,
+                                admitted: false,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        loop {
+            let Some(n) = self.nodes[i].node.as_mut() else {
+                return;
+            };
+            let Some(e) = n.poll_event() else { break };
+            let subject = event_subject(&e).and_then(|id| self.ids.get(&id).copied());
+            self.oracle.observe(now, i, subject, &e);
+        }
+        let s = &mut self.nodes[i];
+        let Some(n) = s.node.as_ref() else { return };
+        let next = n.poll_timeout();
+        if let Some(t) = next
+            && s.timer_at != Some(t.max(now))
+        {
+            let at = t.max(now);
+            s.timer_at = Some(at);
+            self.push(at, Kind::Timer(i));
+        }
+    }
+
+    /// Every node's counters, summed over all lives.
+    pub fn total_stats(&self) -> NodeStats {
+        let mut total = NodeStats::default();
+        for s in &self.nodes {
+            add_stats(&mut total, &s.retired);
+            if let Some(n) = &s.node {
+                add_stats(&mut total, &n.stats());
+            }
+        }
+        total
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the world has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The running node `i`, if any.
+    pub fn node(&self, i: usize) -> Option<&Node> {
+        self.nodes[i].node.as_ref()
+    }
+}
+
+fn event_subject(e: &Event) -> Option<NodeId> {
+    match e {
+        Event::MemberJoined(m)
+        | Event::MemberUpdated(m)
+        | Event::MemberAlive(m)
+        | Event::MemberLeft(m)
+        | Event::MemberSuspected { member: m, .. }
+        | Event::MemberDead { member: m, .. } => Some(m.id),
+        _ => None,
+    }
+}
+
+fn add_stats(total: &mut NodeStats, s: &NodeStats) {
+    total.packets_in += s.packets_in;
+    total.packets_out += s.packets_out;
+    total.probes_sent += s.probes_sent;
+    total.acks_received += s.acks_received;
+    total.indirect_probes += s.indirect_probes;
+    total.probes_failed += s.probes_failed;
+    total.suspicions_raised += s.suspicions_raised;
+    total.refutations += s.refutations;
+    total.convictions += s.convictions;
+    total.stalls_detected += s.stalls_detected;
+    total.convictions_deferred += s.convictions_deferred;
+    total.messages_rejected += s.messages_rejected;
+    total.cluster_mismatch += s.cluster_mismatch;
+    for (a, b) in total.decode_errors.iter_mut().zip(s.decode_errors.iter()) {
+        *a += b;
+    }
+}
