@@ -101,7 +101,11 @@ impl Queue {
     /// for something that fits a nearly full packet).
     pub fn candidates(&self, limit: usize) -> impl Iterator<Item = (Key, Option<&Bytes>)> + '_ {
         self.order.iter().take(limit).map(|(_, _, k)| {
-            let payload = self.slots.get(k).and_then(|s| s.payload.as_ref());
+            // Only broadcasts carry a payload: spare member entries the lookup.
+            let payload = match k {
+                Key::Broadcast(..) => self.slots.get(k).and_then(|s| s.payload.as_ref()),
+                Key::Member(_) => None,
+            };
             (*k, payload)
         })
     }

@@ -77,6 +77,12 @@ const SEEN_BROADCASTS_PER_PENDING: usize = 4;
 /// Candidates examined when filling a packet with piggybacked updates.
 const PIGGYBACK_SCAN: usize = 128;
 
+/// Updates that did not fit before packing gives up on the packet.
+const MAX_PIGGYBACK_MISSES: usize = 4;
+
+/// Bytes below which no update fits (a Leave with small ids is about 12).
+const MIN_UPDATE_LEN: usize = 12;
+
 /// A member of a cluster, as a sans-IO state machine: it owns no socket, no clock, no
 /// thread. The caller feeds it datagrams and time and drains what it wants sent.
 ///
@@ -485,9 +491,10 @@ impl Node {
         }
         trace!(%from, %sender, messages = packet.messages.len(), "packet");
         self.stats.messages_in += packet.messages.len() as u64;
-        for msg in packet.messages {
+        let sync_entries = packet.sync_entries as usize;
+        for (i, msg) in packet.messages.into_iter().enumerate() {
             if let Some(body) = msg.body {
-                self.handle_message(from, sender, body);
+                self.handle_message(from, sender, body, i < sync_entries);
             }
         }
         self.after_input();
@@ -517,6 +524,7 @@ impl Node {
         let budget = buf.len().min(self.cfg.max_packet_size);
         let mut packet = std::mem::take(&mut self.scratch_packet);
         packet.messages.clear();
+        packet.sync_entries = 0;
         packet.version = wire::PROTOCOL_VERSION;
         packet.cluster = self.cluster.clone();
         packet.sender = self.id().0;
@@ -598,7 +606,8 @@ impl Node {
         }
     }
 
-    fn handle_message(&mut self, from: SocketAddr, sender: NodeId, body: Body) {
+    /// `sync`: the message is a state-sync delta, not gossip (see `process_update`).
+    fn handle_message(&mut self, from: SocketAddr, sender: NodeId, body: Body, sync: bool) {
         match body {
             Body::Ping(p) => {
                 if p.target != self.id().0 {
@@ -620,32 +629,41 @@ impl Node {
                     self.stats.messages_rejected += 1;
                     return;
                 };
-                self.process_update(update);
+                self.process_update(update, sync);
             }
-            Body::Suspect(s) => self.process_update(Update {
+            Body::Suspect(s) => self.process_update(
+                Update {
                 id: NodeId(s.member),
                 incarnation: s.incarnation,
                 state: MemberState::Suspect,
                 cause: cause_from_wire(s.cause),
-                accuser: NodeId(s.from),
-                descriptor: None,
-            }),
-            Body::Dead(d) => self.process_update(Update {
+                    accuser: NodeId(s.from),
+                    descriptor: None,
+                },
+                sync,
+            ),
+            Body::Dead(d) => self.process_update(
+                Update {
                 id: NodeId(d.member),
                 incarnation: d.incarnation,
                 state: MemberState::Dead,
                 cause: cause_from_wire(d.cause),
-                accuser: NodeId(d.from),
-                descriptor: None,
-            }),
-            Body::Leave(l) => self.process_update(Update {
+                    accuser: NodeId(d.from),
+                    descriptor: None,
+                },
+                sync,
+            ),
+            Body::Leave(l) => self.process_update(
+                Update {
                 id: NodeId(l.member),
                 incarnation: l.incarnation,
                 state: MemberState::Left,
                 cause: Cause::Left,
-                accuser: NodeId(l.member),
-                descriptor: None,
-            }),
+                    accuser: NodeId(l.member),
+                    descriptor: None,
+                },
+                sync,
+            ),
             Body::Broadcast(b) => self.on_broadcast(b),
             Body::SyncDigest(d) => self.on_sync_digest(from, sender, d),
             Body::SyncWant(w) => self.on_sync_want(from, sender, w),
@@ -700,7 +718,12 @@ impl Node {
 
     /// Applies news about a member under SWIM precedence, then does what the change
     /// implies: events, re-gossip, suspicion timers, ring changes.
-    pub(crate) fn process_update(&mut self, u: Update) {
+    ///
+    /// A state-sync delta (`via_sync`) about a member we did not know is not re-gossiped:
+    /// it is old news to the cluster (a joiner learning everyone would otherwise start
+    /// `n` broadcasts). One that changes what we knew is news — after a partition heals
+    /// it is how one side's changes reach the other — and is re-gossiped.
+    pub(crate) fn process_update(&mut self, u: Update, via_sync: bool) {
         if u.id == self.id() {
             self.news_about_self(&u);
             return;
@@ -723,8 +746,10 @@ impl Node {
             return;
         };
         let member = entry.snapshot();
-        self.queue.push(Key::Member(u.id), None);
         let was = previous.map(|(s, _)| s);
+        if !(via_sync && was.is_none()) {
+            self.queue.push(Key::Member(u.id), None);
+        }
         if was.is_none_or(|s| s.is_live()) != member.state.is_live() || was.is_none() {
             self.ring_dirty = true;
         }
@@ -835,7 +860,7 @@ impl Node {
             accuser: self.id(),
             descriptor: None,
         };
-        self.process_update(update);
+        self.process_update(update, false);
     }
 
     /// Declares `id` dead, unless this node was just stalled (then the verdict waits for
@@ -860,7 +885,7 @@ impl Node {
             accuser: self.id(),
             descriptor: None,
         };
-        self.process_update(update);
+        self.process_update(update, false);
         true
     }
 
@@ -1129,6 +1154,9 @@ impl Node {
                 push(packet, used, Body::SyncWant(w));
             }
             Primary::Entries(ids) => {
+                // Room for the `sync_entries` field itself (tag + varint ≤ 2 bytes).
+                *used += 3;
+                let before = packet.messages.len();
                 let mut written = 0;
                 for (i, id) in ids.iter().enumerate() {
                     let Some(e) = self.members.get(*id) else {
@@ -1140,6 +1168,7 @@ impl Node {
                     }
                     written = i + 1;
                 }
+                packet.sync_entries = (packet.messages.len() - before) as u32;
                 // Progress even if one entry can never fit (a tiny max_packet_size).
                 let written = written.max(1);
                 if written < ids.len() {
@@ -1178,8 +1207,14 @@ impl Node {
         let mut sent = std::mem::take(&mut self.scratch_sent);
         sent.clear();
         let max_messages = self.cfg.max_messages_per_packet;
+        let mut misses = 0;
         for (key, payload) in self.queue.candidates(PIGGYBACK_SCAN) {
-            if packet.messages.len() >= max_messages || budget.saturating_sub(*used) < 8 {
+            // Stop when the packet is all but full: the smallest update (a Leave) takes
+            // about 12 bytes, and a few misses in a row mean little else will fit.
+            if packet.messages.len() >= max_messages
+                || budget.saturating_sub(*used) < MIN_UPDATE_LEN
+                || misses >= MAX_PIGGYBACK_MISSES
+            {
                 break;
             }
             let body = match key {
@@ -1196,6 +1231,7 @@ impl Node {
             let msg = Message { body: Some(body) };
             let len = wire::message_len(&msg);
             if *used + len > budget {
+                misses += 1;
                 continue;
             }
             *used += len;

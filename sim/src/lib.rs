@@ -8,8 +8,11 @@
 pub mod faults;
 pub mod network;
 pub mod oracle;
+pub mod plot;
 pub mod report;
 pub mod scenario;
+pub mod sweep;
+pub mod tune;
 pub mod world;
 
 use std::time::Instant;

@@ -25,6 +25,11 @@ pub struct Packet {
     /// Id of the key that sealed `sealed` (keyring rotation).
     #[prost(uint32, tag = "7")]
     pub key_id: u32,
+    /// The first `sync_entries` messages are state-sync deltas (answers to a digest or a
+    /// want): the receiver applies them but does not re-gossip them, since they are old
+    /// news to the cluster. Re-gossiping them would cost every join O(n) broadcasts.
+    #[prost(uint32, tag = "8")]
+    pub sync_entries: u32,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Message {
