@@ -418,7 +418,7 @@ impl Config {
     /// The Lifeguard suspicion timeout's floor at cluster size `n`:
     /// `suspicion_mult × max(1, log10 n) × probe_interval`.
     pub fn suspicion_min_timeout(&self, n: usize) -> Duration {
-        let scale = (n.max(1) as f64).log10().max(1.0);
+        let scale = libm::log10(n.max(1) as f64).max(1.0);
         self.probe_interval
             .mul_f64(f64::from(self.suspicion_mult) * scale)
     }

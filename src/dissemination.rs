@@ -36,7 +36,8 @@ pub(crate) struct Queue {
     /// (transmits, newest first, key): iteration order is send priority.
     order: BTreeSet<(u32, Reverse<u64>, Key)>,
     next_stamp: u64,
-    broadcasts: usize,
+    /// Queued user broadcasts, oldest first (for dropping the oldest in O(log n)).
+    broadcasts: BTreeSet<(u64, Key)>,
 }
 
 impl Queue {
@@ -46,7 +47,7 @@ impl Queue {
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         if matches!(key, Key::Broadcast(..)) {
-            self.broadcasts += 1;
+            self.broadcasts.insert((stamp, key));
         }
         self.order.insert((0, Reverse(stamp), key));
         self.slots.insert(
@@ -62,9 +63,7 @@ impl Queue {
     pub fn remove(&mut self, key: Key) {
         if let Some(s) = self.slots.swap_remove(&key) {
             self.order.remove(&(s.transmits, Reverse(s.stamp), key));
-            if matches!(key, Key::Broadcast(..)) {
-                self.broadcasts -= 1;
-            }
+            self.broadcasts.remove(&(s.stamp, key));
         }
     }
 
@@ -77,18 +76,12 @@ impl Queue {
     }
 
     pub fn broadcasts(&self) -> usize {
-        self.broadcasts
+        self.broadcasts.len()
     }
 
     /// Drops the oldest queued user broadcast (to respect `max_pending_broadcasts`).
     pub fn drop_oldest_broadcast(&mut self) -> bool {
-        let oldest = self
-            .slots
-            .iter()
-            .filter(|(k, _)| matches!(k, Key::Broadcast(..)))
-            .min_by_key(|(_, s)| s.stamp)
-            .map(|(k, _)| *k);
-        match oldest {
+        match self.broadcasts.first().map(|(_, k)| *k) {
             Some(k) => {
                 self.remove(k);
                 true

@@ -120,6 +120,14 @@ impl Members {
         self.entries.get(&id)
     }
 
+    /// The accuser of a member suspected at `incarnation`, to name a new confirmer.
+    pub fn accuser_mut(&mut self, id: NodeId, incarnation: u64) -> Option<&mut NodeId> {
+        self.entries
+            .get_mut(&id)
+            .filter(|e| e.state == MemberState::Suspect && e.incarnation == incarnation)
+            .map(|e| &mut e.accuser)
+    }
+
     pub fn get_mut_local(&mut self) -> &mut Entry {
         let id = self.local_id();
         // The local entry is inserted at construction and never removed.

@@ -1,6 +1,6 @@
 //! The sans-IO state machine: one member of a cluster.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -59,7 +59,27 @@ pub(crate) enum Primary {
     Digest(wire::SyncDigest),
     Want(wire::SyncWant),
     /// Full entries for these members, packed over as many datagrams as needed.
-    Entries(Vec<NodeId>),
+    Entries(VecDeque<Delta>),
+}
+
+/// One state-sync delta to send.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Delta {
+    pub id: NodeId,
+    pub peer: PeerKnows,
+}
+
+/// What the peer receiving a delta knows of the member. A suspect it may not know goes
+/// with its descriptor (Alive at the same incarnation, then Suspect), since a bare
+/// Suspect about a stranger is dropped; a tombstone it surely lacks is not worth sending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PeerKnows {
+    /// An older state of the member.
+    Older,
+    /// Nothing.
+    Nothing,
+    /// Maybe nothing (it asked for the member).
+    Unsure,
 }
 
 #[derive(Clone, Debug)]
@@ -70,8 +90,24 @@ pub(crate) struct Outgoing {
     pub primary: Primary,
 }
 
-/// Ids of user broadcasts already delivered, remembered to deliver each once. Bounded:
-/// the oldest are forgotten first, long after their gossip has died out.
+/// The highest incarnation accepted from the wire. One below the digest's limit
+/// (2^62 − 1), so a member can always refute the highest claim about itself.
+pub(crate) const MAX_INCARNATION: u64 = (1 << 62) - 2;
+
+/// What handling one datagram has already done (each reply kind goes out once).
+struct Inbound {
+    from: SocketAddr,
+    sender: NodeId,
+    acked: bool,
+    relayed: bool,
+    synced: bool,
+    wanted: bool,
+}
+
+/// Ids of user broadcasts already delivered are remembered, to deliver each once, up to
+/// this many per `max_pending_broadcasts`; the oldest are forgotten first. A broadcast
+/// still circulating after that many newer ones would be delivered again: at the
+/// default 1024 that takes 4096 newer broadcasts within its gossip lifetime (seconds).
 const SEEN_BROADCASTS_PER_PENDING: usize = 4;
 
 /// Candidates examined when filling a packet with piggybacked updates.
@@ -128,7 +164,9 @@ pub struct Node {
     /// The ring changed: recompute whom this node monitors before the next output.
     pub(crate) ring_dirty: bool,
     broadcast_seq: u64,
-    seen_broadcasts: IndexMap<(NodeId, u64), ()>,
+    /// Delivered broadcast ids, and the same in delivery order for forgetting the oldest.
+    seen_broadcasts: BTreeSet<(NodeId, u64)>,
+    seen_order: VecDeque<(NodeId, u64)>,
     cluster: Bytes,
     limits: DecodeLimits,
     /// Reused across `poll_transmit` calls so the steady state does not allocate.
@@ -156,6 +194,13 @@ impl Node {
                 "identity.name",
                 format!("{:?}", identity.name),
                 format!("1 to {MAX_NAME_LEN} bytes"),
+            ));
+        }
+        if identity.incarnation > MAX_INCARNATION {
+            return Err(ConfigError::new(
+                "identity.incarnation",
+                identity.incarnation.to_string(),
+                format!("at most {MAX_INCARNATION}"),
             ));
         }
         if identity.metadata.len() > config.max_metadata_size {
@@ -223,7 +268,8 @@ impl Node {
             guard_until: Time::ZERO,
             ring_dirty: false,
             broadcast_seq,
-            seen_broadcasts: IndexMap::new(),
+            seen_broadcasts: BTreeSet::new(),
+            seen_order: VecDeque::new(),
             limits,
             scratch_packet: Packet::default(),
             scratch_sent: Vec::new(),
@@ -303,11 +349,15 @@ impl Node {
     }
 
     /// A seed answered (or there were none): this node is part of a cluster.
+    /// Join retries continue until [`is_synced`](Node::is_synced).
     pub fn is_joined(&self) -> bool {
         self.joined
     }
 
-    /// The first full state sync finished.
+    /// A seed's answer to the join ended (its closing `SyncWant` arrived); with no
+    /// seeds, at once. Some of the answer's datagrams may have been lost or still be in
+    /// flight: join retries continue while no other member is known, and push-pull
+    /// fills remaining gaps later.
     pub fn is_synced(&self) -> bool {
         self.synced
     }
@@ -331,10 +381,22 @@ impl Node {
             .map(|(id, m)| (*id, self.detector_view(m)))
     }
 
+    pub(crate) fn is_seed(&self, addr: SocketAddr) -> bool {
+        self.seeds.contains(&addr)
+    }
+
     pub(crate) fn mark_synced(&mut self) {
         if !self.synced {
             self.synced = true;
             self.events.push_back(Event::Synced);
+            // The seed's view was a snapshot: members that joined concurrently through
+            // other seeds, or whose news the seed had not heard yet, are missing. One
+            // early push-pull with a random member closes that gap in seconds instead of
+            // a full push-pull interval.
+            let soon = self.now + self.cfg.join_retry_interval;
+            if self.timers.get(Periodic::PushPull).is_none_or(|t| t > soon) {
+                self.timers.set(Periodic::PushPull, soon);
+            }
         }
     }
 
@@ -401,7 +463,7 @@ impl Node {
                 max: self.cfg.max_metadata_size,
             });
         }
-        let inc = self.incarnation() + 1;
+        let inc = (self.incarnation() + 1).min(MAX_INCARNATION + 1);
         self.members.get_mut_local().metadata = metadata;
         self.members.update_local(inc, MemberState::Alive, self.now);
         self.queue.push(Key::Member(self.id()), None);
@@ -449,17 +511,21 @@ impl Node {
 
     /// Records a broadcast as delivered; false if it already was.
     fn remember_broadcast(&mut self, key: (NodeId, u64)) -> bool {
-        if self.seen_broadcasts.contains_key(&key) {
+        if self.seen_broadcasts.contains(&key) {
             return false;
         }
         let cap = self
             .cfg
             .max_pending_broadcasts
             .saturating_mul(SEEN_BROADCASTS_PER_PENDING);
-        while self.seen_broadcasts.len() >= cap {
-            self.seen_broadcasts.shift_remove_index(0);
+        while self.seen_order.len() >= cap {
+            match self.seen_order.pop_front() {
+                Some(old) => self.seen_broadcasts.remove(&old),
+                None => break,
+            };
         }
-        self.seen_broadcasts.insert(key, ());
+        self.seen_broadcasts.insert(key);
+        self.seen_order.push_back(key);
         true
     }
 
@@ -492,10 +558,22 @@ impl Node {
         trace!(%from, %sender, messages = packet.messages.len(), "packet");
         self.stats.messages_in += packet.messages.len() as u64;
         let sync_entries = packet.sync_entries as usize;
+        let mut inb = Inbound {
+            from,
+            sender,
+            acked: false,
+            relayed: false,
+            synced: false,
+            wanted: false,
+        };
         for (i, msg) in packet.messages.into_iter().enumerate() {
             if let Some(body) = msg.body {
-                self.handle_message(from, sender, body, i < sync_entries);
+                self.handle_message(&mut inb, body, i < sync_entries);
             }
+        }
+        if !self.joined && self.seeds.contains(&from) {
+            self.joined = true;
+            self.events.push_back(Event::JoinedCluster);
         }
         self.after_input();
     }
@@ -531,8 +609,20 @@ impl Node {
         packet.incarnation = self.incarnation();
         let mut used = prost::Message::encoded_len(&packet);
         let destination = out.to;
+        // Under phi monitors, pings and acks travel between fixed ring neighbours, so
+        // updates piggybacked on them ride along for free but do not count toward an
+        // update's retransmissions: only sends to random members (gossip rounds, syncs)
+        // spread news infection-style, and the limit must count those.
+        let counts = !(self.cfg.strategy == Strategy::PhiMonitors
+            && matches!(out.primary, Primary::Ping { .. } | Primary::Ack { .. }));
+        // Sync answers carry no gossip: their receiver (often a joiner) gets the same
+        // news as sync entries, which it does not re-gossip, so piggybacked copies there
+        // would spend the updates' retransmissions where they spread nothing.
+        let gossip = !matches!(out.primary, Primary::Entries(_) | Primary::Want(_));
         self.write_primary(out, &mut packet, &mut used, budget);
-        self.piggyback(&mut packet, &mut used, budget);
+        if gossip {
+            self.piggyback(&mut packet, &mut used, budget, counts);
+        }
         let len = wire::encode_packet(&packet, &mut buf[..budget]);
         self.stats.messages_out += packet.messages.len() as u64;
         self.scratch_packet = packet;
@@ -607,14 +697,27 @@ impl Node {
     }
 
     /// `sync`: the message is a state-sync delta, not gossip (see `process_update`).
-    fn handle_message(&mut self, from: SocketAddr, sender: NodeId, body: Body, sync: bool) {
+    fn handle_message(&mut self, inb: &mut Inbound, body: Body, sync: bool) {
+        let (from, sender) = (inb.from, inb.sender);
+        let update = |id: u64, incarnation: u64, state, cause, accuser: u64| Update {
+            id: NodeId(id),
+            incarnation,
+            state,
+            cause,
+            accuser: NodeId(accuser),
+            descriptor: None,
+        };
         match body {
             Body::Ping(p) => {
-                if p.target != self.id().0 {
-                    // Meant for whoever lived at this address before us.
+                // One ack per datagram however many pings it carries: a packet of pings
+                // must not turn into a burst of datagrams.
+                if p.target != self.id().0 || inb.acked {
+                    // A ping for another id was meant for whoever lived at this address
+                    // before us.
                     self.stats.messages_rejected += 1;
                     return;
                 }
+                inb.acked = true;
                 self.outbox.push_back(Outgoing {
                     to: from,
                     to_id: Some(sender),
@@ -622,57 +725,84 @@ impl Node {
                 });
             }
             Body::Ack(a) => self.on_ack(a.seq, from),
-            Body::PingReq(r) => self.on_ping_req(from, sender, r),
-            Body::Nack(n) => self.on_nack(n.seq),
-            Body::Alive(a) => {
-                let Some(update) = self.alive_update(a) else {
+            Body::PingReq(r) => {
+                if inb.relayed {
                     self.stats.messages_rejected += 1;
                     return;
-                };
-                self.process_update(update, sync);
+                }
+                inb.relayed = true;
+                self.on_ping_req(from, sender, r);
             }
-            Body::Suspect(s) => self.process_update(
-                Update {
-                id: NodeId(s.member),
-                incarnation: s.incarnation,
-                state: MemberState::Suspect,
-                cause: cause_from_wire(s.cause),
-                    accuser: NodeId(s.from),
-                    descriptor: None,
-                },
-                sync,
-            ),
-            Body::Dead(d) => self.process_update(
-                Update {
-                id: NodeId(d.member),
-                incarnation: d.incarnation,
-                state: MemberState::Dead,
-                cause: cause_from_wire(d.cause),
-                    accuser: NodeId(d.from),
-                    descriptor: None,
-                },
-                sync,
-            ),
-            Body::Leave(l) => self.process_update(
-                Update {
-                id: NodeId(l.member),
-                incarnation: l.incarnation,
-                state: MemberState::Left,
-                cause: Cause::Left,
-                    accuser: NodeId(l.member),
-                    descriptor: None,
-                },
-                sync,
-            ),
+            Body::Nack(n) => self.on_nack(n.seq),
+            Body::Alive(a) => match self.alive_update(a) {
+                Some(u) => self.process_update(u, sync),
+                None => self.stats.messages_rejected += 1,
+            },
+            Body::Suspect(m) => {
+                let cause = cause_from_wire(m.cause);
+                self.checked_update(
+                    update(m.member, m.incarnation, MemberState::Suspect, cause, m.from),
+                    sync,
+                );
+            }
+            Body::Dead(m) => {
+                let cause = cause_from_wire(m.cause);
+                self.checked_update(
+                    update(m.member, m.incarnation, MemberState::Dead, cause, m.from),
+                    sync,
+                );
+            }
+            Body::Leave(m) => {
+                self.checked_update(
+                    update(
+                        m.member,
+                        m.incarnation,
+                        MemberState::Left,
+                        Cause::Left,
+                        m.member,
+                    ),
+                    sync,
+                );
+            }
             Body::Broadcast(b) => self.on_broadcast(b),
-            Body::SyncDigest(d) => self.on_sync_digest(from, sender, d),
-            Body::SyncWant(w) => self.on_sync_want(from, sender, w),
+            Body::SyncDigest(d) => {
+                // Sync is answered only to a known member at its own address, and one
+                // chunk per datagram: a small forged digest must not make us send our
+                // whole table to an address of the forger's choosing.
+                if inb.synced || !self.is_member_at(sender, from) {
+                    self.stats.messages_rejected += 1;
+                    return;
+                }
+                inb.synced = true;
+                self.on_sync_digest(from, sender, d);
+            }
+            Body::SyncWant(w) => {
+                // A want also comes from a seed answering our join, maybe before the
+                // entries that would introduce the seed.
+                if inb.wanted || !(self.is_member_at(sender, from) || self.is_seed(from)) {
+                    self.stats.messages_rejected += 1;
+                    return;
+                }
+                inb.wanted = true;
+                self.on_sync_want(from, sender, w);
+            }
         }
-        if !self.joined && !self.seeds.is_empty() {
-            self.joined = true;
-            self.timers.clear(Periodic::JoinRetry);
-            self.events.push_back(Event::JoinedCluster);
+    }
+
+    /// Whether `id` is a member we know at `addr`, in any state: a restarted member we
+    /// hold dead must still get answers, or it would never learn to refute.
+    fn is_member_at(&self, id: NodeId, addr: SocketAddr) -> bool {
+        self.members.get(id).is_some_and(|e| e.addr == addr)
+    }
+
+    /// Suspect/Dead/Leave from the wire: incarnations beyond what a member can ever
+    /// refute are rejected, so a forged huge incarnation cannot pin a member dead.
+    fn checked_update(&mut self, u: Update, sync: bool) {
+        if u.incarnation > MAX_INCARNATION {
+            self.stats.messages_rejected += 1;
+            return;
         }
+        self.process_update(u, sync);
     }
 
     fn alive_update(&self, a: wire::Alive) -> Option<Update> {
@@ -681,6 +811,7 @@ impl Node {
             || std::str::from_utf8(&a.name).is_err()
             || a.metadata.len() > self.cfg.max_metadata_size
             || NodeId::from_name(std::str::from_utf8(&a.name).ok()?) != NodeId(a.member)
+            || a.incarnation > MAX_INCARNATION
         {
             return None;
         }
@@ -754,12 +885,22 @@ impl Node {
             self.ring_dirty = true;
         }
         debug!(member = %member.name(), state = member.state.as_str(), incarnation = member.incarnation, "member state");
-        if member.state != MemberState::Suspect {
-            self.suspicions.swap_remove(&u.id);
+        if member.state != MemberState::Suspect && self.suspicions.swap_remove(&u.id).is_some() {
+            self.timers.cancel(OneShot::Suspicion(u.id));
+        }
+        if was == Some(MemberState::Suspect) && member.state == MemberState::Alive {
+            // A refutation is the member speaking: as a monitor, count its silence from
+            // now rather than convicting on silence it has just disproved.
+            if let Some(m) = self.monitors.get_mut(&u.id) {
+                m.detector.restart_silence(now);
+            }
         }
         match (was, member.state) {
             (None | Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => {
-                self.probes.member_joined(u.id, &mut self.rng);
+                if self.cfg.strategy != Strategy::PhiMonitors {
+                    self.probes
+                        .member_joined(u.id, self.members.live_count(), &mut self.rng);
+                }
                 self.events.push_back(Event::MemberJoined(member));
             }
             (Some(MemberState::Alive), MemberState::Alive) => {
@@ -804,10 +945,9 @@ impl Node {
         }
         let deadline = s.deadline;
         self.timers.schedule(deadline, OneShot::Suspicion(u.id));
-        if let Some(e) = self.members.get(u.id)
-            && e.state == MemberState::Suspect
-            && e.incarnation == u.incarnation
-        {
+        if let Some(accuser) = self.members.accuser_mut(u.id, u.incarnation) {
+            // Re-gossip naming the newest confirmer, so that others count it too.
+            *accuser = u.accuser;
             self.queue.push(Key::Member(u.id), None);
         }
     }
@@ -843,12 +983,26 @@ impl Node {
         debug!(incarnation = inc, "refuted");
     }
 
-    /// Raises a suspicion of our own about `id` (at the incarnation we know).
+    /// Raises a suspicion of our own about `id` (at the incarnation we know). If it is
+    /// already suspected, our failed probe is an independent confirmation (Lifeguard):
+    /// the timeout shrinks and our own Suspect is gossiped.
     pub(crate) fn suspect(&mut self, id: NodeId, cause: Cause) {
         let Some(e) = self.members.get(id) else {
             return;
         };
-        if e.state != MemberState::Alive || self.leaving {
+        if self.leaving || !e.state.is_live() {
+            return;
+        }
+        if e.state == MemberState::Suspect {
+            let u = Update {
+                id,
+                incarnation: e.incarnation,
+                state: MemberState::Suspect,
+                cause,
+                accuser: self.id(),
+                descriptor: None,
+            };
+            self.maybe_confirm(&u);
             return;
         }
         self.stats.suspicions_raised += 1;
@@ -958,7 +1112,15 @@ impl Node {
         };
         match p {
             Periodic::Probe => {
-                let interval = self.health.scale(self.cfg.probe_interval);
+                // Under phi monitors the period stays fixed: a monitor's acks are its
+                // targets' heartbeats, and stretching the period would read as their
+                // silence. Local health lengthens the conviction deadline instead.
+                let interval = match self.cfg.strategy {
+                    Strategy::PhiMonitors => self.cfg.probe_interval,
+                    Strategy::Swim | Strategy::Lifeguard => {
+                        self.health.scale(self.cfg.probe_interval)
+                    }
+                };
                 self.timers.set(Periodic::Probe, rearm(interval));
                 if !self.leaving {
                     self.probe_round();
@@ -979,7 +1141,9 @@ impl Node {
                 }
             }
             Periodic::JoinRetry => {
-                if !self.joined && !self.leaving {
+                // Until a seed's full answer arrived, not merely its first datagram: a
+                // joiner that knows nobody has no one to push-pull with.
+                if (!self.synced || self.members.live_count() == 1) && !self.leaving {
                     self.send_join();
                     self.timers
                         .set(Periodic::JoinRetry, rearm(self.cfg.join_retry_interval));
@@ -993,6 +1157,7 @@ impl Node {
                 for id in &reaped {
                     self.queue.remove(Key::Member(*id));
                     self.suspicions.swap_remove(id);
+                    self.timers.cancel(OneShot::Suspicion(*id));
                 }
                 self.stats.members_reaped += reaped.len() as u64;
                 self.scratch_ids = reaped;
@@ -1076,7 +1241,7 @@ impl Node {
         if n <= 32 {
             return self.cfg.push_pull_interval;
         }
-        let mult = ((n as f64).log2() - 5.0).ceil() + 1.0;
+        let mult = (libm::log2(n as f64) - 5.0).ceil() + 1.0;
         self.cfg.push_pull_interval.mul_f64(mult)
     }
 
@@ -1153,30 +1318,51 @@ impl Node {
             Primary::Want(w) => {
                 push(packet, used, Body::SyncWant(w));
             }
-            Primary::Entries(ids) => {
+            Primary::Entries(mut deltas) => {
                 // Room for the `sync_entries` field itself (tag + varint ≤ 2 bytes).
                 *used += 3;
                 let before = packet.messages.len();
-                let mut written = 0;
-                for (i, id) in ids.iter().enumerate() {
-                    let Some(e) = self.members.get(*id) else {
-                        written = i + 1;
+                let mut progressed = false;
+                while let Some(d) = deltas.front().copied() {
+                    let Some(e) = self.members.get(d.id) else {
+                        deltas.pop_front();
                         continue;
                     };
-                    if !push(packet, used, member_message(e)) {
+                    let fits = match (d.peer, e.state) {
+                        (PeerKnows::Nothing, MemberState::Dead | MemberState::Left) => true,
+                        (PeerKnows::Nothing | PeerKnows::Unsure, MemberState::Suspect) => {
+                            let alive = Message {
+                                body: Some(alive_message(e)),
+                            };
+                            let suspect = Message {
+                                body: Some(member_message(e)),
+                            };
+                            let len = wire::message_len(&alive) + wire::message_len(&suspect);
+                            if *used + len <= budget {
+                                *used += len;
+                                packet.messages.push(alive);
+                                packet.messages.push(suspect);
+                                true
+                            } else {
+                                false
+                            }
+                        }
+                        _ => push(packet, used, member_message(e)),
+                    };
+                    if !fits && progressed {
                         break;
                     }
-                    written = i + 1;
+                    // An entry that cannot fit even an empty packet (a tiny
+                    // max_packet_size) is skipped rather than retried forever.
+                    deltas.pop_front();
+                    progressed = true;
                 }
                 packet.sync_entries = (packet.messages.len() - before) as u32;
-                // Progress even if one entry can never fit (a tiny max_packet_size).
-                let written = written.max(1);
-                if written < ids.len() {
-                    let rest = ids[written..].to_vec();
+                if !deltas.is_empty() {
                     self.outbox.push_front(Outgoing {
                         to: out.to,
                         to_id: out.to_id,
-                        primary: Primary::Entries(rest),
+                        primary: Primary::Entries(deltas),
                     });
                 }
             }
@@ -1199,7 +1385,8 @@ impl Node {
     }
 
     /// Fills the rest of the packet with queued updates, least-sent first.
-    fn piggyback(&mut self, packet: &mut Packet, used: &mut usize, budget: usize) {
+    /// `counts`: the sends count toward each update's retransmission limit.
+    fn piggyback(&mut self, packet: &mut Packet, used: &mut usize, budget: usize, counts: bool) {
         if self.queue.is_empty() {
             return;
         }
@@ -1238,23 +1425,28 @@ impl Node {
             packet.messages.push(msg);
             sent.push(key);
         }
-        for key in &sent {
+        for key in sent.iter().filter(|_| counts) {
             self.queue.sent(*key, limit);
         }
         self.scratch_sent = sent;
     }
 }
 
+/// Alive at the member's current incarnation: its descriptor.
+fn alive_message(e: &Entry) -> Body {
+    Body::Alive(wire::Alive {
+        member: e.id.0,
+        incarnation: e.incarnation,
+        name: e.name.clone(),
+        addr: e.addr_wire.clone(),
+        metadata: e.metadata.clone(),
+    })
+}
+
 /// The message that states a member's current state.
 pub(crate) fn member_message(e: &Entry) -> Body {
     match e.state {
-        MemberState::Alive => Body::Alive(wire::Alive {
-            member: e.id.0,
-            incarnation: e.incarnation,
-            name: e.name.clone(),
-            addr: e.addr_wire.clone(),
-            metadata: e.metadata.clone(),
-        }),
+        MemberState::Alive => alive_message(e),
         MemberState::Suspect => Body::Suspect(wire::Suspect {
             member: e.id.0,
             incarnation: e.incarnation,

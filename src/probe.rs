@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use rand::Rng;
+use rand::{Rng, RngCore};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::config::Strategy;
@@ -57,7 +57,6 @@ pub(crate) struct Pending {
 #[derive(Debug, Default)]
 pub(crate) struct Probes {
     pending: IndexMap<u32, Pending>,
-    next_seq: u32,
     relays: usize,
     /// SWIM's probe order: a shuffled list of members walked in turn, so each member is
     /// probed within `2n − 1` periods at worst.
@@ -66,9 +65,17 @@ pub(crate) struct Probes {
 }
 
 impl Probes {
-    fn insert(&mut self, p: Pending) -> u32 {
-        self.next_seq = self.next_seq.wrapping_add(1);
-        let seq = self.next_seq;
+    /// Records a probe under a fresh random seq: unpredictable, so a host off the path
+    /// cannot forge the ack that would keep a dead member alive.
+    fn insert(&mut self, rng: &mut Xoshiro256PlusPlus, p: Pending) -> u32 {
+        let mut seq = rng.next_u32();
+        // Bounded: with at most a few hundred probes in flight a clash is rare.
+        for _ in 0..4 {
+            if !self.pending.contains_key(&seq) {
+                break;
+            }
+            seq = rng.next_u32();
+        }
         if let Some(old) = self.pending.insert(seq, p)
             && matches!(old.kind, Kind::Relay { .. })
         {
@@ -95,10 +102,13 @@ impl Probes {
     }
 
     /// Forgets probes older than `horizon` that no timer will end (a monitor's ping
-    /// whose ack never came; a relay under SWIM, which sends no nacks).
+    /// whose ack never came; a relay under SWIM, which sends no nacks). Probes whose
+    /// round a timer ends (SWIM probes, indirect rounds) are left to that timer.
     fn purge(&mut self, horizon: Time) {
         let before = self.pending.len();
-        self.pending.retain(|_, p| p.started >= horizon);
+        self.pending.retain(|_, p| {
+            p.started >= horizon || matches!(p.kind, Kind::Swim { .. } | Kind::Indirect)
+        });
         if self.pending.len() != before {
             self.relays = self
                 .pending
@@ -108,9 +118,13 @@ impl Probes {
         }
     }
 
-    /// A new member joins the probe order at a random place, so it is probed within one
-    /// pass (memberlist does the same).
-    pub fn member_joined(&mut self, id: NodeId, rng: &mut Xoshiro256PlusPlus) {
+    /// Under SWIM, a new member joins the rest of this pass at a random place, so it is
+    /// probed within one pass (memberlist does the same). Bounded: a list already twice
+    /// the live membership (members flapping) waits for the next reshuffle instead.
+    pub fn member_joined(&mut self, id: NodeId, live: usize, rng: &mut Xoshiro256PlusPlus) {
+        if self.order.len() >= 2 * live + 16 {
+            return;
+        }
         let at = rng.random_range(self.cursor.min(self.order.len())..=self.order.len());
         self.order.insert(at, id);
     }
@@ -198,13 +212,16 @@ impl Node {
         };
         let to = e.addr;
         let now = self.now;
-        let seq = self.probes.insert(Pending {
-            kind,
-            target,
-            started: now,
-            expected_nacks: 0,
-            nacks: 0,
-        });
+        let seq = self.probes.insert(
+            &mut self.rng,
+            Pending {
+                kind,
+                target,
+                started: now,
+                expected_nacks: 0,
+                nacks: 0,
+            },
+        );
         self.stats.probes_sent += 1;
         self.outbox.push_back(Outgoing {
             to,
@@ -290,13 +307,23 @@ impl Node {
         self.schedule_convict(target);
     }
 
+    /// When this monitor may convict `target` by silence: where phi (with
+    /// `acceptable_pause`) reaches `phi_convict`, pushed later by one probe interval per
+    /// point of local health, so a struggling observer is slower to accuse, never faster.
+    pub(crate) fn convict_deadline(&self, m: &MonitorState) -> Option<Time> {
+        let at = m.detector.deadline(self.y_convict, true)?;
+        Some(at + self.cfg.probe_interval * self.health.score())
+    }
+
     pub(crate) fn schedule_convict(&mut self, target: NodeId) {
-        let Some(m) = self.monitors.get(&target) else {
+        let Some(at) = self
+            .monitors
+            .get(&target)
+            .and_then(|m| self.convict_deadline(m))
+        else {
             return;
         };
-        if let Some(at) = m.detector.deadline(self.y_convict, true) {
-            self.timers.schedule(at, OneShot::Convict(target));
-        }
+        self.timers.schedule(at, OneShot::Convict(target));
     }
 
     pub(crate) fn on_probe_timeout(&mut self, seq: u32) {
@@ -351,13 +378,16 @@ impl Node {
         if !due {
             return;
         }
-        let seq = self.probes.insert(Pending {
-            kind: Kind::Indirect,
-            target,
-            started: now,
-            expected_nacks: 0,
-            nacks: 0,
-        });
+        let seq = self.probes.insert(
+            &mut self.rng,
+            Pending {
+                kind: Kind::Indirect,
+                target,
+                started: now,
+                expected_nacks: 0,
+                nacks: 0,
+            },
+        );
         let helpers = self.send_ping_reqs(seq, target);
         // Also ping it directly once more under the round's seq: with no helpers (tiny
         // clusters) this is the only second chance.
@@ -384,10 +414,10 @@ impl Node {
             return;
         };
         self.stats.probes_failed += 1;
+        let missing = p.expected_nacks.saturating_sub(p.nacks);
         if self.cfg.strategy.lifeguard() {
             // Lifeguard: a failed probe, and each helper that did not even nack, hint
             // that the problem may be ours.
-            let missing = p.expected_nacks.saturating_sub(p.nacks);
             self.health.apply(1 + missing as i32);
         }
         match p.kind {
@@ -397,6 +427,12 @@ impl Node {
                     && m.indirect == Some(seq)
                 {
                     m.indirect = None;
+                }
+                if p.expected_nacks > 0 && p.nacks == 0 {
+                    // Not one helper answered, not even with a nack: we are the one cut
+                    // off. Accusing anyone now would be accusing on our own behalf.
+                    self.stats.suspicions_withheld += 1;
+                    return;
                 }
                 self.suspect(p.target, Cause::Silence);
                 self.maybe_convict_by_phi(p.target);
@@ -410,11 +446,7 @@ impl Node {
         let Some(m) = self.monitors.get(&target) else {
             return;
         };
-        let due = m
-            .detector
-            .deadline(self.y_convict, true)
-            .is_some_and(|at| at <= self.now);
-        if !due {
+        if self.convict_deadline(m).is_none_or(|at| at > self.now) {
             return; // a newer ack moved the deadline; a later timer holds
         }
         if !self.maybe_convict_by_phi(target) {
@@ -424,22 +456,28 @@ impl Node {
         }
     }
 
-    /// Convicts `target` if this node suspects it and phi has crossed `phi_convict`.
+    /// Convicts `target` if this node has suspected it for at least a refutation window
+    /// and phi has crossed `phi_convict`. The window (`probe_interval + probe_timeout`)
+    /// guarantees a live member one buddy-system ping and its answer between our
+    /// Suspect and our Dead; a conviction due earlier is re-checked when it ends.
     fn maybe_convict_by_phi(&mut self, target: NodeId) -> bool {
         let now = self.now;
         let Some(m) = self.monitors.get(&target) else {
             return false;
         };
-        let due = m
-            .detector
-            .deadline(self.y_convict, true)
-            .is_some_and(|at| at <= now);
-        let suspected = self
-            .members
-            .get(target)
-            .is_some_and(|e| e.state == MemberState::Suspect);
-        if !(due && suspected) {
+        if self.convict_deadline(m).is_none_or(|at| at > now) {
             return false;
+        }
+        let Some(e) = self.members.get(target) else {
+            return false;
+        };
+        if e.state != MemberState::Suspect {
+            return false;
+        }
+        let window_end = e.since + self.cfg.probe_interval + self.cfg.probe_timeout;
+        if now < window_end {
+            self.timers.schedule(window_end, OneShot::Convict(target));
+            return true;
         }
         if self.convict(target, Cause::Silence) {
             return true;
@@ -477,13 +515,16 @@ impl Node {
             requester_id: sender,
             seq: r.seq,
         };
-        let seq = self.probes.insert(Pending {
-            kind,
-            target,
-            started: now,
-            expected_nacks: 0,
-            nacks: 0,
-        });
+        let seq = self.probes.insert(
+            &mut self.rng,
+            Pending {
+                kind,
+                target,
+                started: now,
+                expected_nacks: 0,
+                nacks: 0,
+            },
+        );
         self.outbox.push_back(Outgoing {
             to: addr,
             to_id: Some(target),

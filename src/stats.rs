@@ -49,6 +49,9 @@ pub struct NodeStats {
     pub probes_failed: u64,
     /// Suspicions this node raised.
     pub suspicions_raised: u64,
+    /// Indirect probe rounds that failed without a single helper answering (not even a
+    /// nack): this node was cut off, so it withheld its suspicion.
+    pub suspicions_withheld: u64,
     /// Times another member's suspicion of this node was refuted by this node.
     pub refutations: u64,
     /// Members this node declared dead.

@@ -14,7 +14,8 @@ pub(crate) fn timeout(min: Duration, max: Duration, confirmations: u32, expected
     if expected == 0 || max <= min {
         return min;
     }
-    let frac = (f64::from(confirmations) + 1.0).ln() / (f64::from(expected) + 1.0).ln();
+    // libm for results that are the same on every platform.
+    let frac = libm::log(f64::from(confirmations) + 1.0) / libm::log(f64::from(expected) + 1.0);
     let span = (max - min).as_secs_f64();
     let t = max.as_secs_f64() - span * frac.min(1.0);
     Duration::from_secs_f64(t.max(min.as_secs_f64()))

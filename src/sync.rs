@@ -2,13 +2,15 @@
 //! digest of `(member, version)` in id-ordered chunks, each naming the id range it
 //! covers; the receiver answers each chunk with the full entries it knows newer or the
 //! chunk lacks, then a `SyncWant` for the entries the chunk knows newer; the initiator
-//! answers the want with those entries. One round reconciles both sides. Joining is the
-//! same exchange with a digest that names only the joiner.
+//! answers the want with those entries. Without loss one round reconciles both sides;
+//! lost datagrams are made up by later rounds. Joining is the same exchange with a
+//! digest that names only the joiner.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use crate::id::NodeId;
-use crate::node::{Node, Outgoing, Primary};
+use crate::node::{Delta, Node, Outgoing, PeerKnows, Primary};
 use crate::wire;
 
 /// Worst-case bytes a digest entry adds: a packed fixed64 id and a varint version.
@@ -89,7 +91,7 @@ impl Node {
             .collect();
         theirs.sort_unstable();
         theirs.dedup_by_key(|(m, _)| *m);
-        let mut give = Vec::new();
+        let mut give = VecDeque::new();
         let mut want = Vec::new();
         for &(id, v) in &theirs {
             match self.members.get(id) {
@@ -99,14 +101,20 @@ impl Node {
                     if mine < v {
                         want.push(id.0);
                     } else if mine > v {
-                        give.push(id);
+                        give.push_back(Delta {
+                            id,
+                            peer: PeerKnows::Older,
+                        });
                     }
                 }
             }
         }
         for id in self.members.ids_in_range(lo, hi) {
             if theirs.binary_search_by_key(&id, |(m, _)| *m).is_err() {
-                give.push(id);
+                give.push_back(Delta {
+                    id,
+                    peer: PeerKnows::Nothing,
+                });
             }
         }
         if !give.is_empty() {
@@ -128,11 +136,20 @@ impl Node {
     }
 
     pub(crate) fn on_sync_want(&mut self, from: SocketAddr, sender: NodeId, w: wire::SyncWant) {
-        let give: Vec<NodeId> = w
+        let mut ids: Vec<NodeId> = w
             .members
             .iter()
             .map(|m| NodeId(*m))
             .filter(|id| self.members.get(*id).is_some())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let give: VecDeque<Delta> = ids
+            .into_iter()
+            .map(|id| Delta {
+                id,
+                peer: PeerKnows::Unsure,
+            })
             .collect();
         if !give.is_empty() {
             self.outbox.push_back(Outgoing {
@@ -141,7 +158,10 @@ impl Node {
                 primary: Primary::Entries(give),
             });
         }
-        if w.last {
+        // Only the end of a seed's answer to our join counts: a stray want from anyone
+        // else does not. Entries of the answer may still be in flight or lost; join
+        // retries continue while this node knows no one else.
+        if w.last && self.is_seed(from) {
             self.mark_synced();
         }
     }

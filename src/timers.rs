@@ -1,9 +1,11 @@
 //! Timers: a fixed table for the periodic ones and an ordered set for the per-probe and
 //! per-member ones. Nothing is cancelled eagerly: a timer's handler checks that what it
 //! was set for still holds (the probe is still pending, the suspicion still has the same
-//! incarnation), which keeps cancellation O(1) and makes a stale timer harmless.
+//! incarnation), which keeps cancellation O(1) and makes a stale timer harmless. Timers
+//! keyed by member (suspicion, conviction) keep one entry each: re-scheduling replaces
+//! the old one, so a flapping member cannot pile up timers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::id::NodeId;
 use crate::time::Time;
@@ -53,10 +55,19 @@ pub(crate) enum Due {
     OneShot(OneShot),
 }
 
+impl OneShot {
+    /// Per-member timers: at most one entry each.
+    fn keyed(self) -> bool {
+        matches!(self, OneShot::Suspicion(_) | OneShot::Convict(_))
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     periodic: [Option<Time>; 5],
     oneshot: BTreeSet<(Time, u64, OneShot)>,
+    /// Where each keyed timer sits in `oneshot`.
+    keyed: BTreeMap<OneShot, (Time, u64)>,
     seq: u64,
 }
 
@@ -65,13 +76,30 @@ impl Timers {
         self.periodic[t as usize] = Some(at);
     }
 
+    pub fn get(&self, t: Periodic) -> Option<Time> {
+        self.periodic[t as usize]
+    }
+
     pub fn clear(&mut self, t: Periodic) {
         self.periodic[t as usize] = None;
     }
 
+    /// Schedules `t` at `at`; a keyed timer's earlier entry is replaced.
     pub fn schedule(&mut self, at: Time, t: OneShot) {
         self.seq += 1;
+        if t.keyed()
+            && let Some((old_at, old_seq)) = self.keyed.insert(t, (at, self.seq))
+        {
+            self.oneshot.remove(&(old_at, old_seq, t));
+        }
         self.oneshot.insert((at, self.seq, t));
+    }
+
+    /// Cancels a keyed timer.
+    pub fn cancel(&mut self, t: OneShot) {
+        if let Some((at, seq)) = self.keyed.remove(&t) {
+            self.oneshot.remove(&(at, seq, t));
+        }
     }
 
     /// The earliest deadline.
@@ -103,6 +131,9 @@ impl Timers {
             }
             (_, Some((oa, s, ot))) if oa <= now => {
                 self.oneshot.remove(&(oa, s, ot));
+                if ot.keyed() {
+                    self.keyed.remove(&ot);
+                }
                 Some((oa, Due::OneShot(ot)))
             }
             _ => None,
@@ -131,5 +162,22 @@ mod tests {
         assert_eq!(t.pop_due(now).unwrap().1, Due::Periodic(Periodic::Probe));
         assert_eq!(t.pop_due(now), None);
         assert_eq!(t.next(), None);
+    }
+
+    #[test]
+    fn keyed_timers_keep_one_entry() {
+        let mut t = Timers::default();
+        let k = OneShot::Suspicion(NodeId(7));
+        for i in 1..=100 {
+            t.schedule(Time::from_millis(i), k);
+        }
+        assert_eq!(t.oneshot.len(), 1);
+        assert_eq!(t.next(), Some(Time::from_millis(100)));
+        t.cancel(k);
+        assert_eq!(t.next(), None);
+        // Probe timers are unique by seq and are not keyed.
+        t.schedule(Time::from_millis(1), OneShot::ProbeTimeout(1));
+        t.schedule(Time::from_millis(2), OneShot::ProbeTimeout(2));
+        assert_eq!(t.oneshot.len(), 2);
     }
 }

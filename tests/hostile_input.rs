@@ -97,3 +97,180 @@ proptest! {
         assert_sane(&mut n);
     }
 }
+
+/// The datagrams a node would send for one input.
+fn drain(n: &mut Node, now: Time) -> Vec<Vec<u8>> {
+    let mut buf = [0u8; 1400];
+    let mut out = Vec::new();
+    while let Some(t) = n.poll_transmit(now, &mut buf) {
+        out.push(buf[..t.len].to_vec());
+        assert!(out.len() < 100_000);
+    }
+    out
+}
+
+/// A cluster of `n` members as seen by the returned node, built by real joins.
+fn node_knowing(n: usize) -> (Node, Vec<Vec<u8>>) {
+    let mut victim = node("victim", 9, 9);
+    victim.join(Time::ZERO, &[]);
+    let mut joins = Vec::new();
+    for i in 0..n {
+        let port = 1000 + i as u16;
+        let mut j = node(&format!("peer-{i}"), port, i as u64);
+        j.join(Time::ZERO, &[addr(9)]);
+        for d in drain(&mut j, Time::ZERO) {
+            victim.handle_packet(Time::from_millis(1), addr(port), &d);
+            joins.push(d);
+        }
+    }
+    drain(&mut victim, Time::from_millis(1));
+    (victim, joins)
+}
+
+#[test]
+fn sync_is_answered_only_to_known_members_at_their_address() {
+    let (mut victim, joins) = node_knowing(50);
+    assert_eq!(victim.live_count(), 51);
+    // A join packet replayed from another address: the digest is not answered there.
+    victim.handle_packet(Time::from_millis(2), addr(7777), &joins[0]);
+    let out = drain(&mut victim, Time::from_millis(2));
+    assert!(
+        out.len() <= 1,
+        "answered a digest to a stranger's address with {} datagrams",
+        out.len()
+    );
+    // The same join from the member's own address is answered in full.
+    victim.handle_packet(Time::from_millis(3), addr(1000), &joins[0]);
+    let out = drain(&mut victim, Time::from_millis(3));
+    assert!(out.len() >= 2, "a real join got no answer");
+}
+
+/// A hand-encoded protobuf `Packet` (the schema in proto/rumor/v1/rumor.proto), so the
+/// tests can say things the node itself would never send.
+fn packet(sender_name: &str, messages: &[Vec<u8>]) -> Vec<u8> {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut p = vec![0x08, 1]; // version = 1
+    p.extend_from_slice(&[0x12, 5]);
+    p.extend_from_slice(b"rumor"); // cluster
+    p.push(0x19); // sender: fixed64
+    p.extend_from_slice(&rumor::NodeId::from_name(sender_name).0.to_le_bytes());
+    for m in messages {
+        p.push(0x2a); // messages
+        varint(m.len() as u64, &mut p);
+        p.extend_from_slice(m);
+    }
+    p
+}
+
+/// `Message { ping: Ping { seq, target } }`.
+fn ping_message(seq: u32, target: &str) -> Vec<u8> {
+    let mut ping = vec![0x08];
+    let mut s = seq as u64;
+    while s >= 0x80 {
+        ping.push((s as u8) | 0x80);
+        s >>= 7;
+    }
+    ping.push(s as u8);
+    ping.push(0x11); // target: fixed64
+    ping.extend_from_slice(&rumor::NodeId::from_name(target).0.to_le_bytes());
+    let mut m = vec![0x0a, ping.len() as u8];
+    m.extend_from_slice(&ping);
+    m
+}
+
+/// `Message { sync_digest: SyncDigest { lo: 0, hi: u64::MAX, last: true } }`: "send me
+/// everything", in 23 bytes.
+fn everything_digest() -> Vec<u8> {
+    let mut d = vec![0x09];
+    d.extend_from_slice(&0u64.to_le_bytes());
+    d.push(0x11);
+    d.extend_from_slice(&u64::MAX.to_le_bytes());
+    d.extend_from_slice(&[0x28, 1]);
+    let mut m = vec![0x52, d.len() as u8];
+    m.extend_from_slice(&d);
+    m
+}
+
+#[test]
+fn many_pings_in_one_datagram_get_one_ack() {
+    let mut victim = node("victim", 9, 9);
+    victim.join(Time::ZERO, &[]);
+    drain(&mut victim, Time::ZERO);
+    let pings: Vec<Vec<u8>> = (0..40).map(|i| ping_message(i, "victim")).collect();
+    let datagram = packet("stranger", &pings);
+    assert!(datagram.len() < 1400);
+    victim.handle_packet(Time::from_millis(1), addr(5), &datagram);
+    assert_eq!(
+        victim.stats().decode_errors_total(),
+        0,
+        "hand-encoded packet rejected"
+    );
+    let out = drain(&mut victim, Time::from_millis(1));
+    assert_eq!(out.len(), 1, "40 pings in one datagram must cost one ack");
+    assert_eq!(victim.stats().messages_rejected, 39);
+}
+
+#[test]
+fn a_tiny_forged_digest_does_not_dump_the_member_table() {
+    let (mut victim, _) = node_knowing(50);
+    // Claiming to be a known member, from an address that is not its own.
+    let datagram = packet(
+        "peer-3",
+        &[
+            everything_digest(),
+            everything_digest(),
+            everything_digest(),
+        ],
+    );
+    victim.handle_packet(Time::from_millis(5), addr(4242), &datagram);
+    assert_eq!(
+        victim.stats().decode_errors_total(),
+        0,
+        "hand-encoded packet rejected"
+    );
+    assert!(drain(&mut victim, Time::from_millis(5)).is_empty());
+    // From its own address, three digests in one datagram are answered once.
+    victim.handle_packet(Time::from_millis(6), addr(1003), &datagram);
+    let once = drain(&mut victim, Time::from_millis(6)).len();
+    victim.handle_packet(
+        Time::from_millis(7),
+        addr(1003),
+        &packet("peer-3", &[everything_digest()]),
+    );
+    let single = drain(&mut victim, Time::from_millis(7)).len();
+    assert_eq!(
+        once, single,
+        "three digests in one datagram were answered more than once"
+    );
+}
+
+#[test]
+fn forged_huge_incarnations_are_rejected() {
+    let (mut victim, _) = node_knowing(3);
+    // `Message { dead: Dead { member: peer-1, incarnation: u64::MAX, from: x } }`.
+    let mut d = vec![0x09];
+    d.extend_from_slice(&rumor::NodeId::from_name("peer-1").0.to_le_bytes());
+    d.push(0x10);
+    d.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    let mut m = vec![0x3a, d.len() as u8];
+    m.extend_from_slice(&d);
+    victim.handle_packet(Time::from_millis(5), addr(1000), &packet("peer-0", &[m]));
+    assert_eq!(
+        victim.stats().decode_errors_total(),
+        0,
+        "hand-encoded packet rejected"
+    );
+    let peer1 = victim.member(rumor::NodeId::from_name("peer-1")).unwrap();
+    assert_eq!(
+        peer1.state,
+        MemberState::Alive,
+        "a forged u64::MAX incarnation convicted a member"
+    );
+    assert_eq!(victim.stats().messages_rejected, 1);
+}

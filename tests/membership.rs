@@ -376,3 +376,68 @@ fn same_seed_same_events() {
     let c = run(78);
     assert!(a.1 != c.1, "different seeds gave identical stats");
 }
+
+#[test]
+fn degraded_observer_convicts_no_healthy_peer() {
+    // One node loses most datagrams sent to it. It must not turn its own trouble into
+    // convictions of healthy peers (Lifeguard's promise, kept under phi monitors by
+    // withheld suspicions, a refutation window and health-stretched deadlines).
+    for loss in [0.7, 0.85] {
+        let mut c = Cluster::new(10, Config::lan(), 15);
+        c.join_all();
+        assert!(c.run_until_converged(secs(10.0)));
+        let degraded = 4;
+        c.inbound_loss.insert(degraded, loss);
+        c.run_for(secs(300.0));
+        // It did see its probes fail: the test exercises the degraded path.
+        let st = c.slots[degraded].node().stats();
+        assert!(st.probes_failed >= 5 && st.indirect_probes >= 20, "loss {loss}: {st:?}");
+        for j in (0..10).filter(|&j| j != degraded) {
+            for i in 0..10 {
+                assert!(
+                    c.dead_at(i, j).is_none(),
+                    "loss {loss}: node {i} saw healthy node {j} dead"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lifeguard_confirmations_shorten_the_suspicion() {
+    // Under Lifeguard every prober that fails on an already-suspected member confirms
+    // the suspicion, so a crash is convicted well before the maximum timeout.
+    let mut cfg = Config::lan();
+    cfg.strategy = Strategy::Lifeguard;
+    let n = 12;
+    let max = cfg.suspicion_min_timeout(n) * cfg.suspicion_max_mult;
+    let mut c = Cluster::new(n, cfg, 16);
+    c.join_all();
+    assert!(c.run_until_converged(secs(10.0)));
+    c.run_for(secs(10.0));
+    c.crash(3);
+    let t0 = c.now;
+    c.run_for(max + secs(30.0));
+    let first_suspicion = (0..n)
+        .filter(|&i| i != 3)
+        .filter_map(|i| {
+            c.slots[i]
+                .events
+                .iter()
+                .find(|(_, e)| matches!(e, Event::MemberSuspected { member, .. } if member.id == c.id(3)))
+                .map(|(t, _)| *t)
+        })
+        .min()
+        .expect("the crash was never suspected");
+    let dead = (0..n)
+        .filter(|&i| i != 3)
+        .filter_map(|i| c.dead_at(i, 3))
+        .min()
+        .expect("never convicted");
+    assert!(
+        dead - first_suspicion < max,
+        "convicted {:?} after the first suspicion: the maximum timeout",
+        dead - first_suspicion
+    );
+    assert!(dead > t0);
+}

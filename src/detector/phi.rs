@@ -374,10 +374,12 @@ pub fn phi_from_y(y: f64) -> f64 {
     }
     let y = y.clamp(-Y_EVAL_MAX, Y_EVAL_MAX);
     let t = y * (LOGISTIC_A + LOGISTIC_B * y * y);
+    // libm, not std: std's exp/ln_1p call the platform's libm, which is not correctly
+    // rounded and differs across systems; decisions (deadlines) must not.
     if t > 0.0 {
-        (t + (-t).exp().ln_1p()) / LN_10
+        (t + libm::log1p(libm::exp(-t))) / LN_10
     } else {
-        t.exp().ln_1p() / LN_10
+        libm::log1p(libm::exp(t)) / LN_10
     }
 }
 

@@ -416,6 +416,7 @@ mod tests {
                 .collect(),
             sealed: Bytes::new(),
             key_id: 0,
+            sync_entries: 0,
         }
     }
 
@@ -900,6 +901,7 @@ mod props {
                     .collect(),
                 sealed: Bytes::new(),
                 key_id,
+                sync_entries: key_id % 8,
             })
     }
 

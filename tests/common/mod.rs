@@ -50,6 +50,8 @@ pub struct Cluster {
     pub latency: Duration,
     pub jitter: Duration,
     pub loss: f64,
+    /// Extra loss of datagrams arriving at one node (a degraded NIC or host).
+    pub inbound_loss: BTreeMap<usize, f64>,
     seed: u64,
     rng: Xoshiro256PlusPlus,
     in_flight: BinaryHeap<Reverse<Datagram>>,
@@ -74,6 +76,7 @@ impl Cluster {
             latency: Duration::from_millis(1),
             jitter: Duration::from_micros(500),
             loss: 0.0,
+            inbound_loss: BTreeMap::new(),
             seed,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5eed),
             in_flight: BinaryHeap::new(),
@@ -309,7 +312,8 @@ impl Cluster {
             let Some(&j) = self.by_addr.get(&to) else {
                 continue;
             };
-            if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
+            let loss = self.loss + self.inbound_loss.get(&j).copied().unwrap_or(0.0);
+            if loss > 0.0 && self.rng.random::<f64>() < loss {
                 self.dropped += 1;
                 continue;
             }
