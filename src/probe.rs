@@ -165,9 +165,12 @@ impl Node {
         self.probes.purge(horizon);
         match self.cfg.strategy {
             Strategy::PhiMonitors => {
-                let targets: Vec<NodeId> = self.monitors.keys().copied().collect();
-                for target in targets {
-                    self.send_ping(target, Kind::Monitor);
+                // By index: sending does not change the monitor set, and collecting the
+                // keys would allocate every period.
+                for i in 0..self.monitors.len() {
+                    if let Some((&target, _)) = self.monitors.get_index(i) {
+                        self.send_ping(target, Kind::Monitor);
+                    }
                 }
             }
             Strategy::Swim | Strategy::Lifeguard => {
