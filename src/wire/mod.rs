@@ -204,14 +204,12 @@ impl DecodeErrorKind {
 /// The cluster label is deliberately not checked here: the node compares it and
 /// counts foreign packets apart from malformed ones.
 ///
-/// Never panics, whatever `buf` holds. Memory is bounded by the packet size: prost
-/// parses only what the buffer holds (every length prefix is checked against the
-/// remaining input, nesting is capped at prost's recursion limit) and every decoded
-/// element consumes input bytes, so allocation is linear in `max_packet_size`. The
-/// worst ratio is a packet of empty messages, 2 bytes each on the wire and 120 bytes in
-/// memory on 64-bit targets: about 60 times the packet size (twice that at worst while
-/// the `Vec` grows), all freed when the packet is rejected. The message count is
-/// checked only after parsing, so `max_messages` does not lower that bound.
+/// Never panics, whatever `buf` holds. Memory is bounded before anything is
+/// allocated: a scan of the envelope's top-level fields counts the messages and rejects
+/// more than `max_messages` (so the message list is at most `max_messages` entries),
+/// and within messages prost parses only what the buffer holds (every length prefix is
+/// checked against the remaining input, nesting is capped at prost's recursion limit)
+/// with every element consuming input bytes, so the rest is linear in the packet.
 pub(crate) fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet, DecodeError> {
     if buf.is_empty() {
         return Err(DecodeError::Empty);
@@ -220,6 +218,13 @@ pub(crate) fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet,
         return Err(DecodeError::TooLarge {
             len: buf.len(),
             max: limits.max_packet_size,
+        });
+    }
+    let count = count_messages(buf).ok_or(DecodeError::Malformed)?;
+    if count > limits.max_messages {
+        return Err(DecodeError::TooManyMessages {
+            count,
+            max: limits.max_messages,
         });
     }
     // prost's own error carries a heap-allocated description; drop it, since garbage
@@ -231,16 +236,40 @@ pub(crate) fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet,
     if !packet.sealed.is_empty() {
         return Err(DecodeError::Sealed);
     }
-    if packet.messages.len() > limits.max_messages {
-        return Err(DecodeError::TooManyMessages {
-            count: packet.messages.len(),
-            max: limits.max_messages,
-        });
-    }
     for message in &packet.messages {
         validate_body(message.body.as_ref(), limits)?;
     }
     Ok(packet)
+}
+
+/// Counts the `messages` fields (number 5, length-delimited) at the envelope's top
+/// level without decoding them. `None` if the top level is not well-formed protobuf.
+/// Bounded: every step consumes input.
+fn count_messages(mut buf: &[u8]) -> Option<usize> {
+    use prost::encoding::decode_varint;
+    let mut count = 0;
+    while !buf.is_empty() {
+        let key = decode_varint(&mut buf).ok()?;
+        let (field, wire_type) = (key >> 3, key & 7);
+        let skip = match wire_type {
+            0 => {
+                decode_varint(&mut buf).ok()?;
+                0
+            }
+            1 => 8,
+            2 => usize::try_from(decode_varint(&mut buf).ok()?).ok()?,
+            5 => 4,
+            _ => return None,
+        };
+        if skip > buf.len() {
+            return None;
+        }
+        buf = &buf[skip..];
+        if field == 5 && wire_type == 2 {
+            count += 1;
+        }
+    }
+    Some(count)
 }
 
 /// Checks the invariants of one message body that the type system cannot express.
