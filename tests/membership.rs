@@ -391,7 +391,10 @@ fn degraded_observer_convicts_no_healthy_peer() {
         c.run_for(secs(300.0));
         // It did see its probes fail: the test exercises the degraded path.
         let st = c.slots[degraded].node().stats();
-        assert!(st.probes_failed >= 5 && st.indirect_probes >= 20, "loss {loss}: {st:?}");
+        assert!(
+            st.probes_failed >= 5 && st.indirect_probes >= 20,
+            "loss {loss}: {st:?}"
+        );
         for j in (0..10).filter(|&j| j != degraded) {
             for i in 0..10 {
                 assert!(

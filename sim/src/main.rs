@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use rumor_sim::scenario::{Scenario, parse_set};
+use rumor_sim::sweep::{self, GridAxis, Sweep, parse_grid, parse_seed_list};
+use rumor_sim::tune::{self, TuneOptions};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +22,120 @@ struct Cli {
 enum Cmd {
     /// Run one scenario and report.
     Run(RunArgs),
+    /// Run a grid of settings × seeds in parallel and compare them.
+    Sweep(SweepArgs),
+    /// Find the fastest-detecting thresholds that survive a pause model.
+    Tune(TuneArgs),
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// Scenario file (TOML).
+    #[arg(long, default_value = "sim/scenarios/steady.toml")]
+    scenario: PathBuf,
+    /// A grid axis: path=v1,v2,... (repeatable; the product of all axes is run).
+    #[arg(long = "grid", value_parser = parse_grid)]
+    grids: Vec<GridAxis>,
+    /// Run each grid point with this many seeds: the scenario's seed, seed+1, ...
+    #[arg(long, default_value_t = 1, conflicts_with = "seed_list")]
+    seeds: u64,
+    /// Run each grid point with exactly these seeds, e.g. 1,2,7.
+    #[arg(long, value_parser = parse_seed_list)]
+    seed_list: Option<Vec<u64>>,
+    /// Cluster size (overrides the scenario).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Simulated duration, e.g. 10m (overrides the scenario).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Override any config or scenario field for every run: path=value (repeatable).
+    #[arg(long = "set", value_parser = parse_set)]
+    sets: Vec<(String, String)>,
+    /// Print one JSON object: {"sweep": [...], "command": ...}.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV: one row per run (grid values, then the run columns).
+    #[arg(long)]
+    csv: bool,
+    /// Also draw detection latency p99 against false convictions into this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Worker threads (default: available parallelism).
+    #[arg(long)]
+    jobs: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct TuneArgs {
+    /// Measured pauses: one duration in milliseconds per line (# comments allowed).
+    #[arg(long, conflicts_with = "pause_dist")]
+    pauses: Option<PathBuf>,
+    /// A pause distribution: fixed:value=2s, exponential:mean=1s,
+    /// pareto:scale=500ms,shape=1.5 or lognormal:median=1s,sigma=0.8.
+    #[arg(long, value_parser = tune::parse_pause_dist)]
+    pause_dist: Option<rumor_sim::scenario::PauseDist>,
+    /// Pauses per minute per node (Poisson arrivals) [default: the scenario's, else 2].
+    #[arg(long)]
+    pause_rate: Option<f64>,
+    /// Uniform packet loss [default: the scenario's, else 0.01].
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Cluster size [default: the scenario's, else 100].
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Member-hours each run must survive with zero false convictions.
+    #[arg(long, default_value_t = 100.0)]
+    target_hours: f64,
+    /// Seeds per candidate: 1, 2, ... N.
+    #[arg(long, default_value_t = 2, conflicts_with = "seed_list")]
+    seeds: u64,
+    /// Exactly these seeds, e.g. 1,2,7.
+    #[arg(long, value_parser = parse_seed_list)]
+    seed_list: Option<Vec<u64>>,
+    /// Base scenario (its pause and crash faults are replaced; other faults, partitions,
+    /// network and config are kept).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Override any config or scenario field of the base: path=value (repeatable).
+    #[arg(long = "set", value_parser = parse_set)]
+    sets: Vec<(String, String)>,
+    /// phi_convict values to try, e.g. 8,12.
+    #[arg(long, default_value = "8,12", value_delimiter = ',')]
+    phi: Vec<f64>,
+    /// acceptable_pause grid steps (geometric, from the model's median to twice its
+    /// expected longest pause).
+    #[arg(long, default_value_t = 8)]
+    steps: usize,
+    /// Most simulation runs the search may use; the strategy comparison adds 2 × seeds.
+    #[arg(long, default_value_t = 24)]
+    budget_runs: usize,
+    /// Longest run in node-seconds (nodes × simulated seconds); longer runs are capped.
+    #[arg(long, default_value_t = 720_000.0)]
+    max_node_seconds: f64,
+    /// Crashes per run (distinct nodes, random times) to measure detection.
+    #[arg(long, default_value_t = 3)]
+    crashes: usize,
+    /// Skip the swim / lifeguard / phi-monitors comparison.
+    #[arg(long)]
+    no_compare: bool,
+    /// A setting passes only if its silence to convict exceeds the longest pause
+    /// sampled by at least this much, e.g. 1s (one probe interval: safe whatever the
+    /// phase of the pause).
+    #[arg(long, default_value = "0s", value_parser = parse_dur)]
+    min_margin: std::time::Duration,
+    /// Settings whose detection p99 is within this fraction of the fastest count as
+    /// equally fast; among them the one with the most margin is chosen.
+    #[arg(long, default_value_t = 0.1)]
+    latency_tolerance: f64,
+    /// Write the generated scenario (before the searched thresholds) to this file.
+    #[arg(long)]
+    write_scenario: Option<PathBuf>,
+    /// Worker threads (default: available parallelism).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -51,6 +167,8 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Run(a) => run(a),
+        Cmd::Sweep(a) => sweep_cmd(a),
+        Cmd::Tune(a) => tune_cmd(a),
     };
     std::process::exit(code);
 }
@@ -107,4 +225,256 @@ fn run(a: RunArgs) -> i32 {
         println!("{}", report.table());
     }
     0
+}
+
+fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
+    rumor::parse_duration(s)
+        .ok_or_else(|| format!("{s:?}: expected a duration such as 500ms or 1s"))
+}
+
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} runs, {elapsed} elapsed, eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn sweep_cmd(a: SweepArgs) -> i32 {
+    let mut base = a.sets.clone();
+    if let Some(n) = a.nodes {
+        base.push(("nodes".into(), n.to_string()));
+    }
+    if let Some(d) = &a.duration {
+        base.push(("duration".into(), d.clone()));
+    }
+    let text = match std::fs::read_to_string(&a.scenario) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", a.scenario.display());
+            return 2;
+        }
+    };
+    let seeds = match &a.seed_list {
+        Some(l) => l.clone(),
+        None => match Scenario::parse(&text, &base) {
+            Ok(sc) => (0..a.seeds.max(1))
+                .map(|i| sc.seed.wrapping_add(i))
+                .collect(),
+            Err(e) => {
+                eprintln!("error: {}: {e}", a.scenario.display());
+                return 2;
+            }
+        },
+    };
+    let sw = match Sweep::new(&a.scenario, &text, &base, a.grids.clone(), seeds.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut command = format!("rumor-sim sweep --scenario {}", a.scenario.display());
+    for g in &a.grids {
+        command.push_str(&format!(" --grid {}={}", g.path, g.values.join(",")));
+    }
+    let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    command.push_str(&format!(" --seed-list {}", list.join(",")));
+    for (k, v) in &base {
+        command.push_str(&format!(" --set {k}={v}"));
+    }
+    if let Some(p) = &a.plot {
+        command.push_str(&format!(" --plot {}", p.display()));
+    }
+    if a.json {
+        command.push_str(" --json");
+    } else if a.csv {
+        command.push_str(" --csv");
+    }
+    let jobs = a.jobs.unwrap_or_else(sweep::default_jobs).max(1);
+    eprintln!("# {command}");
+    eprintln!(
+        "# {} grid point(s) × {} seed(s) = {} runs on {jobs} thread(s)",
+        sw.points.len(),
+        seeds.len(),
+        sw.jobs.len()
+    );
+    let bar = progress_bar(sw.jobs.len() as u64);
+    let result = sw.run(jobs, |_| bar.inc(1));
+    bar.finish_and_clear();
+    let points = match result {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if let Some(path) = &a.plot {
+        let title = format!(
+            "{}: detection p99 vs false convictions ({} seed(s) per setting)",
+            sw.jobs.first().map_or("", |j| j.scenario.name.as_str()),
+            seeds.len()
+        );
+        match rumor_sim::plot::plot(path, &title, &rumor_sim::plot::points_of(&points)) {
+            Ok(n) => eprintln!("# plot: {} ({n} point(s))", path.display()),
+            Err(e) => {
+                eprintln!("error: plot: {e}");
+                return 1;
+            }
+        }
+    }
+    if a.json {
+        let doc = sweep::SweepJson {
+            sweep: &points,
+            command: &command,
+        };
+        match serde_json::to_string_pretty(&doc) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
+    } else if a.csv {
+        print!("{}", sweep::csv(&sw.axes, &points));
+    } else {
+        println!("{}", sweep::table(&sw.axes, &points));
+    }
+    0
+}
+
+fn tune_cmd(a: TuneArgs) -> i32 {
+    let pause = match (&a.pauses, &a.pause_dist) {
+        (Some(p), _) => match tune::read_pauses(p) {
+            Ok(values) => Some(rumor_sim::scenario::PauseDist::Samples { values }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+        (None, d) => d.clone(),
+    };
+    let base = match &a.scenario {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => Some((p.clone(), t)),
+            Err(e) => {
+                eprintln!("error: {}: {e}", p.display());
+                return 2;
+            }
+        },
+        None => None,
+    };
+    let seeds = a
+        .seed_list
+        .clone()
+        .unwrap_or_else(|| (1..=a.seeds.max(1)).collect());
+    let o = TuneOptions {
+        base,
+        pause,
+        pause_rate_per_min: a.pause_rate,
+        loss: a.loss,
+        nodes: a.nodes,
+        target_hours: a.target_hours,
+        seeds: seeds.clone(),
+        phis: a.phi.clone(),
+        steps: a.steps,
+        budget_runs: a.budget_runs,
+        jobs: a.jobs.unwrap_or_else(sweep::default_jobs).max(1),
+        max_node_seconds: a.max_node_seconds,
+        crashes: a.crashes,
+        no_compare: a.no_compare,
+        min_margin: a.min_margin,
+        latency_tolerance: a.latency_tolerance,
+        sets: a.sets.clone(),
+    };
+    let mut command = "rumor-sim tune".to_string();
+    if let Some(p) = &a.scenario {
+        command.push_str(&format!(" --scenario {}", p.display()));
+    }
+    if let Some(p) = &a.pauses {
+        command.push_str(&format!(" --pauses {}", p.display()));
+    }
+    if let Some(d) = &a.pause_dist {
+        command.push_str(&format!(" --pause-dist {}", tune::describe(d)));
+    }
+    if let Some(r) = a.pause_rate {
+        command.push_str(&format!(" --pause-rate {r}"));
+    }
+    if let Some(l) = a.loss {
+        command.push_str(&format!(" --loss {l}"));
+    }
+    if let Some(n) = a.nodes {
+        command.push_str(&format!(" --nodes {n}"));
+    }
+    let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let phis: Vec<String> = a.phi.iter().map(f64::to_string).collect();
+    command.push_str(&format!(
+        " --target-hours {} --seed-list {} --phi {} --steps {} --budget-runs {} --max-node-seconds {} --crashes {} --min-margin {} --latency-tolerance {}",
+        a.target_hours,
+        list.join(","),
+        phis.join(","),
+        a.steps,
+        a.budget_runs,
+        a.max_node_seconds,
+        a.crashes,
+        rumor::fmt_dur(a.min_margin),
+        a.latency_tolerance
+    ));
+    for (k, v) in &a.sets {
+        command.push_str(&format!(" --set {k}={v}"));
+    }
+    if a.no_compare {
+        command.push_str(" --no-compare");
+    }
+    if a.json {
+        command.push_str(" --json");
+    }
+    eprintln!("# {command}");
+    if let Some(path) = &a.write_scenario {
+        match tune::Plan::new(&o) {
+            Ok(plan) => {
+                if plan.samples.is_some() {
+                    eprintln!(
+                        "# note: measured pauses cannot be written to a scenario file; it holds a `samples` placeholder"
+                    );
+                }
+                if let Err(e) = std::fs::write(path, &plan.text) {
+                    eprintln!("error: {}: {e}", path.display());
+                    return 2;
+                }
+                eprintln!("# scenario written to {}", path.display());
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
+    let total = a.budget_runs + if a.no_compare { 0 } else { 2 * seeds.len() };
+    let bar = progress_bar(total as u64);
+    let log = |line: &str| bar.suspend(|| eprintln!("# {line}"));
+    let result = tune::tune(&o, &command, &|| bar.inc(1), &log);
+    bar.finish_and_clear();
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if a.json {
+        match serde_json::to_string_pretty(&r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
+    } else {
+        print!("{}", tune::render(&r));
+    }
+    if r.chosen.is_some() { 0 } else { 1 }
 }

@@ -1,1 +1,127 @@
-//! (being written)
+//! `sweep --plot FILE.svg`: detection latency against false convictions, one labelled
+//! point per grid setting.
+//!
+//! Only plotters' SVG backend is used. It writes text as SVG `<text>` elements and
+//! estimates label widths itself, so no font files or system fonts are needed.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::sweep::PointSummary;
+
+/// One point of the plot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlotPoint {
+    /// Label drawn next to the point (the grid setting).
+    pub label: String,
+    /// x: detection latency p99 in seconds; `None` when no crash was detected (such a
+    /// setting cannot be placed and is listed in the caption instead).
+    pub detection_p99_s: Option<f64>,
+    /// y: false convictions, summed over the seeds.
+    pub false_convictions: u64,
+}
+
+/// The plot points of a sweep, in grid order.
+pub fn points_of(sweep: &[PointSummary]) -> Vec<PlotPoint> {
+    sweep
+        .iter()
+        .map(|p| PlotPoint {
+            label: p.label(),
+            detection_p99_s: p.detection_ms.p99.map(|ms| ms / 1e3),
+            false_convictions: p.false_convictions,
+        })
+        .collect()
+}
+
+/// Draws `points` into the SVG file `path` under `title`. Returns how many points were
+/// placed (those without a detection latency are left out and counted in the caption).
+pub fn plot(path: &Path, title: &str, points: &[PlotPoint]) -> Result<usize, String> {
+    let placed: Vec<(f64, f64, &str)> = points
+        .iter()
+        .filter_map(|p| {
+            p.detection_p99_s
+                .map(|x| (x, p.false_convictions as f64, p.label.as_str()))
+        })
+        .collect();
+    let skipped = points.len() - placed.len();
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+
+    let (mut x0, mut x1) = placed
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    if !x0.is_finite() {
+        (x0, x1) = (0.0, 1.0);
+    }
+    let pad = ((x1 - x0) * 0.15).max(0.5);
+    let (x0, x1) = ((x0 - pad).max(0.0), x1 + pad * 2.0);
+    let ymax = placed.iter().map(|p| p.1).fold(0.0, f64::max);
+    let y1 = (ymax * 1.2).max(ymax + 1.0);
+
+    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let caption = if skipped > 0 {
+        format!("{title} ({skipped} setting(s) without detected crashes not shown)")
+    } else {
+        title.to_string()
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, -0.5..y1)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("detection latency p99 (s)")
+        .y_desc("false convictions (sum over seeds)")
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(placed.iter().map(|&(x, y, label)| {
+            EmptyElement::at((x, y))
+                + Circle::new((0, 0), 5, BLUE.filled())
+                + Text::new(label.to_string(), (8, -14), ("sans-serif", 13))
+        }))
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(placed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_an_svg_with_labels() {
+        let dir = std::env::temp_dir().join(format!("rumor-sim-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.svg");
+        let pts = vec![
+            PlotPoint {
+                label: "acceptable_pause=1s".into(),
+                detection_p99_s: Some(2.5),
+                false_convictions: 7,
+            },
+            PlotPoint {
+                label: "acceptable_pause=3s".into(),
+                detection_p99_s: Some(4.5),
+                false_convictions: 0,
+            },
+            PlotPoint {
+                label: "no crash".into(),
+                detection_p99_s: None,
+                false_convictions: 0,
+            },
+        ];
+        assert_eq!(plot(&path, "t", &pts).unwrap(), 2);
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
+        assert!(svg.contains("acceptable_pause=3s"));
+        assert!(svg.contains("<circle"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -194,8 +194,9 @@ impl DecodeErrorKind {
 ///
 /// Checks, in order: the datagram is not empty; it is no larger than
 /// `limits.max_packet_size` (checked before any parsing, so oversized garbage costs
-/// nothing); it parses as a `Packet`; its version is [`PROTOCOL_VERSION`]; it is not
-/// sealed; it carries at most `limits.max_messages` messages. Then, message by message
+/// nothing); its top level is well-formed and carries at most `limits.max_messages`
+/// messages (counted before they are parsed); it parses as a `Packet`; its version is
+/// [`PROTOCOL_VERSION`]; it is not sealed. Then, message by message
 /// in order (so the first offending message decides the error): it has a body; its
 /// socket addresses (`PingReq.target_addr`, `Alive.addr`) decode with [`decode_addr`];
 /// a `SyncDigest` has as many versions as members, `lo <= hi`, and at most
