@@ -288,8 +288,6 @@ impl Node {
             |rng: &mut Xoshiro256PlusPlus, d: Duration| d.mul_f64(rand::Rng::random::<f64>(rng));
         let p = jitter(&mut self.rng, self.cfg.probe_interval);
         self.timers.set(Periodic::Probe, now + p);
-        let g = jitter(&mut self.rng, self.cfg.gossip_interval);
-        self.timers.set(Periodic::Gossip, now + g);
         let pp = self.push_pull_interval();
         let pp = jitter(&mut self.rng, pp) + pp / 2;
         self.timers.set(Periodic::PushPull, now + pp);
@@ -421,6 +419,7 @@ impl Node {
         self.send_join();
         self.timers
             .set(Periodic::JoinRetry, self.now + self.cfg.join_retry_interval);
+        self.after_input();
     }
 
     fn send_join(&mut self) {
@@ -449,6 +448,7 @@ impl Node {
         self.queue.push(Key::Member(self.id()), None);
         self.gossip_now();
         self.timers.clear(Periodic::JoinRetry);
+        self.after_input();
     }
 
     /// Replaces this node's metadata and gossips it (at a new incarnation).
@@ -467,6 +467,7 @@ impl Node {
         self.members.get_mut_local().metadata = metadata;
         self.members.update_local(inc, MemberState::Alive, self.now);
         self.queue.push(Key::Member(self.id()), None);
+        self.after_input();
         Ok(())
     }
 
@@ -496,6 +497,7 @@ impl Node {
         let key = (self.id(), self.broadcast_seq);
         self.remember_broadcast(key);
         self.queue_broadcast(key, payload);
+        self.after_input();
         Ok(())
     }
 
@@ -688,11 +690,16 @@ impl Node {
         }
     }
 
-    /// Work that follows every input: monitors follow ring changes.
+    /// Work that follows every input and command: monitors follow ring changes, and
+    /// gossip rounds run while (and only while) updates are queued.
     fn after_input(&mut self) {
         if self.ring_dirty {
             self.ring_dirty = false;
             self.refresh_monitors();
+        }
+        if !self.queue.is_empty() && self.timers.get(Periodic::Gossip).is_none() {
+            self.timers
+                .set(Periodic::Gossip, self.now + self.cfg.gossip_interval);
         }
     }
 
@@ -880,6 +887,9 @@ impl Node {
         let was = previous.map(|(s, _)| s);
         if !(via_sync && was.is_none()) {
             self.queue.push(Key::Member(u.id), None);
+        }
+        if let Some(m) = self.monitors.get_mut(&u.id) {
+            m.addr = member.addr; // a member that restarted elsewhere
         }
         if was.is_none_or(|s| s.is_live()) != member.state.is_live() || was.is_none() {
             self.ring_dirty = true;
@@ -1127,11 +1137,12 @@ impl Node {
                 }
             }
             Periodic::Gossip => {
-                self.timers
-                    .set(Periodic::Gossip, rearm(self.cfg.gossip_interval));
                 if !self.queue.is_empty() {
                     self.gossip_now();
+                    self.timers
+                        .set(Periodic::Gossip, rearm(self.cfg.gossip_interval));
                 }
+                // Otherwise the timer stays off until `after_input` sees news queued.
             }
             Periodic::PushPull => {
                 self.timers
@@ -1369,8 +1380,11 @@ impl Node {
         }
         // Buddy system (Lifeguard): a suspected member hears of it in every packet we
         // send it, so it can refute at once.
+        // `suspicions` holds exactly the members we hold suspect, and is nearly always
+        // empty: checking it first spares every datagram a member-table lookup.
         if self.cfg.strategy.lifeguard()
             && let Some(id) = out.to_id
+            && self.suspicions.contains_key(&id)
             && let Some(e) = self.members.get(id)
             && e.state == MemberState::Suspect
         {

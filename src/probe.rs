@@ -133,6 +133,9 @@ impl Probes {
 /// What a monitor keeps about one monitored member.
 #[derive(Clone, Debug)]
 pub(crate) struct MonitorState {
+    /// Where the target lives, kept here so the per-period ping does not touch the
+    /// member table (a cache miss per target per period in large clusters).
+    pub addr: SocketAddr,
     pub detector: PhiDetector,
     /// The indirect round in flight, if any.
     pub indirect: Option<u32>,
@@ -210,10 +213,13 @@ impl Node {
     }
 
     fn send_ping(&mut self, target: NodeId, kind: Kind) {
-        let Some(e) = self.members.get(target) else {
+        let cached = match kind {
+            Kind::Monitor => self.monitors.get(&target).map(|m| m.addr),
+            _ => None,
+        };
+        let Some(to) = cached.or_else(|| self.members.get(target).map(|e| e.addr)) else {
             return;
         };
-        let to = e.addr;
         let now = self.now;
         let seq = self.probes.insert(
             &mut self.rng,
@@ -273,7 +279,7 @@ impl Node {
                 requester_id,
                 seq: rseq,
             } => {
-                self.probes.remove(seq);
+                self.finish_probe(seq);
                 self.outbox.push_back(Outgoing {
                     to: requester,
                     to_id: Some(requester_id),
@@ -281,7 +287,7 @@ impl Node {
                 });
             }
             Kind::Swim { .. } | Kind::Indirect => {
-                self.probes.remove(seq);
+                self.finish_probe(seq);
                 self.stats.acks_received += 1;
                 self.health.apply(-1);
                 if p.kind == Kind::Indirect {
@@ -289,7 +295,7 @@ impl Node {
                 }
             }
             Kind::Monitor => {
-                self.probes.remove(seq);
+                self.finish_probe(seq);
                 self.stats.acks_received += 1;
                 self.health.apply(-1);
                 self.heartbeat(p.target);
@@ -305,7 +311,7 @@ impl Node {
         };
         m.detector.heartbeat(now);
         if let Some(seq) = m.indirect.take() {
-            self.probes.remove(seq);
+            self.finish_probe(seq);
         }
         self.schedule_convict(target);
     }
@@ -327,6 +333,14 @@ impl Node {
             return;
         };
         self.timers.schedule(at, OneShot::Convict(target));
+    }
+
+    /// Forgets probe `seq` and cancels its timers (nothing left for them to decide).
+    fn finish_probe(&mut self, seq: u32) -> Option<Pending> {
+        self.timers.cancel(OneShot::ProbeTimeout(seq));
+        self.timers.cancel(OneShot::IndirectEnd(seq));
+        self.timers.cancel(OneShot::RelayNack(seq));
+        self.probes.remove(seq)
     }
 
     pub(crate) fn on_probe_timeout(&mut self, seq: u32) {
@@ -413,7 +427,7 @@ impl Node {
     }
 
     pub(crate) fn on_indirect_end(&mut self, seq: u32) {
-        let Some(p) = self.probes.remove(seq) else {
+        let Some(p) = self.finish_probe(seq) else {
             return;
         };
         self.stats.probes_failed += 1;
@@ -553,7 +567,7 @@ impl Node {
         else {
             return;
         };
-        self.probes.remove(seq);
+        self.finish_probe(seq);
         self.stats.nacks_sent += 1;
         self.outbox.push_back(Outgoing {
             to: requester,
@@ -581,17 +595,24 @@ impl Node {
         self.monitors.retain(|id, _| targets.contains(id));
         let now = self.now;
         for &t in &targets {
-            if !self.monitors.contains_key(&t) {
-                let mut detector = PhiDetector::new(&self.phi_params);
-                detector.restart_silence(now);
-                self.monitors.insert(
-                    t,
-                    MonitorState {
-                        detector,
-                        indirect: None,
-                    },
-                );
-                self.schedule_convict(t);
+            let Some(addr) = self.members.get(t).map(|e| e.addr) else {
+                continue;
+            };
+            match self.monitors.get_mut(&t) {
+                Some(m) => m.addr = addr,
+                None => {
+                    let mut detector = PhiDetector::new(&self.phi_params);
+                    detector.restart_silence(now);
+                    self.monitors.insert(
+                        t,
+                        MonitorState {
+                            addr,
+                            detector,
+                            indirect: None,
+                        },
+                    );
+                    self.schedule_convict(t);
+                }
             }
         }
         self.scratch_targets = targets;

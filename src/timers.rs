@@ -1,9 +1,10 @@
 //! Timers: a fixed table for the periodic ones and an ordered set for the per-probe and
 //! per-member ones. Nothing is cancelled eagerly: a timer's handler checks that what it
 //! was set for still holds (the probe is still pending, the suspicion still has the same
-//! incarnation), which keeps cancellation O(1) and makes a stale timer harmless. Timers
-//! keyed by member (suspicion, conviction) keep one entry each: re-scheduling replaces
-//! the old one, so a flapping member cannot pile up timers.
+//! incarnation), so a stale timer is harmless. One-shots are keyed by what they are for
+//! and keep one entry each: re-scheduling replaces the old one (a flapping member cannot
+//! pile up timers) and a timer whose purpose is gone (an acked probe) is cancelled so it
+//! does not wake the node.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,9 +57,11 @@ pub(crate) enum Due {
 }
 
 impl OneShot {
-    /// Per-member timers: at most one entry each.
+    /// Every one-shot is keyed by what it is for (a probe's seq, a member): at most one
+    /// entry each, replaced by rescheduling and removable when its purpose is gone, so
+    /// an acked probe does not wake the node for nothing.
     fn keyed(self) -> bool {
-        matches!(self, OneShot::Suspicion(_) | OneShot::Convict(_))
+        true
     }
 }
 
@@ -175,9 +178,10 @@ mod tests {
         assert_eq!(t.next(), Some(Time::from_millis(100)));
         t.cancel(k);
         assert_eq!(t.next(), None);
-        // Probe timers are unique by seq and are not keyed.
         t.schedule(Time::from_millis(1), OneShot::ProbeTimeout(1));
         t.schedule(Time::from_millis(2), OneShot::ProbeTimeout(2));
         assert_eq!(t.oneshot.len(), 2);
+        t.cancel(OneShot::ProbeTimeout(1));
+        assert_eq!(t.next(), Some(Time::from_millis(2)));
     }
 }
