@@ -1003,19 +1003,7 @@ impl Node {
         if self.leaving || !e.state.is_live() {
             return;
         }
-        if e.state == MemberState::Suspect {
-            let u = Update {
-                id,
-                incarnation: e.incarnation,
-                state: MemberState::Suspect,
-                cause,
-                accuser: self.id(),
-                descriptor: None,
-            };
-            self.maybe_confirm(&u);
-            return;
-        }
-        self.stats.suspicions_raised += 1;
+        let already = e.state == MemberState::Suspect;
         let update = Update {
             id,
             incarnation: e.incarnation,
@@ -1024,6 +1012,11 @@ impl Node {
             accuser: self.id(),
             descriptor: None,
         };
+        if already {
+            self.maybe_confirm(&update);
+            return;
+        }
+        self.stats.suspicions_raised += 1;
         self.process_update(update, false);
     }
 

@@ -53,6 +53,18 @@ pub(crate) struct Pending {
     pub nacks: u32,
 }
 
+impl Pending {
+    fn new(kind: Kind, target: NodeId, started: Time) -> Pending {
+        Pending {
+            kind,
+            target,
+            started,
+            expected_nacks: 0,
+            nacks: 0,
+        }
+    }
+}
+
 /// Probes in flight and SWIM's round-robin order.
 #[derive(Debug, Default)]
 pub(crate) struct Probes {
@@ -221,16 +233,9 @@ impl Node {
             return;
         };
         let now = self.now;
-        let seq = self.probes.insert(
-            &mut self.rng,
-            Pending {
-                kind,
-                target,
-                started: now,
-                expected_nacks: 0,
-                nacks: 0,
-            },
-        );
+        let seq = self
+            .probes
+            .insert(&mut self.rng, Pending::new(kind, target, now));
         self.stats.probes_sent += 1;
         self.outbox.push_back(Outgoing {
             to,
@@ -395,16 +400,9 @@ impl Node {
         if !due {
             return;
         }
-        let seq = self.probes.insert(
-            &mut self.rng,
-            Pending {
-                kind: Kind::Indirect,
-                target,
-                started: now,
-                expected_nacks: 0,
-                nacks: 0,
-            },
-        );
+        let seq = self
+            .probes
+            .insert(&mut self.rng, Pending::new(Kind::Indirect, target, now));
         let helpers = self.send_ping_reqs(seq, target);
         // Also ping it directly once more under the round's seq: with no helpers (tiny
         // clusters) this is the only second chance.
@@ -532,16 +530,9 @@ impl Node {
             requester_id: sender,
             seq: r.seq,
         };
-        let seq = self.probes.insert(
-            &mut self.rng,
-            Pending {
-                kind,
-                target,
-                started: now,
-                expected_nacks: 0,
-                nacks: 0,
-            },
-        );
+        let seq = self
+            .probes
+            .insert(&mut self.rng, Pending::new(kind, target, now));
         self.outbox.push_back(Outgoing {
             to: addr,
             to_id: Some(target),
