@@ -118,11 +118,11 @@ struct TuneArgs {
     /// Skip the swim / lifeguard / phi-monitors comparison.
     #[arg(long)]
     no_compare: bool,
-    /// A setting passes only if its silence to convict exceeds the longest pause
-    /// sampled by at least this much, e.g. 1s (one probe interval: safe whatever the
-    /// phase of the pause).
-    #[arg(long, default_value = "0s", value_parser = parse_dur)]
-    min_margin: std::time::Duration,
+    /// A setting passes only if its silence to convict exceeds the longest stall
+    /// sampled by at least this much [default: one probe interval, the most a pause's
+    /// phase relative to the probes adds to the silence it causes].
+    #[arg(long, value_parser = parse_dur)]
+    min_margin: Option<std::time::Duration>,
     /// Settings whose detection p99 is within this fraction of the fastest count as
     /// equally fast; among them the one with the most margin is chosen.
     #[arg(long, default_value_t = 0.1)]
@@ -412,7 +412,7 @@ fn tune_cmd(a: TuneArgs) -> i32 {
     let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
     let phis: Vec<String> = a.phi.iter().map(f64::to_string).collect();
     command.push_str(&format!(
-        " --target-hours {} --seed-list {} --phi {} --steps {} --budget-runs {} --max-node-seconds {} --crashes {} --min-margin {} --latency-tolerance {}",
+        " --target-hours {} --seed-list {} --phi {} --steps {} --budget-runs {} --max-node-seconds {} --crashes {} --latency-tolerance {}",
         a.target_hours,
         list.join(","),
         phis.join(","),
@@ -420,9 +420,11 @@ fn tune_cmd(a: TuneArgs) -> i32 {
         a.budget_runs,
         a.max_node_seconds,
         a.crashes,
-        rumor::fmt_dur(a.min_margin),
         a.latency_tolerance
     ));
+    if let Some(m) = a.min_margin {
+        command.push_str(&format!(" --min-margin {}", rumor::fmt_dur(m)));
+    }
     for (k, v) in &a.sets {
         command.push_str(&format!(" --set {k}={v}"));
     }

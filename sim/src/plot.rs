@@ -60,7 +60,8 @@ pub fn plot(path: &Path, title: &str, points: &[PlotPoint]) -> Result<usize, Str
     let ymax = placed.iter().map(|p| p.1).fold(0.0, f64::max);
     let y1 = (ymax * 1.2).max(ymax + 1.0);
 
-    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    let (width, height) = (960u32, 640u32);
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let caption = if skipped > 0 {
         format!("{title} ({skipped} setting(s) without detected crashes not shown)")
@@ -74,17 +75,44 @@ pub fn plot(path: &Path, title: &str, points: &[PlotPoint]) -> Result<usize, Str
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, -0.5..y1)
         .map_err(|e| err(&e))?;
+    // False convictions are counts: label whole numbers only.
+    let y_fmt = |v: &f64| {
+        if v.fract().abs() < 1e-9 && *v >= 0.0 {
+            format!("{v:.0}")
+        } else {
+            String::new()
+        }
+    };
     chart
         .configure_mesh()
         .x_desc("detection latency p99 (s)")
         .y_desc("false convictions (sum over seeds)")
+        .y_labels(((y1 + 0.5).ceil() as usize + 1).clamp(3, 12))
+        .y_label_formatter(&y_fmt)
         .draw()
         .map_err(|e| err(&e))?;
+    // Stack labels of nearby points on separate lines so they do not overprint:
+    // greedily by x, each label takes the first line whose previous label has ended.
+    let px_per_x = f64::from(width - 110) / (x1 - x0);
+    let mut order: Vec<usize> = (0..placed.len()).collect();
+    order.sort_by(|&a, &b| placed[a].0.total_cmp(&placed[b].0));
+    let mut line_end = [f64::NEG_INFINITY; 6];
+    let mut line_of = vec![0usize; placed.len()];
+    for &i in &order {
+        let (x, _, label) = placed[i];
+        let px = x * px_per_x;
+        let line = (0..line_end.len())
+            .find(|&l| line_end[l] < px)
+            .unwrap_or(i % line_end.len());
+        line_end[line] = px + 8.0 + label.len() as f64 * 7.5;
+        line_of[i] = line;
+    }
     chart
-        .draw_series(placed.iter().map(|&(x, y, label)| {
+        .draw_series(placed.iter().enumerate().map(|(i, &(x, y, label))| {
+            let dy = -14 - 15 * line_of[i] as i32;
             EmptyElement::at((x, y))
                 + Circle::new((0, 0), 5, BLUE.filled())
-                + Text::new(label.to_string(), (8, -14), ("sans-serif", 13))
+                + Text::new(label.to_string(), (8, dy), ("sans-serif", 13))
         }))
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;

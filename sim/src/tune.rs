@@ -7,13 +7,17 @@
 //! median to twice its expected longest pause) for each `phi_convict` candidate.
 //!
 //! A setting *passes* when its runs convict no live member and its silence to convict
-//! exceeds the longest pause sampled by at least `min_margin`. Detection latency grows
+//! exceeds the longest pause sampled by at least `min_margin`. The pause timeline
+//! depends on the seed only, so the longest stall is known before anything runs:
+//! settings that cannot cover it are skipped, and the smallest `acceptable_pause` that
+//! does is added to the grid. Detection latency grows
 //! with `acceptable_pause`, so for the first `phi_convict` the search climbs until the
 //! first pass, then keeps climbing while detection p99 stays within `latency_tolerance`
 //! of that pass (the core never convicts sooner than a refutation window after its own
 //! suspicion, so small values of `acceptable_pause` buy no speed and a larger one is
 //! free margin). Later `phi_convict` values only try settings whose silence to convict
-//! is below the fastest pass so far, and stop at their first pass. The chosen setting
+//! is below the fastest pass so far and above every failure so far, and stop at their
+//! first pass. The chosen setting
 //! is, among passes within `latency_tolerance` of the fastest, the one with the most
 //! margin.
 //!
@@ -236,6 +240,13 @@ pub fn pause_grid(lo: Duration, hi: Duration, steps: usize) -> Vec<Duration> {
     out
 }
 
+/// Rounds up to two significant digits in milliseconds (at least 10 ms, at most 600 s).
+pub fn ceil_2_digits(d: Duration) -> Duration {
+    let ms = (d.as_secs_f64() * 1e3).max(10.0);
+    let mag = 10f64.powi(ms.log10().floor() as i32 - 1).max(1.0);
+    Duration::from_millis(((ms / mag).ceil() * mag).min(600_000.0) as u64)
+}
+
 /// Seconds of silence after a member's last ack at which a monitor convicts it, for a
 /// detector that has only seen a steady rhythm at `probe_interval` (what
 /// [`rumor::PhiDetector::silence_for`] says with the acceptable pause included).
@@ -245,7 +256,6 @@ pub fn phi_silence_to_convict(cfg: &Config) -> Duration {
         min_std_dev: cfg.min_std_dev,
         acceptable_pause: cfg.acceptable_pause,
         first_interval: cfg.probe_interval,
-        ..PhiParams::default()
     });
     let mut t = Time::ZERO;
     for _ in 0..cfg.phi_window.clamp(2, PhiDetector::MAX_WINDOW) + 2 {
@@ -290,8 +300,9 @@ pub struct TuneOptions {
     pub no_compare: bool,
     /// A setting passes only if its silence to convict exceeds the longest pause
     /// sampled in its runs by at least this much (so a run that was merely lucky with
-    /// the phase of its longest pause does not pass).
-    pub min_margin: Duration,
+    /// the phase of its longest pause does not pass). `None`: one probe interval, the
+    /// most a pause's phase relative to the probes can add to the silence it causes.
+    pub min_margin: Option<Duration>,
     /// Detection p99 within this fraction of the fastest passing setting counts as
     /// equally fast; among those, the one with the largest margin is chosen.
     pub latency_tolerance: f64,
@@ -316,7 +327,7 @@ impl Default for TuneOptions {
             max_node_seconds: 720_000.0,
             crashes: 3,
             no_compare: false,
-            min_margin: Duration::ZERO,
+            min_margin: None,
             latency_tolerance: 0.1,
             sets: Vec::new(),
         }
@@ -410,6 +421,8 @@ pub struct TuneResult {
     pub budget_exhausted: bool,
     /// Required margin, seconds (`--min-margin`).
     pub min_margin_s: f64,
+    /// Detection p99 within this fraction of the fastest counts as equally fast.
+    pub latency_tolerance: f64,
     /// Index into `candidates` of the chosen setting, if any passed.
     pub chosen: Option<usize>,
     /// How much longer than the longest sampled pause the chosen setting's silence to
@@ -487,7 +500,10 @@ impl Plan {
         } else {
             0.01
         });
-        let wanted = (o.target_hours * 3600.0 / nodes as f64).max(300.0);
+        // Crashed nodes stop counting member-hours: size the run as if they were gone
+        // from the start.
+        let counted = nodes.saturating_sub(o.crashes).max(1) as f64;
+        let wanted = (o.target_hours * 3600.0 / counted).max(300.0);
         let cap = (o.max_node_seconds / nodes as f64).max(300.0);
         let sim_seconds = wanted.min(cap).ceil();
         let capped = wanted > cap;
@@ -594,20 +610,35 @@ impl Plan {
     }
 }
 
-/// The longest pause the run of `sc` with `seed` injects: the fault timeline is drawn
-/// the way `World::new` draws it (partitions first, then the timeline, from the master
-/// seed). Pauses that hit a crashed node are counted although the world skips them.
+/// The longest stall the run of `sc` with `seed` injects into one node. The fault
+/// timeline is drawn the way `World::new` draws it (partitions first, then the
+/// timeline, from the master seed); a pause that starts while the node is still paused
+/// extends the stall, as in the world, so overlapping pauses count as one. Pauses that
+/// hit a crashed node are counted although the world skips them.
 pub fn longest_pause(sc: &Scenario, seed: u64) -> Duration {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let _ = faults::partitions(sc, &mut rng);
-    faults::timeline(sc, &mut rng)
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Action::Pause(_, d) => Some(*d),
-            _ => None,
-        })
-        .max()
-        .unwrap_or_default()
+    let mut open: Vec<Option<(Time, Time)>> = vec![None; sc.nodes];
+    let mut longest = Duration::ZERO;
+    for (at, a) in faults::timeline(sc, &mut rng) {
+        let Action::Pause(i, d) = a else { continue };
+        let Some(slot) = open.get_mut(i) else {
+            continue;
+        };
+        let end = at + d;
+        *slot = match *slot {
+            Some((start, until)) if at <= until => Some((start, until.max(end))),
+            Some((start, until)) => {
+                longest = longest.max(until - start);
+                Some((at, end))
+            }
+            None => Some((at, end)),
+        };
+    }
+    for (start, until) in open.into_iter().flatten() {
+        longest = longest.max(until - start);
+    }
+    longest
 }
 
 fn candidate_sets(ap: Duration, phi: f64) -> Vec<(String, String)> {
@@ -692,10 +723,38 @@ pub fn tune(
     let mut runs = 0usize;
     let mut budget_exhausted = false;
     let tol = 1.0 + o.latency_tolerance.max(0.0);
+    // The pause timeline depends on the scenario and the seed only, not on the
+    // thresholds: the longest stall every candidate will face is known up front.
+    let sc0 = plan.scenario(&[])?;
+    let longest_all = o
+        .seeds
+        .iter()
+        .map(|&seed| longest_pause(&sc0, seed))
+        .max()
+        .unwrap_or_default();
+    let min_margin = o.min_margin.unwrap_or(plan.base_config.probe_interval);
+    let needed = longest_all.as_secs_f64() + min_margin.as_secs_f64();
+    log(&format!(
+        "longest stall in these runs: {:.2}s; a setting needs at least {needed:.2}s of silence to convict",
+        longest_all.as_secs_f64()
+    ));
     'phis: for (pi, &phi) in phis.iter().enumerate() {
         // The first passing setting of this phi_convict, while climbing on for free.
         let mut first_pass: Option<usize> = None;
-        for &ap in &grid {
+        // Silence to convict is acceptable_pause plus a constant: add the smallest
+        // acceptable_pause that covers the longest stall to the grid.
+        let mut cfg0 = plan.base_config.clone();
+        cfg0.acceptable_pause = Duration::ZERO;
+        cfg0.phi_convict = phi;
+        let offset = phi_silence_to_convict(&cfg0).as_secs_f64();
+        let mut grid_phi = grid.clone();
+        if needed > offset {
+            grid_phi.push(ceil_2_digits(Duration::from_secs_f64(needed - offset)));
+            grid_phi.sort();
+            grid_phi.dedup();
+        }
+        let mut skipped: Vec<String> = Vec::new();
+        for &ap in &grid_phi {
             let mut cfg = plan.base_config.clone();
             cfg.acceptable_pause = ap;
             cfg.phi_convict = phi;
@@ -703,12 +762,32 @@ pub fn tune(
                 continue;
             }
             let silence = phi_silence_to_convict(&cfg).as_secs_f64();
+            if silence < needed {
+                skipped.push(fmt_dur(ap));
+                continue;
+            }
+            if !skipped.is_empty() {
+                log(&format!(
+                    "phi_convict={phi}: skipped acceptable_pause {} (silence to convict below {needed:.2}s)",
+                    skipped.join(", ")
+                ));
+                skipped.clear();
+            }
             if first_pass.is_none()
                 && let Some(b) = fastest(&candidates)
                 && silence >= candidates[b].silence_to_convict_s
             {
                 // Cannot detect faster than the fastest passing setting so far.
                 break;
+            }
+            // False convictions and the margin depend on the silence to convict (the
+            // pause timeline depends on the seed only): a setting that tolerates no more
+            // silence than one that already failed would fail too.
+            if candidates
+                .iter()
+                .any(|c| !c.passed && c.silence_to_convict_s >= silence)
+            {
+                continue;
             }
             if runs + o.seeds.len() > o.budget_runs {
                 budget_exhausted = true;
@@ -724,7 +803,7 @@ pub fn tune(
                 .max()
                 .unwrap_or_default();
             let margin = silence - longest.as_secs_f64();
-            let passed = s.false_convictions == 0 && margin >= o.min_margin.as_secs_f64();
+            let passed = s.false_convictions == 0 && margin >= min_margin.as_secs_f64();
             let c = Candidate {
                 acceptable_pause_ms: ap.as_millis() as u64,
                 phi_convict: phi,
@@ -882,7 +961,8 @@ pub fn tune(
         seeds: o.seeds.clone(),
         candidates,
         budget_exhausted,
-        min_margin_s: o.min_margin.as_secs_f64(),
+        min_margin_s: min_margin.as_secs_f64(),
+        latency_tolerance: o.latency_tolerance,
         chosen,
         margin_s,
         toml: toml_snippet,
@@ -1033,11 +1113,19 @@ pub fn render(r: &TuneResult) -> String {
                 c.crashes,
                 c.member_hours
             ));
+            if let Some(f) = fastest(&r.candidates) {
+                out.push_str(&format!(
+                    "  (of the passing settings whose detection p99 is within {:.0} % of the fastest, {} ms, the one with the most margin)\n",
+                    r.latency_tolerance * 100.0,
+                    fmt_ms(r.candidates[f].detection_ms.p99)
+                ));
+            }
             if let Some(m) = r.margin_s {
                 out.push_str(&format!(
-                    "  margin: {:.2}s of silence to convict − {:.2}s longest pause sampled = {m:.2}s\n  (a pause that starts just before a probe is due also eats up to one probe interval of that margin)\n",
+                    "  margin: {:.2}s of silence to convict − {:.2}s longest stall sampled = {m:.2}s (required: {:.2}s; a pause that starts just before a probe is due adds up to one probe interval of silence)\n",
                     c.silence_to_convict_s,
-                    c.longest_pause_ms / 1e3
+                    c.longest_pause_ms / 1e3,
+                    r.min_margin_s
                 ));
             }
             if let Some(s) = &r.toml {
@@ -1147,6 +1235,18 @@ mod tests {
         assert!(ms.windows(2).all(|w| w[0] < w[1]), "{ms:?}");
         let g = pause_grid(Duration::from_secs(2), Duration::from_secs(2), 5);
         assert_eq!(g, vec![Duration::from_secs(2)]);
+        assert_eq!(
+            ceil_2_digits(Duration::from_millis(34_840)),
+            Duration::from_secs(35)
+        );
+        assert_eq!(
+            ceil_2_digits(Duration::from_millis(391)),
+            Duration::from_millis(400)
+        );
+        assert_eq!(
+            ceil_2_digits(Duration::from_millis(3)),
+            Duration::from_millis(10)
+        );
     }
 
     #[test]
@@ -1196,14 +1296,17 @@ mod tests {
         let plan = Plan::new(&o).unwrap();
         let sc = plan.scenario(&[]).unwrap();
         assert_eq!(sc.nodes, 20);
-        assert_eq!(sc.duration.0, Duration::from_secs(360));
+        // 2 member-hours over the 18 nodes that do not crash.
+        assert_eq!(sc.duration.0, Duration::from_secs(400));
         assert_eq!(sc.network.loss, 0.01);
         let kinds: Vec<FaultKind> = sc.faults.iter().map(|f| f.kind).collect();
         assert_eq!(
             kinds,
             vec![FaultKind::Pause, FaultKind::Crash, FaultKind::Crash]
         );
-        assert_eq!(longest_pause(&sc, 1), Duration::from_secs(1));
+        // Pauses that start while the node is still paused merge into one longer stall.
+        let longest = longest_pause(&sc, 1);
+        assert!(longest >= Duration::from_secs(1) && longest < Duration::from_secs(3));
         let o = TuneOptions {
             pause: Some(PauseDist::Samples {
                 values: vec![Duration::from_millis(700)],
@@ -1212,6 +1315,6 @@ mod tests {
             ..TuneOptions::default()
         };
         let sc = Plan::new(&o).unwrap().scenario(&[]).unwrap();
-        assert_eq!(longest_pause(&sc, 3), Duration::from_millis(700));
+        assert!(longest_pause(&sc, 3) >= Duration::from_millis(700));
     }
 }

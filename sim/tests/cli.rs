@@ -1,0 +1,344 @@
+//! The command line: `run --json` honours the JSON contract (../shared/DESIGN.md),
+//! `sweep` prints a table, JSON, CSV and draws an SVG, `tune` prints a config.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rumor-sim");
+
+/// 20 nodes, 2 minutes, two crashes and some pauses: every percentile has samples.
+const SCENARIO: &str = r#"
+name = "cli"
+nodes = 20
+duration = "2m"
+[network]
+loss = 0.01
+[[faults]]
+kind = "crash"
+targets = { nodes = [4] }
+at = "50s"
+[[faults]]
+kind = "crash"
+targets = { nodes = [13] }
+at = "70s"
+[[faults]]
+kind = "pause"
+targets = { all = true }
+poisson = { rate_per_min = 1.0, from = "20s", to = "2m" }
+pause = { dist = "exponential", mean = "300ms" }
+"#;
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rumor-sim-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn scenario_file(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("scenario.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run(args: &[&str]) -> (String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        out.status.success(),
+        "rumor-sim {args:?} failed: {stderr}\n{stdout}"
+    );
+    (stdout, stderr)
+}
+
+fn is_percentile_set(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| {
+        ["p50", "p99", "max"]
+            .iter()
+            .all(|k| o.get(*k).is_some_and(|x| x.is_null() || x.is_number()))
+    })
+}
+
+/// Checks every field of the run contract, with its type.
+fn check_contract(v: &Value) {
+    let o = v.as_object().expect("one JSON object");
+    let string = ["scenario", "trace_hash"];
+    let uint = [
+        "seed",
+        "nodes",
+        "false_convictions",
+        "false_suspicions",
+        "crashes",
+        "detected",
+        "pauses",
+        "max_packet_bytes",
+        "events",
+        "wall_ms",
+    ];
+    let number = [
+        "sim_seconds",
+        "msgs_per_node_per_sec",
+        "bytes_per_node_per_sec",
+    ];
+    let percentiles = ["detection_ms", "first_suspicion_ms", "dissemination_ms"];
+    for k in string {
+        assert!(
+            o.get(k).is_some_and(Value::is_string),
+            "{k}: {:?}",
+            o.get(k)
+        );
+    }
+    for k in uint {
+        assert!(o.get(k).is_some_and(Value::is_u64), "{k}: {:?}", o.get(k));
+    }
+    for k in number {
+        assert!(
+            o.get(k).is_some_and(Value::is_number),
+            "{k}: {:?}",
+            o.get(k)
+        );
+    }
+    for k in percentiles {
+        assert!(
+            o.get(k).is_some_and(is_percentile_set),
+            "{k}: {:?}",
+            o.get(k)
+        );
+    }
+    let hash = o["trace_hash"].as_str().unwrap();
+    assert!(
+        hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{hash}"
+    );
+}
+
+#[test]
+fn run_json_has_every_contract_field() {
+    let dir = tmp_dir("run");
+    let sc = scenario_file(&dir, SCENARIO);
+    let sc = sc.to_str().unwrap();
+    let (out, err) = run(&["run", "--scenario", sc, "--seed", "3", "--json"]);
+    let v: Value = serde_json::from_str(&out).expect("stdout is exactly one JSON object");
+    check_contract(&v);
+    assert_eq!(v["scenario"], "cli");
+    assert_eq!(v["seed"], 3);
+    assert_eq!(v["nodes"], 20);
+    assert_eq!(v["crashes"], 2);
+    assert!(v["detection_ms"]["p50"].is_number(), "{v}");
+    assert!(v["pauses"].as_u64().unwrap() > 0);
+    // The seed and the reproducing command are echoed on stderr.
+    assert!(err.contains("--seed 3"), "{err}");
+
+    // --nodes/--duration/--set apply; an empty percentile is null, never 0.
+    let (out, _) = run(&[
+        "run",
+        "--scenario",
+        sc,
+        "--nodes",
+        "10",
+        "--duration",
+        "40s",
+        "--set",
+        "acceptable_pause=2s",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    check_contract(&v);
+    assert_eq!(v["nodes"], 10);
+    assert_eq!(v["sim_seconds"], 40.0);
+    assert_eq!(v["crashes"], 0);
+    assert!(v["detection_ms"]["p50"].is_null(), "{v}");
+    assert!(v["detection_ms"]["max"].is_null(), "{v}");
+
+    // An unknown --set path fails and lists the valid ones.
+    let out = Command::new(BIN)
+        .args(["run", "--scenario", sc, "--set", "acceptable_pauze=1s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("acceptable_pause"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sweep_runs_the_grid_in_order_and_plots() {
+    let dir = tmp_dir("sweep");
+    let sc = scenario_file(&dir, SCENARIO);
+    let sc = sc.to_str().unwrap();
+    let svg = dir.join("plot.svg");
+    let args = [
+        "sweep",
+        "--scenario",
+        sc,
+        "--grid",
+        "acceptable_pause=1s,3s",
+        "--grid",
+        "phi_convict=8,12",
+        "--seeds",
+        "2",
+        "--set",
+        "duration=100s",
+        "--jobs",
+        "2",
+    ];
+    let mut json_args = args.to_vec();
+    json_args.extend(["--json", "--plot", svg.to_str().unwrap()]);
+    let (out, err) = run(&json_args);
+    assert!(err.contains("rumor-sim sweep"), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let points = v["sweep"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    let settings: Vec<(String, String)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["settings"]["acceptable_pause"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                p["settings"]["phi_convict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expect = [("1s", "8"), ("1s", "12"), ("3s", "8"), ("3s", "12")];
+    for (got, want) in settings.iter().zip(expect) {
+        assert_eq!((got.0.as_str(), got.1.as_str()), want);
+    }
+    for p in points {
+        let reports = p["reports"].as_array().unwrap();
+        assert_eq!(reports.len(), 2);
+        // Seeds 1 and 2 (the scenario's seed and the next), in order.
+        assert_eq!(reports[0]["seed"], 1);
+        assert_eq!(reports[1]["seed"], 2);
+        for r in reports {
+            check_contract(r);
+        }
+        let sum: u64 = reports
+            .iter()
+            .map(|r| r["false_convictions"].as_u64().unwrap())
+            .sum();
+        assert_eq!(p["false_convictions"].as_u64().unwrap(), sum);
+        // The aggregate p99 is the worst run's.
+        let worst = reports
+            .iter()
+            .filter_map(|r| r["detection_ms"]["p99"].as_f64())
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(p["detection_ms"]["p99"].as_f64().unwrap(), worst);
+        assert!(is_percentile_set(&p["detection_ms"]));
+    }
+    // The same sweep on one thread gives the same numbers (wall time aside).
+    let mut one = args.to_vec();
+    one.push("--json");
+    if let Some(j) = one.iter().position(|a| *a == "--jobs") {
+        one[j + 1] = "1";
+    }
+    let (out1, _) = run(&one);
+    let strip = |s: &str| {
+        let mut v: Value = serde_json::from_str(s).unwrap();
+        for p in v["sweep"].as_array_mut().unwrap() {
+            for r in p["reports"].as_array_mut().unwrap() {
+                r.as_object_mut().unwrap().remove("wall_ms");
+            }
+        }
+        v["sweep"].clone()
+    };
+    assert_eq!(strip(&out), strip(&out1));
+
+    // The SVG exists, is an SVG, and has the points and their labels.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.len() > 2_000, "{} bytes", text.len());
+    assert!(text.starts_with("<svg"));
+    assert!(text.trim_end().ends_with("</svg>"));
+    assert!(text.contains("acceptable_pause=3s phi_convict=12"));
+    assert!(text.contains("detection latency p99 (s)"));
+    assert!(text.matches("<circle").count() >= 4);
+
+    // CSV: a header with the grid paths, then one row per run.
+    let mut csv_args = args.to_vec();
+    csv_args.push("--csv");
+    let (csv, _) = run(&csv_args);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 8);
+    assert!(lines[0].starts_with("acceptable_pause,phi_convict,scenario,seed,"));
+    let cols = lines[0].split(',').count();
+    assert!(lines[1..].iter().all(|l| l.split(',').count() == cols));
+    assert!(lines[1].starts_with("1s,8,cli,1,"));
+
+    // The table has one row per grid point.
+    let (table, _) = run(&args);
+    assert!(table.contains("acceptable_pause") && table.contains("det p99 ms"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn tune_prints_a_config_that_survives_the_pauses() {
+    let dir = tmp_dir("tune");
+    let pauses = dir.join("pauses.txt");
+    std::fs::write(
+        &pauses,
+        "# measured GC pauses, ms\n120\n340\n80\n\n900 # full GC\n450\n",
+    )
+    .unwrap();
+    let (out, err) = run(&[
+        "tune",
+        "--pauses",
+        pauses.to_str().unwrap(),
+        "--nodes",
+        "12",
+        "--target-hours",
+        "1",
+        "--seeds",
+        "1",
+        "--steps",
+        "4",
+        "--budget-runs",
+        "6",
+        "--crashes",
+        "2",
+        "--json",
+    ]);
+    assert!(err.contains("rumor-sim tune --pauses"), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["nodes"], 12);
+    assert_eq!(v["pause_model"], "5 measured pauses");
+    assert_eq!(v["pause_quantiles"]["expected_max"], 0.9);
+    // 1 member-hour over the 10 nodes that do not crash.
+    assert_eq!(v["sim_seconds"], 360.0);
+    let chosen = v["chosen"].as_u64().expect("a setting passes") as usize;
+    let c = &v["candidates"][chosen];
+    assert_eq!(c["false_convictions"], 0);
+    assert!(c["passed"].as_bool().unwrap());
+    assert!(c["margin_s"].as_f64().unwrap() >= 0.0);
+    // Overlapping pauses merge into one stall, so the longest may exceed 900 ms.
+    assert!(c["longest_pause_ms"].as_f64().unwrap() >= 80.0);
+    let toml = v["toml"].as_str().unwrap();
+    assert!(
+        toml.starts_with("[config]\nacceptable_pause = \""),
+        "{toml}"
+    );
+    assert!(toml.contains("phi_convict = "), "{toml}");
+    let rust = v["rust"].as_str().unwrap();
+    assert!(
+        rust.contains("let mut cfg = rumor::Config::lan();"),
+        "{rust}"
+    );
+    assert!(
+        rust.contains("cfg.acceptable_pause = Duration::from_millis("),
+        "{rust}"
+    );
+    let strategies: Vec<&str> = v["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(strategies, ["swim", "lifeguard", "phi-monitors"]);
+    for s in v["strategies"].as_array().unwrap() {
+        assert!(s["silence_to_convict_s"][0].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["false_convictions"].is_u64());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
