@@ -611,6 +611,7 @@ impl Node {
         packet.incarnation = self.incarnation();
         let mut used = prost::Message::encoded_len(&packet);
         let destination = out.to;
+        let to_id = out.to_id;
         // Under phi monitors, pings and acks travel between fixed ring neighbours, so
         // updates piggybacked on them ride along for free but do not count toward an
         // update's retransmissions: only sends to random members (gossip rounds, syncs)
@@ -623,7 +624,7 @@ impl Node {
         let gossip = !matches!(out.primary, Primary::Entries(_) | Primary::Want(_));
         self.write_primary(out, &mut packet, &mut used, budget);
         if gossip {
-            self.piggyback(&mut packet, &mut used, budget, counts);
+            self.piggyback(&mut packet, &mut used, budget, counts, to_id);
         }
         let len = wire::encode_packet(&packet, &mut buf[..budget]);
         self.stats.messages_out += packet.messages.len() as u64;
@@ -1034,6 +1035,7 @@ impl Node {
             return false;
         }
         self.stats.convictions += 1;
+        let addr = e.addr;
         let update = Update {
             id,
             incarnation: e.incarnation,
@@ -1043,6 +1045,14 @@ impl Node {
             descriptor: None,
         };
         self.process_update(update, false);
+        // Tell the convicted member itself. It is silent to us, but a member cut off
+        // one way (or paused) may still hear it, and then refutes at once instead of
+        // living on unaware that the cluster holds it dead until its next push-pull.
+        self.outbox.push_back(Outgoing {
+            to: addr,
+            to_id: Some(id),
+            primary: Primary::Gossip,
+        });
         true
     }
 
@@ -1317,6 +1327,8 @@ impl Node {
                 push(packet, used, Body::SyncDigest(digest));
             }
             Primary::Digest(d) => {
+                // Our Alive first, so a peer that does not know us can place the digest.
+                push(packet, used, member_message(self.members.local()));
                 push(packet, used, Body::SyncDigest(d));
             }
             Primary::Want(w) => {
@@ -1393,7 +1405,18 @@ impl Node {
 
     /// Fills the rest of the packet with queued updates, least-sent first.
     /// `counts`: the sends count toward each update's retransmission limit.
-    fn piggyback(&mut self, packet: &mut Packet, used: &mut usize, budget: usize, counts: bool) {
+    /// `to`: the destination member. Its own Alive or Leave is not sent to it (wasted on
+    /// the one member that needs it least: a node whose view is still tiny would spend
+    /// a joiner's whole retransmission budget gossiping the joiner to itself); news that
+    /// it is suspected or dead is, so it can refute.
+    fn piggyback(
+        &mut self,
+        packet: &mut Packet,
+        used: &mut usize,
+        budget: usize,
+        counts: bool,
+        to: Option<NodeId>,
+    ) {
         if self.queue.is_empty() {
             return;
         }
@@ -1412,6 +1435,14 @@ impl Node {
                 break;
             }
             let body = match key {
+                Key::Member(id)
+                    if Some(id) == to
+                        && self.members.get(id).is_none_or(|e| {
+                            matches!(e.state, MemberState::Alive | MemberState::Left)
+                        }) =>
+                {
+                    continue;
+                }
                 Key::Member(id) => match self.members.get(id) {
                     Some(e) => member_message(e),
                     None => continue,

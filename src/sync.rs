@@ -9,9 +9,13 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use crate::event::MemberState;
 use crate::id::NodeId;
-use crate::node::{Delta, Node, Outgoing, PeerKnows, Primary};
+use crate::node::{Delta, Node, Outgoing, PeerKnows, Primary, member_message};
 use crate::wire;
+
+/// One push-pull round in this many goes to a member held dead (if any).
+const RECONNECT_ONE_IN: u32 = 4;
 
 /// Worst-case bytes a digest entry adds: a packed fixed64 id and a varint version.
 const DIGEST_ENTRY_BYTES: usize = 8 + 10;
@@ -20,8 +24,26 @@ const DIGEST_ENTRY_BYTES: usize = 8 + 10;
 const DIGEST_OVERHEAD: usize = 64;
 
 impl Node {
-    /// Starts a push-pull round with one random live member.
+    /// Starts a push-pull round with one random live member, or, one round in
+    /// [`RECONNECT_ONE_IN`], with a random member held dead: after a partition heals,
+    /// each side holds the other dead and sends it nothing else, so this is how the
+    /// two sides find each other again (Serf's reconnect, inside the protocol). The
+    /// exchange shows a live "dead" member its own death, which it refutes.
     pub(crate) fn start_push_pull(&mut self) {
+        if rand::Rng::random_ratio(&mut self.rng, 1, RECONNECT_ONE_IN) {
+            let me = self.id();
+            let dead: Vec<(SocketAddr, NodeId)> = self
+                .members
+                .iter()
+                .filter(|e| e.state == MemberState::Dead && e.id != me)
+                .map(|e| (e.addr, e.id))
+                .collect();
+            if !dead.is_empty() {
+                let (to, id) = dead[rand::Rng::random_range(&mut self.rng, 0..dead.len())];
+                self.send_digest(to, Some(id));
+                return;
+            }
+        }
         let mut pick = std::mem::take(&mut self.scratch_ids);
         self.random_peers(1, None, &mut pick);
         let peer = pick
@@ -36,10 +58,17 @@ impl Node {
 
     /// Queues this node's whole digest to `to`, in chunks that each fit one datagram.
     pub(crate) fn send_digest(&mut self, to: SocketAddr, to_id: Option<NodeId>) {
+        // Every chunk also carries our own Alive (see `write_primary`): a peer that does
+        // not know us yet (our join's gossip was lost) would otherwise refuse the digest,
+        // and we could never make ourselves known again.
+        let alive = wire::Message {
+            body: Some(member_message(self.members.local())),
+        };
         let room = self
             .cfg
             .max_packet_size
-            .saturating_sub(self.cfg.cluster_label.len() + DIGEST_OVERHEAD);
+            .saturating_sub(self.cfg.cluster_label.len() + DIGEST_OVERHEAD)
+            .saturating_sub(wire::message_len(&alive));
         let per_chunk = (room / DIGEST_ENTRY_BYTES).max(1);
         let mut chunk = wire::SyncDigest {
             lo: 0,
