@@ -189,6 +189,30 @@ fn expand(
     }
 }
 
+/// Everything about a run that is drawn before it starts, from the master seed, in one
+/// fixed order: partitions' sides, then the fault timeline. `World::new` and `tune`
+/// (which needs the longest stall before running) both use this, so they cannot drift.
+pub struct Plan {
+    /// Partitions with their sides.
+    pub partitions: Vec<ActivePartition>,
+    /// Fault occurrences in time order.
+    pub timeline: Vec<(Time, Action)>,
+    /// The master RNG after those draws (the world goes on drawing from it).
+    pub rng: Xoshiro256PlusPlus,
+}
+
+/// Draws the [`Plan`] of `sc` under master seed `seed`.
+pub fn plan(sc: &Scenario, seed: u64) -> Plan {
+    let mut rng = <Xoshiro256PlusPlus as rand::SeedableRng>::seed_from_u64(seed);
+    let partitions = partitions(sc, &mut rng);
+    let timeline = timeline(sc, &mut rng);
+    Plan {
+        partitions,
+        timeline,
+        rng,
+    }
+}
+
 /// The scenario's partitions with their sides chosen.
 pub fn partitions(sc: &Scenario, rng: &mut Xoshiro256PlusPlus) -> Vec<ActivePartition> {
     sc.partitions

@@ -54,6 +54,8 @@ pub fn run(
         crashes: v.crashes,
         detected: v.detected,
         pauses: w.counters.pauses,
+        max_pause_ms: (w.counters.pauses > 0)
+            .then_some(w.counters.longest_pause.as_secs_f64() * 1e3),
         detection_ms: oracle::Percentiles::of(&v.detection_ms),
         first_suspicion_ms: oracle::Percentiles::of(&v.first_suspicion_ms),
         dissemination_ms: oracle::Percentiles::of(&v.dissemination_ms),

@@ -29,6 +29,9 @@ pub struct Report {
     pub detected: u64,
     /// Pauses injected.
     pub pauses: u64,
+    /// The longest stall a node went through, overlapping pauses merged; `null` when
+    /// there were none. Compare with the config's silence to convict.
+    pub max_pause_ms: Option<f64>,
     /// Crash → dead at every live member, ms.
     pub detection_ms: Percentiles,
     /// Crash → first suspicion by any member, ms.

@@ -616,11 +616,9 @@ impl Plan {
 /// extends the stall, as in the world, so overlapping pauses count as one. Pauses that
 /// hit a crashed node are counted although the world skips them.
 pub fn longest_pause(sc: &Scenario, seed: u64) -> Duration {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let _ = faults::partitions(sc, &mut rng);
     let mut open: Vec<Option<(Time, Time)>> = vec![None; sc.nodes];
     let mut longest = Duration::ZERO;
-    for (at, a) in faults::timeline(sc, &mut rng) {
+    for (at, a) in faults::plan(sc, seed).timeline {
         let Action::Pause(i, d) = a else { continue };
         let Some(slot) = open.get_mut(i) else {
             continue;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rumor::{Config, Event, Identity, Node, NodeId, NodeStats, Time};
 
@@ -81,6 +81,8 @@ struct SimNode {
     /// When the node's pending timer entry in the heap is due.
     timer_at: Option<Time>,
     paused_until: Option<Time>,
+    /// When the current (merged) stall began.
+    paused_since: Option<Time>,
     backlog: Vec<(usize, Vec<u8>)>,
     backlog_bytes: usize,
     /// CPU starvation: each event takes `.0` until `.1`.
@@ -111,6 +113,8 @@ pub struct Counters {
     pub partitioned: u64,
     /// Pauses injected.
     pub pauses: u64,
+    /// The longest stall any node went through (overlapping pauses merged).
+    pub longest_pause: Duration,
     /// Node-seconds of running (up or paused) processes.
     pub node_seconds: f64,
 }
@@ -145,9 +149,11 @@ impl World {
     /// Builds the world for `sc` with master seed `seed` (nodes not yet started).
     pub fn new(sc: &Scenario, seed: u64) -> Result<World, String> {
         let cfg = sc.node_config()?;
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let partitions = faults::partitions(sc, &mut rng);
-        let timeline = faults::timeline(sc, &mut rng);
+        let faults::Plan {
+            partitions,
+            timeline,
+            rng,
+        } = faults::plan(sc, seed);
         let net = NetModel::new(
             sc.network.clone(),
             sc.nodes,
@@ -182,6 +188,7 @@ impl World {
                 node: None,
                 timer_at: None,
                 paused_until: None,
+                paused_since: None,
                 backlog: Vec::new(),
                 backlog_bytes: 0,
                 slow: None,
@@ -301,6 +308,9 @@ impl World {
                 s.paused_until = None;
                 s.timer_at = None;
                 s.backlog_bytes = 0;
+                if let Some(since) = s.paused_since.take() {
+                    self.counters.longest_pause = self.counters.longest_pause.max(now - since);
+                }
                 let backlog = std::mem::take(&mut s.backlog);
                 self.oracle.paused(i, false);
                 self.hash(&[now.as_nanos(), 3, i as u64]);
@@ -415,6 +425,7 @@ impl World {
                     add_stats(&mut s.retired, &n.stats());
                 }
                 s.paused_until = None;
+                s.paused_since = None;
                 s.backlog.clear();
                 s.backlog_bytes = 0;
                 if matches!(a, Action::Crash(_)) {
@@ -447,6 +458,7 @@ impl World {
                 self.counters.pauses += 1;
                 let until = (now + d).max(s.paused_until.unwrap_or(now));
                 s.paused_until = Some(until);
+                s.paused_since.get_or_insert(now);
                 self.oracle.paused(i, true);
                 self.push(until, Kind::Resume(i));
             }

@@ -180,3 +180,29 @@ side = { fraction = 0.3 }
     // ... and two minutes after the heal they are one cluster again.
     assert_converged(&w);
 }
+
+#[test]
+fn tune_predicts_the_longest_stall_the_world_injects() {
+    // `tune` sizes its search by the longest stall before running anything; it must be
+    // the stall the world then actually injects (one shared fault plan).
+    let text = r#"
+name = "pauses"
+nodes = 20
+duration = "120s"
+[[faults]]
+kind = "pause"
+poisson = { rate_per_min = 2.0, from = "20s", to = "110s" }
+targets = { all = true }
+pause = { dist = "exponential", mean = "800ms" }
+"#;
+    let sc = Scenario::parse(text, &[]).unwrap();
+    for seed in [1, 2, 3] {
+        let predicted = rumor_sim::tune::longest_pause(&sc, seed).as_secs_f64() * 1e3;
+        let r = rumor_sim::run(&sc, seed, "test", |_| {}).unwrap();
+        let measured = r.max_pause_ms.expect("pauses were injected");
+        assert!(
+            (predicted - measured).abs() < 1e-6,
+            "seed {seed}: tune {predicted} ms, world {measured} ms"
+        );
+    }
+}
