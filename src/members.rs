@@ -66,7 +66,8 @@ pub(crate) struct Update {
     pub descriptor: Option<Descriptor>,
 }
 
-/// What an Alive message carries besides the version.
+/// What an Alive message carries besides the version. From the wire, the `Bytes` are
+/// slices of the received datagram; `Members::apply` copies what it keeps.
 #[derive(Clone, Debug)]
 pub(crate) struct Descriptor {
     pub name: Bytes,
@@ -183,10 +184,18 @@ impl Members {
                 e.cause = u.cause;
                 e.accuser = u.accuser;
                 if let Some(d) = &u.descriptor {
-                    e.name = d.name.clone();
+                    // Descriptor fields are slices of the received datagram: copy
+                    // what changed, so the entry does not pin the datagram.
+                    if e.name != d.name {
+                        e.name = Bytes::copy_from_slice(&d.name);
+                    }
                     e.addr = d.addr;
-                    e.addr_wire = d.addr_wire.clone();
-                    e.metadata = d.metadata.clone();
+                    if e.addr_wire != d.addr_wire {
+                        e.addr_wire = Bytes::copy_from_slice(&d.addr_wire);
+                    }
+                    if e.metadata != d.metadata {
+                        e.metadata = Bytes::copy_from_slice(&d.metadata);
+                    }
                 }
                 let is_live = e.state.is_live();
                 let id = e.id;
@@ -204,12 +213,12 @@ impl Members {
                 }
                 let e = Entry {
                     id: u.id,
-                    name: d.name.clone(),
+                    name: Bytes::copy_from_slice(&d.name),
                     addr: d.addr,
-                    addr_wire: d.addr_wire.clone(),
+                    addr_wire: Bytes::copy_from_slice(&d.addr_wire),
                     incarnation: u.incarnation,
                     state: u.state,
-                    metadata: d.metadata.clone(),
+                    metadata: Bytes::copy_from_slice(&d.metadata),
                     cause: u.cause,
                     accuser: u.accuser,
                     since: now,

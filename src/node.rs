@@ -846,12 +846,14 @@ impl Node {
             return;
         }
         if self.remember_broadcast(key) {
+            // Own the payload: as decoded it is a slice of the whole datagram.
+            let payload = Bytes::copy_from_slice(&b.payload);
             self.stats.broadcasts_delivered += 1;
             self.events.push_back(Event::Broadcast {
                 origin: key.0,
-                payload: b.payload.clone(),
+                payload: payload.clone(),
             });
-            self.queue_broadcast(key, b.payload);
+            self.queue_broadcast(key, payload);
         }
     }
 
