@@ -60,6 +60,9 @@ pub struct Report {
     pub recv_overflow_drops: u64,
     /// Probes sent per node per second after the warm-up.
     pub probes_per_node_per_sec: f64,
+    /// (observer, subject) pairs whose view contradicts the truth at the end (a running
+    /// member held dead or unknown, a crashed one held alive); 0 once views converged.
+    pub stale_views_at_end: u64,
     /// The command that reproduces this run.
     pub command: String,
 }
@@ -115,6 +118,7 @@ impl Report {
             ("max packet bytes", self.max_packet_bytes.to_string()),
             ("refutations", self.refutations.to_string()),
             ("stalls detected", self.stalls_detected.to_string()),
+            ("stale views at end", self.stale_views_at_end.to_string()),
             ("events", self.events.to_string()),
             ("wall ms", self.wall_ms.to_string()),
             ("trace hash", self.trace_hash.clone()),

@@ -550,6 +550,29 @@ impl World {
         self.nodes.is_empty()
     }
 
+    /// Pairs (observer, subject) of running observers whose view of the subject
+    /// contradicts the truth at the end: a running subject held dead, departed or
+    /// unknown, or a crashed or departed subject held alive. 0 means every view
+    /// converged (what a healed partition or a join under loss must reach).
+    pub fn stale_views(&self) -> u64 {
+        let n = self.nodes.len();
+        let mut stale = 0;
+        for o in 0..n {
+            let Some(observer) = self.node(o) else {
+                continue;
+            };
+            for s in (0..n).filter(|&s| s != o) {
+                let id = NodeId::from_name(&self.nodes[s].name);
+                let live_in_view = observer.member(id).is_some_and(|m| m.state.is_live());
+                let running = matches!(self.oracle.truth(s), Truth::Up | Truth::Paused);
+                if live_in_view != running {
+                    stale += 1;
+                }
+            }
+        }
+        stale
+    }
+
     /// The running node `i`, if any.
     pub fn node(&self, i: usize) -> Option<&Node> {
         self.nodes[i].node.as_ref()
