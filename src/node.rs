@@ -698,9 +698,11 @@ impl Node {
             self.ring_dirty = false;
             self.refresh_monitors();
         }
+        // News is gossiped at once (the timer fires at the next `handle_timeout`, right
+        // after this input), then at most every `gossip_interval` while more is queued:
+        // waiting a full interval per hop would add it to every hop of dissemination.
         if !self.queue.is_empty() && self.timers.get(Periodic::Gossip).is_none() {
-            self.timers
-                .set(Periodic::Gossip, self.now + self.cfg.gossip_interval);
+            self.timers.set(Periodic::Gossip, self.now);
         }
     }
 
