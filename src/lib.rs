@@ -11,6 +11,13 @@
 //! Same config, seed and inputs give the same outputs, bit for bit, which is what lets
 //! the `rumor-sim` simulator run the very same code for thousands of nodes.
 //!
+//! With the `tokio` feature (on by default), [`RuntimeBuilder`] starts a node on a UDP
+//! socket and returns a [`Handle`] (members, events, metadata, broadcasts, graceful
+//! [`leave_and_drain`](Handle::leave_and_drain), stats and the measured stall
+//! histogram) and a [`Health`] for Kubernetes probes (`axum` feature: `/livez`,
+//! `/readyz`, `/startupz`). Metrics go through the `metrics` facade; the library never
+//! installs a recorder or a signal handler.
+//!
 //! ```
 //! use std::net::SocketAddr;
 //! use rumor::{Config, Identity, Node, Time};
@@ -34,10 +41,14 @@ mod detector;
 mod dissemination;
 mod error;
 mod event;
+#[cfg(feature = "tokio")]
+mod health;
 mod id;
 mod members;
 mod node;
 mod probe;
+#[cfg(feature = "tokio")]
+mod runtime;
 mod stats;
 mod suspicion;
 mod sync;
@@ -49,9 +60,16 @@ pub use config::{Config, Strategy, fmt_dur, parse_duration};
 pub use detector::{PhiDetector, PhiParams, phi_from_y, y_for_phi};
 pub use error::{CommandError, ConfigError};
 pub use event::{Cause, Event, Member, MemberState};
+#[cfg(feature = "tokio")]
+pub use health::{Check, CheckPart, Health, HealthConfig};
 pub use id::{Identity, MAX_NAME_LEN, NodeId};
 pub use node::{Node, Transmit};
 pub use probe::DetectorView;
+#[cfg(feature = "tokio")]
+pub use runtime::{
+    DEFAULT_PORT, EventStream, Handle, HandleError, Lagged, MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN,
+    RuntimeBuilder, RuntimeStats, STALL_BUCKETS, StallHistogram, StartError,
+};
 pub use stats::{DECODE_ERROR_KINDS, NodeStats};
 pub use time::Time;
 pub use wire::{DecodeError, DecodeErrorKind};

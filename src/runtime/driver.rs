@@ -1,0 +1,378 @@
+//! The driver task: the one owner of the [`Node`], its socket and its timer.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, info, trace};
+
+use crate::event::{Event, Member};
+use crate::node::Node;
+use crate::runtime::handle::Command;
+use crate::runtime::metrics::{Metrics, count_states};
+use crate::runtime::shared::{RuntimeStats, Shared, lock};
+use crate::time::Time;
+
+/// The driver's own timer: the loop wakes at least this often, even with nothing to
+/// do, so the liveness watchdog measures the loop and not the protocol's timers, and
+/// a stall is measured within this much of its length even when the node's next timer
+/// is a whole probe period away.
+pub(crate) const SAMPLE_TICK: Duration = Duration::from_millis(100);
+
+/// Datagrams read per wake-up before outputs are drained and timers checked.
+const RECV_BATCH: usize = 64;
+
+/// The largest UDP payload: datagrams are read whole, so an oversized one reaches the
+/// core (which drops and counts it) instead of arriving truncated.
+const RECV_BUF: usize = 65_536;
+
+/// What woke the loop.
+enum Input {
+    Command(Option<Command>),
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Tick,
+}
+
+/// Owns the node; spawned once by [`RuntimeBuilder::start`](crate::RuntimeBuilder::start).
+pub(crate) struct Driver {
+    pub node: Node,
+    pub socket: UdpSocket,
+    pub shared: Arc<Shared>,
+    pub cmds: mpsc::Receiver<Command>,
+    pub events: broadcast::Sender<Event>,
+    pub members: watch::Sender<Arc<Vec<Member>>>,
+    pub metrics: Metrics,
+    pub leave_timeout: Duration,
+    pub seeds: Vec<SocketAddr>,
+    recv_buf: Vec<u8>,
+    send_buf: Vec<u8>,
+    rt: RuntimeStats,
+    leave_deadline: Option<Time>,
+    /// When the driver's own sampling tick is due.
+    next_sample: Time,
+    members_dirty: bool,
+    reaped: u64,
+    self_suspected_at: Option<Time>,
+}
+
+/// Marks the driver stopped however it ends (return or panic): event streams end,
+/// [`Handle::stopped`](crate::Handle::stopped) wakes, health reports it.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        lock(&self.0.events).take();
+        self.0.stopped.cancel();
+    }
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        node: Node,
+        socket: UdpSocket,
+        shared: Arc<Shared>,
+        cmds: mpsc::Receiver<Command>,
+        events: broadcast::Sender<Event>,
+        members: watch::Sender<Arc<Vec<Member>>>,
+        metrics: Metrics,
+        leave_timeout: Duration,
+        seeds: Vec<SocketAddr>,
+    ) -> Driver {
+        let packet = node.config().max_packet_size;
+        Driver {
+            node,
+            socket,
+            shared,
+            cmds,
+            events,
+            members,
+            metrics,
+            leave_timeout,
+            seeds,
+            recv_buf: vec![0; RECV_BUF],
+            send_buf: vec![0; packet],
+            rt: RuntimeStats::default(),
+            leave_deadline: None,
+            next_sample: Time::ZERO + SAMPLE_TICK,
+            members_dirty: true,
+            reaped: 0,
+            self_suspected_at: None,
+        }
+    }
+
+    /// Joins, then runs until cancelled or, after a Leave, until the Leave has gone out.
+    pub async fn run(mut self) {
+        let guard = StopGuard(self.shared.clone());
+        let now = self.shared.now();
+        self.shared.beat(now);
+        let seeds = std::mem::take(&mut self.seeds);
+        info!(addr = %self.shared.advertise, seeds = seeds.len(), "starting");
+        self.node.join(now, &seeds);
+        self.flush().await;
+        self.run_loop().await;
+        info!("stopped");
+        // Close the socket and the event channel before reporting the stop.
+        drop(self);
+        drop(guard);
+    }
+
+    async fn run_loop(&mut self) {
+        let cancel = self.shared.cancel.clone();
+        let mut cmds_open = true;
+        loop {
+            let now = self.shared.now();
+            self.shared.beat(now);
+            if let Some(deadline) = self.leave_deadline
+                && (self.node.pending_updates() == 0 || now >= deadline)
+            {
+                debug!(
+                    pending = self.node.pending_updates(),
+                    "leave disseminated, stopping"
+                );
+                return;
+            }
+            let mut wake = self.next_sample;
+            if let Some(t) = self.node.poll_timeout() {
+                wake = wake.min(t);
+            }
+            if let Some(t) = self.leave_deadline {
+                wake = wake.min(t);
+            }
+            let wake = self.shared.instant(wake);
+            let input = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                cmd = self.cmds.recv(), if cmds_open => Input::Command(cmd),
+                r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
+                () = tokio::time::sleep_until(wake) => Input::Tick,
+            };
+            match input {
+                Input::Command(Some(cmd)) => {
+                    if self.on_command(cmd).await {
+                        return;
+                    }
+                }
+                // Every handle is gone: keep running until cancelled.
+                Input::Command(None) => cmds_open = false,
+                Input::Datagram(r) => self.on_datagrams(r),
+                Input::Tick => {}
+            }
+            self.fire_due_timers();
+            self.flush().await;
+        }
+    }
+
+    /// Returns true if the driver must stop (cancelled during a freeze).
+    async fn on_command(&mut self, cmd: Command) -> bool {
+        let now = self.shared.now();
+        match cmd {
+            Command::SetMetadata(bytes, reply) => {
+                let r = self.node.set_metadata(now, bytes);
+                self.members_dirty |= r.is_ok();
+                // Publish before answering: the caller then reads its new local member.
+                self.flush().await;
+                let _ = reply.send(r);
+            }
+            Command::Broadcast(bytes, reply) => {
+                let _ = reply.send(self.node.broadcast(now, bytes));
+            }
+            Command::Leave => {
+                if self.leave_deadline.is_some() {
+                    return false; // already leaving
+                }
+                info!("leaving");
+                self.node.leave(now);
+                self.members_dirty = true;
+                // With nobody to tell, there is nothing to wait for.
+                let anyone = self.node.members().any(|m| m.state.is_live());
+                self.leave_deadline = Some(if anyone {
+                    now + self.leave_timeout
+                } else {
+                    now
+                });
+            }
+            Command::Freeze(d, ack) => {
+                debug!(ms = d.as_millis() as u64, "freezing (test hook)");
+                let _ = ack.send(());
+                tokio::select! {
+                    biased;
+                    () = self.shared.cancel.cancelled() => return true,
+                    () = tokio::time::sleep(d) => {}
+                }
+            }
+        }
+        false
+    }
+
+    /// One datagram from `recv_from`, then whatever else is already queued (up to a
+    /// batch), all at one `now`: after a stall that is the backlog, read at resume time.
+    fn on_datagrams(&mut self, first: io::Result<(usize, SocketAddr)>) {
+        let now = self.shared.now();
+        match first {
+            Ok((len, from)) => self.node.handle_packet(now, from, &self.recv_buf[..len]),
+            Err(e) => {
+                self.recv_error(&e);
+                return;
+            }
+        }
+        for _ in 1..RECV_BATCH {
+            match self.socket.try_recv_from(&mut self.recv_buf) {
+                Ok((len, from)) => self.node.handle_packet(now, from, &self.recv_buf[..len]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.recv_error(&e);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn recv_error(&mut self, e: &io::Error) {
+        // ICMP errors from earlier sends surface here on some systems; none is fatal.
+        self.rt.recv_errors += 1;
+        debug!(error = %e, "recv_from failed");
+    }
+
+    /// Fires the node's timers if due, and measures how late the earliest due deadline
+    /// (the node's next timer or the driver's sampling tick) was reached: the
+    /// self-stall measurement, one sample per wake-up however many deadlines a stall
+    /// overran. Also runs after datagrams, so a flood cannot starve the timers behind
+    /// the biased `select!`, and so the backlog read first after a stall does not hide it.
+    fn fire_due_timers(&mut self) {
+        let now = self.shared.now();
+        let node_due = self.node.poll_timeout().filter(|t| *t <= now);
+        let tick_due = Some(self.next_sample).filter(|t| *t <= now);
+        let earliest = match (node_due, tick_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(due) = earliest {
+            let late = now - due;
+            self.rt.timers_fired += 1;
+            if late > self.node.config().stall_threshold {
+                self.rt.late_timers += 1;
+                debug!(late_ms = late.as_millis() as u64, "timer fired late");
+            }
+            lock(&self.shared.stalls).record(late);
+            self.metrics.timer_lateness(late);
+            self.next_sample = now + SAMPLE_TICK;
+        }
+        if node_due.is_some() {
+            self.node.handle_timeout(now);
+        }
+    }
+
+    /// Sends every queued datagram, delivers every event, publishes the new state.
+    async fn flush(&mut self) {
+        let now = self.shared.now();
+        while let Some(t) = self.node.poll_transmit(now, &mut self.send_buf) {
+            trace!(to = %t.destination, len = t.len, "send");
+            if let Err(e) = self
+                .socket
+                .send_to(&self.send_buf[..t.len], t.destination)
+                .await
+            {
+                self.rt.send_errors += 1;
+                debug!(to = %t.destination, error = %e, "send_to failed");
+            }
+        }
+        while let Some(event) = self.node.poll_event() {
+            self.on_event(now, &event);
+            // No receiver is not an error: nobody is listening.
+            let _ = self.events.send(event);
+        }
+        self.publish();
+    }
+
+    fn on_event(&mut self, now: Time, event: &Event) {
+        match event {
+            Event::JoinedCluster => info!("joined the cluster"),
+            Event::Synced => debug!("first state sync done"),
+            Event::MemberJoined(m) => {
+                debug!(member = m.name(), incarnation = m.incarnation, addr = %m.addr, "member joined");
+            }
+            Event::MemberUpdated(m) => {
+                debug!(
+                    member = m.name(),
+                    incarnation = m.incarnation,
+                    "member updated"
+                );
+            }
+            Event::MemberSuspected { member, cause } => {
+                debug!(
+                    member = member.name(),
+                    incarnation = member.incarnation,
+                    cause = cause.as_str(),
+                    "member suspected"
+                );
+            }
+            Event::MemberAlive(m) => {
+                debug!(
+                    member = m.name(),
+                    incarnation = m.incarnation,
+                    "member refuted suspicion"
+                );
+            }
+            Event::MemberDead { member, cause } => {
+                debug!(
+                    member = member.name(),
+                    incarnation = member.incarnation,
+                    cause = cause.as_str(),
+                    "member dead"
+                );
+            }
+            Event::MemberLeft(m) => {
+                debug!(
+                    member = m.name(),
+                    incarnation = m.incarnation,
+                    "member left"
+                );
+            }
+            Event::SelfSuspected { by, incarnation } => {
+                self.self_suspected_at = Some(now);
+                debug!(%by, incarnation, "suspected by a peer, refuting");
+            }
+            Event::SelfRefuted { incarnation } => {
+                debug!(incarnation, "refuted");
+            }
+            Event::Broadcast { origin, payload } => {
+                trace!(%origin, len = payload.len(), "broadcast delivered");
+                return;
+            }
+        }
+        self.members_dirty = true;
+    }
+
+    /// Publishes status, stats and (if changed) the member list; exports metrics.
+    fn publish(&mut self) {
+        let stats = self.node.stats();
+        self.metrics.export(&stats, &self.rt);
+        if stats.members_reaped != self.reaped {
+            self.reaped = stats.members_reaped;
+            self.members_dirty = true;
+        }
+        {
+            let mut st = self.shared.status();
+            st.joined = self.node.is_joined();
+            st.synced = self.node.is_synced();
+            st.leaving = self.node.is_leaving();
+            st.local_health = self.node.local_health();
+            st.self_suspected_at = self.self_suspected_at;
+            st.stats = stats;
+            st.runtime = self.rt;
+            if self.members_dirty {
+                st.local = self.node.local_member();
+            }
+        }
+        if self.members_dirty {
+            self.members_dirty = false;
+            let list: Vec<Member> = self.node.members().collect();
+            self.metrics.set_members(count_states(list.iter()));
+            self.members.send_replace(Arc::new(list));
+        }
+    }
+}

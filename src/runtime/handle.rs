@@ -1,0 +1,283 @@
+//! The application's side of a running node: queries, commands, events, shutdown.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CommandError;
+use crate::event::{Event, Member};
+use crate::health::Health;
+use crate::id::NodeId;
+use crate::runtime::shared::{RuntimeStats, Shared, lock};
+use crate::runtime::stall::StallHistogram;
+use crate::stats::NodeStats;
+
+/// What a [`Handle`] asks of the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    SetMetadata(Bytes, oneshot::Sender<Result<(), CommandError>>),
+    Broadcast(Bytes, oneshot::Sender<Result<(), CommandError>>),
+    /// Gossip Leave, then stop once it has gone out (or `leave_timeout` passed).
+    Leave,
+    /// Stop processing for this long (demos and tests); acknowledged when it begins.
+    Freeze(Duration, oneshot::Sender<()>),
+}
+
+/// A [`Handle`] request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The core refused the command; nothing changed.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The driver has stopped (cancelled, left, or panicked); nothing changed.
+    #[error("the rumor driver has stopped")]
+    Stopped,
+}
+
+/// The event stream fell behind: this many events were dropped (oldest first) because
+/// the stream's buffer (`RuntimeBuilder::event_capacity`) was full. Membership is still
+/// right in [`Handle::members`]; only the notifications were lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("event stream lagged: {0} events dropped")]
+pub struct Lagged(pub u64);
+
+/// Events of one node, in order, from the moment [`Handle::events`] was called. Each
+/// stream has its own buffer; a stream that is not read keeps nothing waiting in the
+/// driver (the driver never blocks on a slow reader), and a reader that falls behind is
+/// told how many events it missed instead of missing them silently.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: Option<broadcast::Receiver<Event>>,
+}
+
+impl EventStream {
+    /// The next event; `Some(Err(Lagged(n)))` once after `n` events were dropped
+    /// because this stream fell behind; `None` when the driver has stopped and every
+    /// event before that was read.
+    pub async fn next(&mut self) -> Option<Result<Event, Lagged>> {
+        let rx = self.rx.as_mut()?;
+        match rx.recv().await {
+            Ok(e) => Some(Ok(e)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Err(Lagged(n))),
+            Err(broadcast::error::RecvError::Closed) => {
+                self.rx = None;
+                None
+            }
+        }
+    }
+
+    /// Like [`next`](EventStream::next) without waiting: `None` when no event is
+    /// buffered right now or the driver has stopped.
+    pub fn try_next(&mut self) -> Option<Result<Event, Lagged>> {
+        let rx = self.rx.as_mut()?;
+        match rx.try_recv() {
+            Ok(e) => Some(Ok(e)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(Lagged(n))),
+            Err(broadcast::error::TryRecvError::Closed) => {
+                self.rx = None;
+                None
+            }
+            Err(broadcast::error::TryRecvError::Empty) => None,
+        }
+    }
+}
+
+/// A running node, as the application sees it. Cheap to clone; every clone talks to
+/// the same driver task. Queries read what the driver last published and never wait on
+/// it; commands are sent to it and answered.
+///
+/// The driver runs until its [`CancellationToken`] is cancelled (an immediate stop, no
+/// Leave: peers will find it failed) or [`leave_and_drain`](Handle::leave_and_drain)
+/// completes. Dropping every handle does *not* stop it.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) cmds: mpsc::Sender<Command>,
+    pub(crate) members: watch::Receiver<Arc<Vec<Member>>>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("name", &self.shared.name)
+            .field("local_addr", &self.shared.local_addr)
+            .field("advertise", &self.shared.advertise)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// This node's compact id.
+    pub fn id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// The address the socket is bound to (with the actual port if bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The address peers send to.
+    pub fn advertise_addr(&self) -> SocketAddr {
+        self.shared.advertise
+    }
+
+    /// Every known member other than this node (dead and departed ones included until
+    /// they are reaped), as of the driver's last change.
+    pub fn members(&self) -> Vec<Member> {
+        self.members.borrow().as_ref().clone()
+    }
+
+    /// A watch on the member list: `changed().await` wakes on each change. The value is
+    /// the same list [`members`](Handle::members) returns.
+    pub fn watch_members(&self) -> watch::Receiver<Arc<Vec<Member>>> {
+        self.members.clone()
+    }
+
+    /// This node as its peers see it (incarnation, metadata, state).
+    pub fn local_member(&self) -> Member {
+        self.shared.status().local.clone()
+    }
+
+    /// A stream of this node's events. The first call (on any clone) gets every event
+    /// since [`start`](crate::RuntimeBuilder::start), the join's included; later calls
+    /// get the events from the moment of the call. Ends when the driver stops.
+    pub fn events(&self) -> EventStream {
+        if let Some(rx) = lock(&self.shared.first_events).take() {
+            return EventStream { rx: Some(rx) };
+        }
+        EventStream {
+            rx: lock(&self.shared.events).as_ref().map(|tx| tx.subscribe()),
+        }
+    }
+
+    /// The core's counters as of the driver's last input.
+    pub fn stats(&self) -> NodeStats {
+        self.shared.status().stats
+    }
+
+    /// The runtime's own counters (socket errors, timers).
+    pub fn runtime_stats(&self) -> RuntimeStats {
+        self.shared.status().runtime
+    }
+
+    /// Lifeguard's local health score (0 = healthy).
+    pub fn local_health(&self) -> u32 {
+        self.shared.status().local_health
+    }
+
+    /// The health checks (liveness, readiness, startup) of this node.
+    pub fn health(&self) -> Health {
+        Health {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// How late the driver's timers fired so far: this process's own stalls.
+    pub fn stall_histogram(&self) -> StallHistogram {
+        lock(&self.shared.stalls).clone()
+    }
+
+    /// Writes the timer lateness samples above
+    /// [`PAUSE_SAMPLE_MIN`](crate::PAUSE_SAMPLE_MIN) (5 ms) to `path` as the pauses file
+    /// `rumor-sim tune --pauses FILE` reads (one pause in ms per line). Returns the
+    /// number of pauses written. Blocking file I/O: call it from a blocking context or
+    /// accept a short stall of the calling thread.
+    pub fn write_pauses(&self, path: impl AsRef<Path>) -> io::Result<usize> {
+        let hist = self.stall_histogram();
+        let file = std::fs::File::create(path)?;
+        hist.write_pauses(io::BufWriter::new(file))
+    }
+
+    /// Replaces this node's metadata and gossips it (at a new incarnation).
+    pub async fn set_metadata(&self, metadata: impl Into<Bytes>) -> Result<(), HandleError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::SetMetadata(metadata.into(), tx)).await?;
+        rx.await
+            .map_err(|_| HandleError::Stopped)?
+            .map_err(Into::into)
+    }
+
+    /// Sends `payload` to every other member once, by gossip (best effort). Members
+    /// receive it as [`Event::Broadcast`].
+    pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<(), HandleError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Broadcast(payload.into(), tx)).await?;
+        rx.await
+            .map_err(|_| HandleError::Stopped)?
+            .map_err(Into::into)
+    }
+
+    /// Leaves the cluster gracefully, in the order load balancers and peers need:
+    /// readiness goes false at once; after `drain` (for load balancers to notice) the
+    /// node gossips Leave; it keeps running until the Leave has gone out (no update
+    /// left to send) or `RuntimeBuilder::leave_timeout` passed; then the driver stops.
+    /// Peers see this node Left, never Dead. Returns when the driver has stopped;
+    /// `Err(Stopped)` if it had stopped before.
+    pub async fn leave_and_drain(&self, drain: Duration) -> Result<(), HandleError> {
+        let stopped = self.shared.stopped.clone();
+        if stopped.is_cancelled() {
+            return Err(HandleError::Stopped);
+        }
+        self.shared.draining.store(true, Ordering::Relaxed);
+        tokio::select! {
+            () = tokio::time::sleep(drain) => {}
+            () = stopped.cancelled() => return Err(HandleError::Stopped),
+        }
+        self.send(Command::Leave).await?;
+        stopped.cancelled().await;
+        Ok(())
+    }
+
+    /// **For demos and tests.** Makes the driver stop processing for `duration`: it
+    /// sleeps without reading its socket or firing its timers, which is what a GC pause
+    /// or `SIGSTOP` looks like to peers (datagrams queue in the socket's receive
+    /// buffer). Cancellation still stops it. Returns once the freeze has begun.
+    pub async fn freeze(&self, duration: Duration) -> Result<(), HandleError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Freeze(duration, tx)).await?;
+        rx.await.map_err(|_| HandleError::Stopped)
+    }
+
+    /// The token that stops the driver at once (no Leave) when cancelled: the one given
+    /// to [`RuntimeBuilder::cancel_token`](crate::RuntimeBuilder::cancel_token), or the
+    /// builder's own.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.shared.cancel.clone()
+    }
+
+    /// Whether the driver has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.is_cancelled()
+    }
+
+    /// Waits until the driver has stopped.
+    pub async fn stopped(&self) {
+        self.shared.stopped.cancelled().await;
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), HandleError> {
+        if self.shared.stopped.is_cancelled() {
+            return Err(HandleError::Stopped);
+        }
+        tokio::select! {
+            r = self.cmds.send(cmd) => r.map_err(|_| HandleError::Stopped),
+            () = self.shared.stopped.cancelled() => Err(HandleError::Stopped),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Metrics through the `metrics` facade; the table is in [`RuntimeBuilder`]'s docs.
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, Label, Unit};
+
+use crate::event::MemberState;
+use crate::runtime::shared::RuntimeStats;
+use crate::stats::{DECODE_ERROR_KINDS, NodeStats};
+use crate::wire::DecodeErrorKind;
+
+const STATES: [MemberState; 4] = [
+    MemberState::Alive,
+    MemberState::Suspect,
+    MemberState::Dead,
+    MemberState::Left,
+];
+
+/// Describes every metric (idempotent; recorders keep the last description).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "rumor_members",
+        Unit::Count,
+        "Members known to this node (itself excluded), by state."
+    );
+    describe_counter!(
+        "rumor_probes_total",
+        Unit::Count,
+        "Direct probes (pings) sent."
+    );
+    describe_counter!(
+        "rumor_indirect_probes_total",
+        Unit::Count,
+        "Indirect probe rounds started (ping-req through helpers)."
+    );
+    describe_counter!(
+        "rumor_suspicions_total",
+        Unit::Count,
+        "Suspicions this node raised."
+    );
+    describe_counter!(
+        "rumor_convictions_total",
+        Unit::Count,
+        "Members this node declared dead."
+    );
+    describe_counter!(
+        "rumor_refutations_total",
+        Unit::Count,
+        "Suspicions of this node that it refuted."
+    );
+    describe_counter!(
+        "rumor_stalls_total",
+        Unit::Count,
+        "Stalls of this process detected by the core (timers late by more than stall_threshold)."
+    );
+    describe_counter!("rumor_packets_in_total", Unit::Count, "Datagrams received.");
+    describe_counter!(
+        "rumor_packets_out_total",
+        Unit::Count,
+        "Datagrams produced for sending."
+    );
+    describe_counter!("rumor_bytes_in_total", Unit::Bytes, "Bytes received.");
+    describe_counter!(
+        "rumor_bytes_out_total",
+        Unit::Bytes,
+        "Bytes produced for sending."
+    );
+    describe_counter!(
+        "rumor_decode_errors_total",
+        Unit::Count,
+        "Datagrams dropped as undecodable, by kind."
+    );
+    describe_counter!(
+        "rumor_send_errors_total",
+        Unit::Count,
+        "Datagrams the socket refused to send."
+    );
+    describe_counter!(
+        "rumor_recv_errors_total",
+        Unit::Count,
+        "Socket receive errors."
+    );
+    describe_histogram!(
+        "rumor_timer_lateness_seconds",
+        Unit::Seconds,
+        "How late the driver's timers fired: this process's own stalls (GC, throttling, SIGSTOP)."
+    );
+}
+
+/// The driver's metric handles, registered once at start.
+pub(crate) struct Metrics {
+    members: [Gauge; 4],
+    probes: Counter,
+    indirect: Counter,
+    suspicions: Counter,
+    convictions: Counter,
+    refutations: Counter,
+    stalls: Counter,
+    packets_in: Counter,
+    packets_out: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    decode_errors: [Counter; DECODE_ERROR_KINDS],
+    send_errors: Counter,
+    recv_errors: Counter,
+    lateness: Histogram,
+    exported: NodeStats,
+    exported_rt: RuntimeStats,
+}
+
+impl Metrics {
+    /// Describes and registers every metric with `labels` added.
+    pub fn new(labels: &[Label]) -> Metrics {
+        describe();
+        let with =
+            |extra: Option<Label>| -> Vec<Label> { labels.iter().cloned().chain(extra).collect() };
+        let counter = |name: &'static str| metrics::counter!(name, with(None));
+        Metrics {
+            members: STATES.map(|s| {
+                metrics::gauge!("rumor_members", with(Some(Label::new("state", s.as_str()))))
+            }),
+            probes: counter("rumor_probes_total"),
+            indirect: counter("rumor_indirect_probes_total"),
+            suspicions: counter("rumor_suspicions_total"),
+            convictions: counter("rumor_convictions_total"),
+            refutations: counter("rumor_refutations_total"),
+            stalls: counter("rumor_stalls_total"),
+            packets_in: counter("rumor_packets_in_total"),
+            packets_out: counter("rumor_packets_out_total"),
+            bytes_in: counter("rumor_bytes_in_total"),
+            bytes_out: counter("rumor_bytes_out_total"),
+            decode_errors: DecodeErrorKind::ALL.map(|k| {
+                metrics::counter!(
+                    "rumor_decode_errors_total",
+                    with(Some(Label::new("kind", k.as_str())))
+                )
+            }),
+            send_errors: counter("rumor_send_errors_total"),
+            recv_errors: counter("rumor_recv_errors_total"),
+            lateness: metrics::histogram!("rumor_timer_lateness_seconds", with(None)),
+            exported: NodeStats::default(),
+            exported_rt: RuntimeStats::default(),
+        }
+    }
+
+    /// Adds what the counters gained since the last export.
+    pub fn export(&mut self, s: &NodeStats, rt: &RuntimeStats) {
+        let old = &self.exported;
+        let pairs = [
+            (&self.probes, s.probes_sent, old.probes_sent),
+            (&self.indirect, s.indirect_probes, old.indirect_probes),
+            (&self.suspicions, s.suspicions_raised, old.suspicions_raised),
+            (&self.convictions, s.convictions, old.convictions),
+            (&self.refutations, s.refutations, old.refutations),
+            (&self.stalls, s.stalls_detected, old.stalls_detected),
+            (&self.packets_in, s.packets_in, old.packets_in),
+            (&self.packets_out, s.packets_out, old.packets_out),
+            (&self.bytes_in, s.bytes_in, old.bytes_in),
+            (&self.bytes_out, s.bytes_out, old.bytes_out),
+            (
+                &self.send_errors,
+                rt.send_errors,
+                self.exported_rt.send_errors,
+            ),
+            (
+                &self.recv_errors,
+                rt.recv_errors,
+                self.exported_rt.recv_errors,
+            ),
+        ];
+        for (counter, new, old) in pairs {
+            if new > old {
+                counter.increment(new - old);
+            }
+        }
+        for (i, counter) in self.decode_errors.iter().enumerate() {
+            let (new, old) = (s.decode_errors[i], old.decode_errors[i]);
+            if new > old {
+                counter.increment(new - old);
+            }
+        }
+        self.exported = *s;
+        self.exported_rt = *rt;
+    }
+
+    /// Sets the member gauges from counts indexed like [`MemberState`]'s rank.
+    pub fn set_members(&self, counts: [usize; 4]) {
+        for (gauge, n) in self.members.iter().zip(counts) {
+            gauge.set(n as f64);
+        }
+    }
+
+    /// Records one timer's lateness.
+    pub fn timer_lateness(&self, late: Duration) {
+        self.lateness.record(late.as_secs_f64());
+    }
+}
+
+/// Counts members by state, indexed alive, suspect, dead, left.
+pub(crate) fn count_states<'a>(members: impl Iterator<Item = &'a crate::Member>) -> [usize; 4] {
+    let mut counts = [0; 4];
+    for m in members {
+        if let Some(i) = STATES.iter().position(|s| *s == m.state) {
+            counts[i] += 1;
+        }
+    }
+    counts
+}

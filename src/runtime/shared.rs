@@ -1,0 +1,112 @@
+//! State the driver publishes for its handles and health checks.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{Event, Member};
+use crate::health::HealthConfig;
+use crate::id::NodeId;
+use crate::runtime::stall::StallHistogram;
+use crate::stats::NodeStats;
+use crate::time::Time;
+
+/// Counters of the runtime itself (the socket), beside the core's [`NodeStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeStats {
+    /// `send_to` calls that failed (the datagram was dropped; the driver went on).
+    pub send_errors: u64,
+    /// `recv_from` calls that failed (the driver went on).
+    pub recv_errors: u64,
+    /// Timer wake-ups measured: the node's timers and the driver's own 100 ms sampling
+    /// tick, one sample per wake-up (each one's lateness is in the stall histogram).
+    pub timers_fired: u64,
+    /// Wake-ups later than the core's `stall_threshold`: stalls of this process.
+    pub late_timers: u64,
+}
+
+/// What the driver last published about its node.
+#[derive(Clone, Debug)]
+pub(crate) struct Status {
+    pub joined: bool,
+    pub synced: bool,
+    pub leaving: bool,
+    pub local_health: u32,
+    /// When a peer last suspected (or declared dead) this node.
+    pub self_suspected_at: Option<Time>,
+    pub local: Member,
+    pub stats: NodeStats,
+    pub runtime: RuntimeStats,
+}
+
+/// Shared between the driver task and every [`Handle`](crate::Handle) and
+/// [`Health`](crate::Health).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub name: String,
+    pub id: NodeId,
+    pub local_addr: SocketAddr,
+    pub advertise: SocketAddr,
+    /// The driver's clock origin: `Time(n)` is `start + n` nanoseconds.
+    pub start: Instant,
+    pub health: HealthConfig,
+    /// `Time` (nanoseconds) at which the driver's loop last ran: the watchdog.
+    pub heartbeat: AtomicU64,
+    /// Readiness goes false at the start of `leave_and_drain`.
+    pub draining: AtomicBool,
+    pub status: Mutex<Status>,
+    pub stalls: Mutex<StallHistogram>,
+    /// Taken (dropped) when the driver stops, so event streams end.
+    pub events: Mutex<Option<broadcast::Sender<Event>>>,
+    /// Subscribed before the driver started, for the first `Handle::events` call, so
+    /// the join's events are not lost to the race between `start` and subscribing.
+    pub first_events: Mutex<Option<broadcast::Receiver<Event>>>,
+    /// Stops the driver at once (no Leave).
+    pub cancel: CancellationToken,
+    /// Cancelled by the driver when it has stopped, for whatever reason.
+    pub stopped: CancellationToken,
+}
+
+impl Shared {
+    /// The driver's clock now.
+    pub fn now(&self) -> Time {
+        Time::from_nanos(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The tokio instant of a `Time`.
+    pub fn instant(&self, t: Time) -> Instant {
+        // Far-future times saturate: tokio panics on instants it cannot represent.
+        let cap = Duration::from_secs(86_400 * 365);
+        self.start + Duration::from_nanos(t.as_nanos()).min(cap)
+    }
+
+    pub fn beat(&self, now: Time) {
+        self.heartbeat.store(now.as_nanos(), Ordering::Relaxed);
+    }
+
+    /// Time since the driver's loop last ran.
+    pub fn since_heartbeat(&self) -> Duration {
+        self.now()
+            .saturating_since(Time::from_nanos(self.heartbeat.load(Ordering::Relaxed)))
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self) -> MutexGuard<'_, Status> {
+        lock(&self.status)
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every value behind these locks is a plain
+/// snapshot that is valid whatever a panicking writer left half done.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

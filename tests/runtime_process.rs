@@ -1,0 +1,382 @@
+//! Multi-process: real `node` example processes on 127.0.0.1, signalled with `kill`.
+//! SIGKILL → dead at every peer within the bound the config implies; SIGSTOP for half
+//! of `acceptable_pause` → never dead; SIGSTOP for twice → the verdict is reported and
+//! the node comes back; SIGTERM → `/readyz` 503 before exit, peers see Left.
+//!
+//! Needs the `node` example built with the same features (`cargo test` builds examples
+//! first); skipped with a message when it is missing or not on Unix.
+#![cfg(all(unix, feature = "tokio"))]
+// Real processes run on the wall clock: the core's clock bans do not apply here.
+#![allow(clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rumor::{Config, PhiDetector, PhiParams, Time};
+use serde_json::Value;
+
+type Lines = Arc<Mutex<Vec<(Instant, Value)>>>;
+
+/// One `node` process; killed when dropped.
+struct Proc {
+    name: String,
+    child: Child,
+    lines: Lines,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {}", self.name);
+    }
+
+    /// The first line at or after `since` matching `pred`, waiting up to `limit`.
+    fn wait_line(
+        &self,
+        since: Instant,
+        limit: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<(Instant, Value)> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(hit) = self.find(since, &pred) {
+                return Some(hit);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn find(&self, since: Instant, pred: &impl Fn(&Value) -> bool) -> Option<(Instant, Value)> {
+        let lines = self.lines.lock().ok()?;
+        lines.iter().find(|(t, v)| *t >= since && pred(v)).cloned()
+    }
+
+    fn count(&self, pred: impl Fn(&Value) -> bool) -> usize {
+        self.lines
+            .lock()
+            .map(|l| l.iter().filter(|(_, v)| pred(v)).count())
+            .unwrap_or(0)
+    }
+
+    fn addr(&self) -> String {
+        let (_, v) = self
+            .wait_line(
+                Instant::now() - Duration::from_secs(60),
+                Duration::from_secs(10),
+                |v| v["event"] == "started",
+            )
+            .unwrap_or_else(|| panic!("{} never started", self.name));
+        v["addr"].as_str().expect("addr").to_string()
+    }
+}
+
+fn node_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?; // target/debug/deps -> target/debug
+    let bin = dir.join("examples").join("node");
+    bin.exists().then_some(bin)
+}
+
+fn ev(event: &'static str, member: &str) -> impl Fn(&Value) -> bool {
+    let member = member.to_string();
+    move |v: &Value| v["event"] == event && v["member"] == member.as_str()
+}
+
+/// The protocol settings every process of one test runs with.
+struct Setup {
+    label: String,
+    cfg: Config,
+}
+
+impl Setup {
+    fn new(label: &str) -> Setup {
+        let mut cfg = Config::local();
+        cfg.probe_interval = Duration::from_millis(300);
+        cfg.probe_timeout = Duration::from_millis(100);
+        cfg.acceptable_pause = Duration::from_millis(1500);
+        cfg.gossip_interval = Duration::from_millis(50);
+        cfg.join_retry_interval = Duration::from_millis(200);
+        Setup {
+            label: label.to_string(),
+            cfg,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let c = &self.cfg;
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        [
+            "--preset=local".to_string(),
+            format!("--set=cluster_label={}", self.label),
+            format!("--set=probe_interval={}", ms(c.probe_interval)),
+            format!("--set=probe_timeout={}", ms(c.probe_timeout)),
+            format!("--set=acceptable_pause={}", ms(c.acceptable_pause)),
+            format!("--set=gossip_interval={}", ms(c.gossip_interval)),
+            format!("--set=join_retry_interval={}", ms(c.join_retry_interval)),
+        ]
+        .into()
+    }
+
+    /// Silence to convict at a steady probe rhythm, as the config implies.
+    fn convict_silence(&self) -> Duration {
+        let c = &self.cfg;
+        let mut d = PhiDetector::new(&PhiParams {
+            window: c.phi_window,
+            min_std_dev: c.min_std_dev,
+            acceptable_pause: c.acceptable_pause,
+            first_interval: c.probe_interval,
+        });
+        for i in 0..=c.phi_window as u32 {
+            d.heartbeat(Time::ZERO + c.probe_interval * i);
+        }
+        d.silence_for(c.phi_convict, true)
+    }
+
+    fn spawn(&self, bin: &PathBuf, name: &str, seeds: &[String], extra: &[String]) -> Proc {
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!("--name={name}"))
+            .arg("--bind=127.0.0.1:0")
+            .args(self.args())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if !seeds.is_empty() {
+            cmd.arg(format!("--seeds={}", seeds.join(",")));
+        }
+        let mut child = cmd.spawn().expect("spawn node");
+        let lines: Lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("stdout");
+        let sink = lines.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let Ok(mut l) = sink.lock()
+                {
+                    l.push((Instant::now(), v));
+                }
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            child,
+            lines,
+        }
+    }
+
+    /// `n` processes, all joined through the first, each seeing the others joined.
+    fn cluster(&self, bin: &PathBuf, n: usize, extra: impl Fn(usize) -> Vec<String>) -> Vec<Proc> {
+        let first = self.spawn(bin, &format!("{}-0", self.label), &[], &extra(0));
+        let seed = first.addr();
+        let mut procs = vec![first];
+        for i in 1..n {
+            let name = format!("{}-{i}", self.label);
+            procs.push(self.spawn(bin, &name, std::slice::from_ref(&seed), &extra(i)));
+        }
+        let t0 = Instant::now() - Duration::from_secs(60);
+        for p in &procs {
+            for q in &procs {
+                if p.name != q.name {
+                    p.wait_line(t0, Duration::from_secs(10), ev("joined", &q.name))
+                        .unwrap_or_else(|| panic!("{} never saw {} join", p.name, q.name));
+                }
+            }
+        }
+        procs
+    }
+}
+
+macro_rules! node_or_skip {
+    () => {
+        match node_binary() {
+            Some(b) => b,
+            None => {
+                eprintln!("skipped: target/debug/examples/node not built (run `cargo test`)");
+                return;
+            }
+        }
+    };
+}
+
+#[test]
+fn sigkill_is_dead_at_every_peer_within_the_configured_bound() {
+    let bin = node_or_skip!();
+    let setup = Setup::new("pkill");
+    let procs = setup.cluster(&bin, 4, |_| Vec::new());
+    // Let the detectors learn the rhythm.
+    thread::sleep(Duration::from_secs(2));
+    let victim = &procs[2];
+    let t_kill = Instant::now();
+    victim.signal("-KILL");
+    // The last ack came up to one period before the kill; then the monitor's
+    // ping, its timeout and the indirect round; then gossip.
+    let c = &setup.cfg;
+    let bound = setup.convict_silence()
+        + c.probe_interval * 2
+        + c.probe_timeout * 2
+        + Duration::from_secs(2);
+    let mut times = Vec::new();
+    for p in procs.iter().filter(|p| p.name != victim.name) {
+        let (t, v) = p
+            .wait_line(
+                t_kill,
+                bound + Duration::from_secs(5),
+                ev("dead", &victim.name),
+            )
+            .unwrap_or_else(|| panic!("{} never declared {} dead", p.name, victim.name));
+        assert_eq!(v["cause"], "silence");
+        times.push(t - t_kill);
+    }
+    let worst = times.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "SIGKILL -> dead at every peer: {:?} (per peer {:?}); config implies {:.2} s of silence, bound {:?}",
+        worst,
+        times,
+        setup.convict_silence().as_secs_f64(),
+        bound
+    );
+    assert!(worst <= bound, "{worst:?} > {bound:?}");
+}
+
+#[test]
+fn sigstop_below_acceptable_pause_is_never_dead_and_above_is_reported() {
+    let bin = node_or_skip!();
+    let setup = Setup::new("pstop");
+    let procs = setup.cluster(&bin, 4, |_| Vec::new());
+    thread::sleep(Duration::from_secs(2));
+    let paused = &procs[1];
+    let others: Vec<&Proc> = procs.iter().filter(|p| p.name != paused.name).collect();
+    let pause = setup.cfg.acceptable_pause;
+
+    // Half the acceptable pause: suspected maybe, never dead.
+    let t0 = Instant::now();
+    paused.signal("-STOP");
+    thread::sleep(pause / 2);
+    paused.signal("-CONT");
+    thread::sleep(Duration::from_secs(4));
+    let dead_half: usize = others
+        .iter()
+        .filter(|o| o.find(t0, &ev("dead", &paused.name)).is_some())
+        .count();
+    let suspected_half: usize = others
+        .iter()
+        .filter(|o| o.find(t0, &ev("suspected", &paused.name)).is_some())
+        .count();
+    eprintln!(
+        "SIGSTOP {:?} (0.5 x acceptable_pause): suspected by {suspected_half}/3, dead at {dead_half}/3",
+        pause / 2
+    );
+    assert_eq!(dead_half, 0, "a pause below acceptable_pause was convicted");
+
+    // Twice the acceptable pause: whatever the verdict, the node comes back alive at a
+    // higher incarnation everywhere once it resumes.
+    let t1 = Instant::now();
+    paused.signal("-STOP");
+    thread::sleep(pause * 2);
+    paused.signal("-CONT");
+    let resumed = Instant::now();
+    let dead_twice: usize = others
+        .iter()
+        .filter(|o| o.find(t1, &ev("dead", &paused.name)).is_some())
+        .count();
+    for o in &others {
+        let back = o.wait_line(resumed, Duration::from_secs(10), |v| {
+            (v["event"] == "alive" || v["event"] == "joined") && v["member"] == paused.name.as_str()
+        });
+        if dead_twice > 0 || o.find(t1, &ev("suspected", &paused.name)).is_some() {
+            assert!(back.is_some(), "{} never saw {} again", o.name, paused.name);
+        }
+    }
+    eprintln!(
+        "SIGSTOP {:?} (2 x acceptable_pause): dead at {dead_twice}/3, then back alive everywhere",
+        pause * 2
+    );
+    assert!(paused.count(|v| v["event"] == "refuted") >= 1);
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn sigterm_answers_503_before_exit_and_peers_see_left() {
+    use std::io::{Read, Write};
+    let bin = node_or_skip!();
+    let setup = Setup::new("pterm");
+    // A free TCP port for the leaver's HTTP server.
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let procs = setup.cluster(&bin, 3, |i| {
+        if i == 2 {
+            vec![format!("--http={http}"), "--drain=1500ms".to_string()]
+        } else {
+            Vec::new()
+        }
+    });
+    let get = |path: &str| -> Option<u16> {
+        let mut s = std::net::TcpStream::connect_timeout(&http, Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.split_whitespace().nth(1)?.parse().ok()
+    };
+    let ready = (0..250).any(|_| {
+        thread::sleep(Duration::from_millis(20));
+        get("/readyz") == Some(200)
+    });
+    assert!(ready, "/readyz never answered 200");
+    let leaver = &procs[2];
+    let t_term = Instant::now();
+    leaver.signal("-TERM");
+    let mut saw_503 = None;
+    for _ in 0..100 {
+        match get("/readyz") {
+            Some(503) => {
+                saw_503 = Some(t_term.elapsed());
+                break;
+            }
+            Some(_) => thread::sleep(Duration::from_millis(10)),
+            None => break, // gone already: the 503 was missed
+        }
+    }
+    let saw_503 = saw_503.expect("/readyz answered 503 before the process exited");
+    assert_eq!(get("/livez"), Some(200), "liveness stays up while draining");
+    let stopped = leaver
+        .wait_line(t_term, Duration::from_secs(10), |v| v["event"] == "stopped")
+        .expect("the leaver exits after the drain");
+    assert_eq!(stopped.1["reason"], "left");
+    for p in procs.iter().take(2) {
+        p.wait_line(t_term, Duration::from_secs(10), ev("left", &leaver.name))
+            .unwrap_or_else(|| panic!("{} never saw {} leave", p.name, leaver.name));
+        assert!(p.find(t_term, &ev("dead", &leaver.name)).is_none());
+    }
+    eprintln!(
+        "SIGTERM: /readyz 503 after {saw_503:?}, stopped after {:?}, peers saw Left",
+        stopped.0 - t_term
+    );
+}

@@ -1,0 +1,552 @@
+//! The tokio runtime over real UDP on 127.0.0.1: several nodes in one process with
+//! short periods. Every wait is bounded and polls for its condition, so the tests hold
+//! on a loaded 2-core machine; each finishes well under 20 s.
+#![cfg(feature = "tokio")]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rumor::{Config, Event, Handle, HandleError, Lagged, MemberState, RuntimeBuilder};
+use tokio::time::{Instant, sleep, timeout};
+
+/// Short periods so a test sees joins, crashes and leaves within seconds. Each test
+/// has its own cluster label: a port freed by one test and reused by another must not
+/// merge their clusters.
+fn fast_config(label: &str) -> Config {
+    let mut c = Config::local();
+    c.cluster_label = label.to_string();
+    c.probe_interval = Duration::from_millis(200);
+    c.probe_timeout = Duration::from_millis(80);
+    c.acceptable_pause = Duration::from_millis(1000);
+    c.min_std_dev = Duration::from_millis(50);
+    c.gossip_interval = Duration::from_millis(50);
+    c.join_retry_interval = Duration::from_millis(200);
+    c.push_pull_interval = Duration::from_secs(3);
+    c.validate().expect("valid test config");
+    c
+}
+
+fn localhost() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("address")
+}
+
+async fn start(name: &str, cfg: &Config, seeds: &[SocketAddr]) -> Handle {
+    builder(name, cfg, seeds)
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{name} failed to start: {e}"))
+}
+
+fn builder(name: &str, cfg: &Config, seeds: &[SocketAddr]) -> RuntimeBuilder {
+    RuntimeBuilder::new(name)
+        .bind(localhost())
+        .seeds(seeds.iter().copied())
+        .config(cfg.clone())
+        .rng_seed(rumor::NodeId::from_name(name).0)
+        .metrics_label("node", name)
+}
+
+/// Starts `n` nodes: node 0 alone, every other one through node 0.
+async fn cluster(label: &str, n: usize) -> Vec<Handle> {
+    let cfg = fast_config(label);
+    let first = start(&format!("{label}-0"), &cfg, &[]).await;
+    let seed = first.advertise_addr();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        nodes.push(start(&format!("{label}-{i}"), &cfg, &[seed]).await);
+    }
+    nodes
+}
+
+/// Polls `check` every 20 ms until it returns `Ok`, failing with its last complaint
+/// after `limit`. Returns how long it took.
+async fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Result<(), String>,
+) -> Duration {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    let done = timeout(limit, async {
+        loop {
+            match check() {
+                Ok(()) => return,
+                Err(why) => last = why,
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        done.is_ok(),
+        "timed out after {limit:?} waiting for {what}: {last}"
+    );
+    t0.elapsed()
+}
+
+/// The state `observer` holds for the member named `name`, if any.
+fn state_of(observer: &Handle, name: &str) -> Option<MemberState> {
+    observer
+        .members()
+        .into_iter()
+        .find(|m| m.name() == name)
+        .map(|m| m.state)
+}
+
+/// Every node in `nodes` sees every other one alive.
+fn all_alive(nodes: &[&Handle]) -> Result<(), String> {
+    for a in nodes {
+        for b in nodes {
+            if a.name() != b.name() && state_of(a, b.name()) != Some(MemberState::Alive) {
+                return Err(format!(
+                    "{} sees {} as {:?}",
+                    a.name(),
+                    b.name(),
+                    state_of(a, b.name())
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn refs(nodes: &[Handle]) -> Vec<&Handle> {
+    nodes.iter().collect()
+}
+
+const JOIN_LIMIT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_and_metadata_and_broadcasts_spread() {
+    let nodes = cluster("join", 10).await;
+    let took = wait_for("all 10 nodes to see each other alive", JOIN_LIMIT, || {
+        all_alive(&refs(&nodes))
+    })
+    .await;
+    eprintln!("10 nodes converged in {took:?}");
+    wait_for("startup and readiness everywhere", JOIN_LIMIT, || {
+        for n in &nodes {
+            let h = n.health();
+            for c in [h.liveness(), h.readiness(), h.startup()] {
+                if !c.ok {
+                    return Err(format!("{}: {}", n.name(), c.reason));
+                }
+            }
+        }
+        Ok(())
+    })
+    .await;
+
+    // Metadata: a new incarnation gossiped to everyone.
+    let mut streams: Vec<_> = nodes.iter().map(Handle::events).collect();
+    let before = nodes[3].local_member().incarnation;
+    nodes[3]
+        .set_metadata(&b"zone=b"[..])
+        .await
+        .expect("metadata");
+    assert!(nodes[3].local_member().incarnation > before);
+    assert_eq!(&nodes[3].local_member().metadata[..], b"zone=b");
+    let took = wait_for("metadata to reach every node", JOIN_LIMIT, || {
+        for n in &nodes {
+            if n.name() == nodes[3].name() {
+                continue;
+            }
+            let m = n
+                .members()
+                .into_iter()
+                .find(|m| m.name() == nodes[3].name());
+            match m {
+                Some(m) if &m.metadata[..] == b"zone=b" => {}
+                other => return Err(format!("{} sees {other:?}", n.name())),
+            }
+        }
+        Ok(())
+    })
+    .await;
+    eprintln!("metadata spread in {took:?}");
+    let too_big = vec![0u8; 10_000];
+    assert!(matches!(
+        nodes[3].set_metadata(too_big).await,
+        Err(HandleError::Command(_))
+    ));
+
+    // A user broadcast reaches every other node exactly once.
+    nodes[5].broadcast(&b"hello"[..]).await.expect("broadcast");
+    let deadline = Instant::now() + JOIN_LIMIT;
+    for (i, s) in streams.iter_mut().enumerate() {
+        if i == 5 {
+            continue;
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = timeout(left, s.next())
+                .await
+                .unwrap_or_else(|_| panic!("node {i} never got the broadcast"));
+            match ev {
+                Some(Ok(Event::Broadcast { origin, payload })) => {
+                    assert_eq!(origin, nodes[5].id());
+                    assert_eq!(&payload[..], b"hello");
+                    break;
+                }
+                Some(_) => continue,
+                None => panic!("node {i}'s stream ended"),
+            }
+        }
+    }
+    for n in &nodes {
+        assert_eq!(n.runtime_stats().send_errors, 0, "{}", n.name());
+        assert!(n.stats().packets_in > 0);
+        n.cancel_token().cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_node_is_declared_dead_by_every_other() {
+    let nodes = cluster("crash", 6).await;
+    wait_for("6 nodes to converge", JOIN_LIMIT, || {
+        all_alive(&refs(&nodes))
+    })
+    .await;
+    let mut streams: Vec<_> = nodes.iter().map(Handle::events).collect();
+    // A crash: the driver stops without a word and its socket closes.
+    let victim = &nodes[4];
+    victim.cancel_token().cancel();
+    timeout(Duration::from_secs(5), victim.stopped())
+        .await
+        .expect("driver stops on cancel");
+    assert!(!victim.health().liveness().ok);
+    let survivors: Vec<&Handle> = nodes.iter().filter(|n| n.name() != victim.name()).collect();
+    let took = wait_for(
+        "every survivor to declare the victim dead",
+        JOIN_LIMIT,
+        || {
+            for s in &survivors {
+                let st = state_of(s, victim.name());
+                if st != Some(MemberState::Dead) {
+                    return Err(format!("{} sees {:?}", s.name(), st));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    eprintln!("crash detected by all 5 survivors in {took:?}");
+    // The survivors' streams saw it die of silence, and nobody else was convicted.
+    for (i, s) in streams.iter_mut().enumerate() {
+        if i == 4 {
+            continue;
+        }
+        let mut saw_dead = false;
+        while let Some(item) = s.try_next() {
+            if let Ok(Event::MemberDead { member, cause }) = item {
+                assert_eq!(member.name(), victim.name(), "a live node was convicted");
+                assert_eq!(cause, rumor::Cause::Silence);
+                saw_dead = true;
+            }
+        }
+        assert!(saw_dead, "node {i}'s stream missed the death");
+    }
+    all_alive(&survivors).expect("survivors still see each other alive");
+    for n in &nodes {
+        n.cancel_token().cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_and_drain_is_seen_as_left_never_dead() {
+    let nodes = cluster("leave", 6).await;
+    wait_for("6 nodes to converge", JOIN_LIMIT, || {
+        all_alive(&refs(&nodes))
+    })
+    .await;
+    wait_for("the leaver to be ready", JOIN_LIMIT, || {
+        let r = nodes[2].health().readiness();
+        if r.ok { Ok(()) } else { Err(r.reason) }
+    })
+    .await;
+    let mut streams: Vec<_> = nodes.iter().map(Handle::events).collect();
+    let leaver = nodes[2].clone();
+    let drain = Duration::from_millis(600);
+    let t0 = Instant::now();
+    let task = tokio::spawn({
+        let leaver = leaver.clone();
+        async move { leaver.leave_and_drain(drain).await }
+    });
+    // Readiness goes false at once, while the node is still running and alive to peers.
+    wait_for("readiness to go false", Duration::from_secs(2), || {
+        let r = leaver.health().readiness();
+        if r.ok {
+            Err("still ready".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let r = leaver.health().readiness();
+    assert!(r.reason.starts_with("not_leaving"), "{}", r.reason);
+    assert!(
+        leaver.health().liveness().ok,
+        "liveness must not follow readiness"
+    );
+    assert!(
+        t0.elapsed() < drain,
+        "readiness went false only after the drain"
+    );
+    assert_eq!(
+        state_of(&nodes[0], leaver.name()),
+        Some(MemberState::Alive),
+        "peers must not hear Leave before the drain delay"
+    );
+    timeout(Duration::from_secs(10), task)
+        .await
+        .expect("leave_and_drain returns within drain + leave_timeout")
+        .expect("task")
+        .expect("leave_and_drain");
+    assert!(t0.elapsed() >= drain);
+    assert!(leaver.is_stopped());
+    assert!(matches!(
+        leaver.set_metadata(&b"x"[..]).await,
+        Err(HandleError::Stopped)
+    ));
+    let others: Vec<&Handle> = nodes.iter().filter(|n| n.name() != leaver.name()).collect();
+    let took = wait_for("every other node to see Left", JOIN_LIMIT, || {
+        for o in &others {
+            let st = state_of(o, leaver.name());
+            if st != Some(MemberState::Left) {
+                return Err(format!("{} sees {:?}", o.name(), st));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    eprintln!("leave seen by all 5 in {took:?} after leave_and_drain returned");
+    // Keep running a while: Left must stay Left (no conviction of a departed member).
+    sleep(Duration::from_millis(1500)).await;
+    for (i, s) in streams.iter_mut().enumerate() {
+        if i == 2 {
+            continue;
+        }
+        let mut saw_left = false;
+        while let Some(item) = s.try_next() {
+            match item {
+                Ok(Event::MemberDead { member, .. }) => {
+                    panic!("node {i} declared {} dead", member.name())
+                }
+                Ok(Event::MemberLeft(m)) => {
+                    assert_eq!(m.name(), leaver.name());
+                    saw_left = true;
+                }
+                _ => {}
+            }
+        }
+        assert!(saw_left, "node {i} never got MemberLeft");
+        assert_eq!(state_of(&nodes[i], leaver.name()), Some(MemberState::Left));
+    }
+    for n in &nodes {
+        n.cancel_token().cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_reports_lag() {
+    let cfg = fast_config("lag");
+    let slow = builder("lag-0", &cfg, &[])
+        .event_capacity(2)
+        .start()
+        .await
+        .expect("start");
+    let mut unread = slow.events();
+    let seed = slow.advertise_addr();
+    let mut nodes = vec![slow.clone()];
+    for i in 1..6 {
+        nodes.push(start(&format!("lag-{i}"), &cfg, &[seed]).await);
+    }
+    wait_for("5 joins seen", JOIN_LIMIT, || {
+        let n = slow.members().len();
+        if n == 5 {
+            Ok(())
+        } else {
+            Err(format!("{n} members"))
+        }
+    })
+    .await;
+    // Five joins (at least) went into a buffer of two: the stream says so first.
+    let first = timeout(Duration::from_secs(5), unread.next())
+        .await
+        .expect("an item is buffered");
+    match first {
+        Some(Err(Lagged(n))) => assert!(n >= 3, "lagged by {n}"),
+        other => panic!("expected Lagged first, got {other:?}"),
+    }
+    // Then the newest events, still in order.
+    let next = timeout(Duration::from_secs(5), unread.next())
+        .await
+        .expect("an item is buffered");
+    assert!(matches!(next, Some(Ok(_))), "{next:?}");
+    // A stream opened now starts empty and ends when the driver stops.
+    let mut fresh = slow.events();
+    assert!(fresh.try_next().is_none());
+    slow.cancel_token().cancel();
+    let end = timeout(Duration::from_secs(5), async {
+        while fresh.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ends when the driver stops");
+    for n in &nodes {
+        n.cancel_token().cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_before_join_and_after_stop() {
+    let cfg = fast_config("boot");
+    // A seed that never answers: a bound socket nobody reads.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let seed = silent.local_addr().expect("addr");
+    let n = start("boot-0", &cfg, &[seed]).await;
+    sleep(Duration::from_millis(500)).await;
+    let h = n.health();
+    assert!(h.liveness().ok, "{}", h.liveness().reason);
+    let startup = h.startup();
+    assert!(!startup.ok);
+    assert!(startup.reason.starts_with("joined"), "{}", startup.reason);
+    let ready = h.readiness();
+    assert!(!ready.ok);
+    assert!(ready.reason.starts_with("joined"), "{}", ready.reason);
+    assert!(h.readiness().verbose("readyz").contains("[-]joined failed"));
+    assert!(n.members().is_empty());
+    // Join retries went to the silent seed.
+    assert!(n.stats().packets_out >= 2, "{:?}", n.stats());
+    n.cancel_token().cancel();
+    timeout(Duration::from_secs(5), n.stopped())
+        .await
+        .expect("stops");
+    let live = n.health().liveness();
+    assert!(
+        !live.ok && live.reason.contains("stopped"),
+        "{}",
+        live.reason
+    );
+    assert!(matches!(
+        n.leave_and_drain(Duration::ZERO).await,
+        Err(HandleError::Stopped)
+    ));
+    assert!(n.stall_histogram().count() > 0, "timers were measured");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_node_is_suspected_and_refutes_but_never_dies() {
+    let nodes = cluster("freeze", 5).await;
+    wait_for("5 nodes to converge", JOIN_LIMIT, || {
+        all_alive(&refs(&nodes))
+    })
+    .await;
+    // Let the detectors learn the rhythm.
+    sleep(Duration::from_secs(1)).await;
+    let mut streams: Vec<_> = nodes.iter().map(Handle::events).collect();
+    let frozen = &nodes[1];
+    let inc = frozen.local_member().incarnation;
+    // Well under acceptable_pause (1 s) + the convict margin, above the suspect point.
+    frozen
+        .freeze(Duration::from_millis(700))
+        .await
+        .expect("freeze");
+    sleep(Duration::from_millis(700)).await;
+    wait_for("the frozen node to be alive everywhere", JOIN_LIMIT, || {
+        all_alive(&refs(&nodes))
+    })
+    .await;
+    sleep(Duration::from_secs(2)).await;
+    let mut suspicions = 0;
+    for (i, s) in streams.iter_mut().enumerate() {
+        while let Some(item) = s.try_next() {
+            match item {
+                Ok(Event::MemberDead { member, .. }) => {
+                    panic!(
+                        "node {i} declared {} dead after a 700 ms pause",
+                        member.name()
+                    )
+                }
+                Ok(Event::MemberSuspected { member, .. }) if member.name() == frozen.name() => {
+                    suspicions += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        suspicions > 0,
+        "a 700 ms silence at a 200 ms period is suspected"
+    );
+    assert!(frozen.stats().refutations > 0, "and refuted");
+    assert!(frozen.local_member().incarnation > inc);
+    let hist = frozen.stall_histogram();
+    // Measured within the driver's 100 ms sampling tick of the freeze's length.
+    assert!(
+        hist.max() >= Duration::from_millis(550),
+        "the freeze shows as timer lateness: {:?}",
+        hist.max()
+    );
+    assert!(frozen.stats().stalls_detected >= 1);
+    eprintln!(
+        "frozen node: incarnation {inc} -> {}, refutations {}, max lateness {:?}",
+        frozen.local_member().incarnation,
+        frozen.stats().refutations,
+        hist.max()
+    );
+    for n in &nodes {
+        n.cancel_token().cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_works_when_available() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    }
+    let cfg = fast_config("v6");
+    let any: SocketAddr = "[::1]:0".parse().expect("addr");
+    let a = RuntimeBuilder::new("v6-a")
+        .bind(any)
+        .config(cfg.clone())
+        .start()
+        .await
+        .expect("start a");
+    let b = RuntimeBuilder::new("v6-b")
+        .bind(any)
+        .seeds([a.advertise_addr()])
+        .config(cfg)
+        .start()
+        .await
+        .expect("start b");
+    assert!(a.advertise_addr().is_ipv6());
+    wait_for("two IPv6 nodes to meet", JOIN_LIMIT, || {
+        all_alive(&[&a, &b])
+    })
+    .await;
+    a.cancel_token().cancel();
+    b.cancel_token().cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unspecified_advertise_address_is_refused() {
+    let e = RuntimeBuilder::new("x")
+        .bind("0.0.0.0:0".parse().expect("addr"))
+        .start()
+        .await
+        .expect_err("0.0.0.0 cannot be advertised");
+    assert!(
+        matches!(e, rumor::StartError::UnspecifiedAdvertise(_)),
+        "{e}"
+    );
+    let mut bad = Config::local();
+    bad.probe_timeout = Duration::from_secs(5);
+    let e = RuntimeBuilder::new("x")
+        .bind(localhost())
+        .config(bad)
+        .start()
+        .await
+        .expect_err("invalid config");
+    assert!(e.to_string().contains("probe_timeout"), "{e}");
+}
