@@ -30,9 +30,8 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct SweepArgs {
-    /// Scenario file (TOML).
-    #[arg(long, default_value = "sim/scenarios/steady.toml")]
-    scenario: PathBuf,
+    #[command(flatten)]
+    sc: ScenarioArgs,
     /// A grid axis: path=v1,v2,... (repeatable; the product of all axes is run).
     #[arg(long = "grid", value_parser = parse_grid)]
     grids: Vec<GridAxis>,
@@ -42,15 +41,6 @@ struct SweepArgs {
     /// Run each grid point with exactly these seeds, e.g. 1,2,7.
     #[arg(long, value_parser = parse_seed_list)]
     seed_list: Option<Vec<u64>>,
-    /// Cluster size (overrides the scenario).
-    #[arg(long)]
-    nodes: Option<usize>,
-    /// Simulated duration, e.g. 10m (overrides the scenario).
-    #[arg(long)]
-    duration: Option<String>,
-    /// Override any config or scenario field for every run: path=value (repeatable).
-    #[arg(long = "set", value_parser = parse_set)]
-    sets: Vec<(String, String)>,
     /// Print one JSON object: {"sweep": [...], "command": ...}.
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -138,23 +128,51 @@ struct TuneArgs {
     json: bool,
 }
 
+/// The scenario and its overrides, shared by `run` and `sweep`.
 #[derive(clap::Args)]
-struct RunArgs {
+struct ScenarioArgs {
     /// Scenario file (TOML).
     #[arg(long, default_value = "sim/scenarios/steady.toml")]
     scenario: PathBuf,
-    /// Master seed (default: the scenario's).
-    #[arg(long)]
-    seed: Option<u64>,
     /// Cluster size (overrides the scenario).
     #[arg(long)]
     nodes: Option<usize>,
     /// Simulated duration, e.g. 10m (overrides the scenario).
     #[arg(long)]
     duration: Option<String>,
-    /// Override any config or scenario field: path=value (repeatable).
+    /// Override any config or scenario field for every run: path=value (repeatable).
     #[arg(long = "set", value_parser = parse_set)]
     sets: Vec<(String, String)>,
+}
+
+impl ScenarioArgs {
+    /// `--set` pairs with `--nodes` and `--duration` folded in.
+    fn overrides(&self) -> Vec<(String, String)> {
+        let mut sets = self.sets.clone();
+        if let Some(n) = self.nodes {
+            sets.push(("nodes".into(), n.to_string()));
+        }
+        if let Some(d) = &self.duration {
+            sets.push(("duration".into(), d.clone()));
+        }
+        sets
+    }
+}
+
+/// ` --set k=v` for each override, for the reproducing command.
+fn set_flags(sets: &[(String, String)]) -> String {
+    sets.iter()
+        .map(|(k, v)| format!(" --set {k}={v}"))
+        .collect()
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    sc: ScenarioArgs,
+    /// Master seed (default: the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Print the JSON report (exactly one object on stdout).
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -174,14 +192,8 @@ fn main() {
 }
 
 fn run(a: RunArgs) -> i32 {
-    let mut sets = a.sets.clone();
-    if let Some(n) = a.nodes {
-        sets.push(("nodes".into(), n.to_string()));
-    }
-    if let Some(d) = &a.duration {
-        sets.push(("duration".into(), d.clone()));
-    }
-    let sc = match Scenario::load(&a.scenario, &sets) {
+    let sets = a.sc.overrides();
+    let sc = match Scenario::load(&a.sc.scenario, &sets) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -189,13 +201,11 @@ fn run(a: RunArgs) -> i32 {
         }
     };
     let seed = a.seed.unwrap_or(sc.seed);
-    let mut command = format!(
-        "rumor-sim run --scenario {} --seed {seed}",
-        a.scenario.display()
+    let command = format!(
+        "rumor-sim run --scenario {} --seed {seed}{}",
+        a.sc.scenario.display(),
+        set_flags(&sets)
     );
-    for (k, v) in &sets {
-        command.push_str(&format!(" --set {k}={v}"));
-    }
     eprintln!("# {command}");
     let bar = indicatif::ProgressBar::new(1000);
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -244,17 +254,11 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
 }
 
 fn sweep_cmd(a: SweepArgs) -> i32 {
-    let mut base = a.sets.clone();
-    if let Some(n) = a.nodes {
-        base.push(("nodes".into(), n.to_string()));
-    }
-    if let Some(d) = &a.duration {
-        base.push(("duration".into(), d.clone()));
-    }
-    let text = match std::fs::read_to_string(&a.scenario) {
+    let base = a.sc.overrides();
+    let text = match std::fs::read_to_string(&a.sc.scenario) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {}: {e}", a.scenario.display());
+            eprintln!("error: {}: {e}", a.sc.scenario.display());
             return 2;
         }
     };
@@ -265,27 +269,25 @@ fn sweep_cmd(a: SweepArgs) -> i32 {
                 .map(|i| sc.seed.wrapping_add(i))
                 .collect(),
             Err(e) => {
-                eprintln!("error: {}: {e}", a.scenario.display());
+                eprintln!("error: {}: {e}", a.sc.scenario.display());
                 return 2;
             }
         },
     };
-    let sw = match Sweep::new(&a.scenario, &text, &base, a.grids.clone(), seeds.clone()) {
+    let sw = match Sweep::new(&a.sc.scenario, &text, &base, a.grids.clone(), seeds.clone()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let mut command = format!("rumor-sim sweep --scenario {}", a.scenario.display());
+    let mut command = format!("rumor-sim sweep --scenario {}", a.sc.scenario.display());
     for g in &a.grids {
         command.push_str(&format!(" --grid {}={}", g.path, g.values.join(",")));
     }
     let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
     command.push_str(&format!(" --seed-list {}", list.join(",")));
-    for (k, v) in &base {
-        command.push_str(&format!(" --set {k}={v}"));
-    }
+    command.push_str(&set_flags(&base));
     if let Some(p) = &a.plot {
         command.push_str(&format!(" --plot {}", p.display()));
     }
