@@ -73,3 +73,15 @@ pub use runtime::{
 pub use stats::{DECODE_ERROR_KINDS, NodeStats};
 pub use time::Time;
 pub use wire::{DecodeError, DecodeErrorKind};
+
+/// Internals exposed for the benches and fuzzers (feature `internals`): the wire codec
+/// and the generated message types.
+///
+/// Not a stable API: names and signatures follow the crate's implementation and may
+/// change in any release. Applications use [`Node`] and the runtime instead.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::wire::generated as proto;
+    pub use crate::wire::{DecodeLimits, decode_packet, encode_addr, encode_packet, pack_version};
+}

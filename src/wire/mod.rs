@@ -19,7 +19,7 @@ use prost::Message as _;
 /// rather than edited into it: the schema does not document every field, and prost
 /// emits helpers (`Cause::from_str_name`) that the crate has no use for.
 #[allow(missing_docs, dead_code, clippy::all)]
-pub(crate) mod generated {
+pub mod generated {
     include!("generated/rumor.v1.rs");
 }
 
@@ -40,7 +40,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 ///
 /// They bound the work and memory one datagram can cost a node, whatever its sender.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct DecodeLimits {
+pub struct DecodeLimits {
     /// Largest datagram accepted, in bytes; larger ones are refused before parsing.
     pub max_packet_size: usize,
     /// Most messages one packet may carry.
@@ -211,7 +211,7 @@ impl DecodeErrorKind {
 /// and within messages prost parses only what the buffer holds (every length prefix is
 /// checked against the remaining input, nesting is capped at prost's recursion limit)
 /// with every element consuming input bytes, so the rest is linear in the packet.
-pub(crate) fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet, DecodeError> {
+pub fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet, DecodeError> {
     if buf.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -328,7 +328,7 @@ fn check_digest_entries(count: usize, limits: &DecodeLimits) -> Result<(), Decod
 /// member's descriptor changes. The result is reference-counted from the start
 /// (`Bytes::from_owner`), so the clones that put it into every `Alive` and the one prost
 /// makes while encoding never allocate, not even the first.
-pub(crate) fn encode_addr(addr: SocketAddr) -> Bytes {
+pub fn encode_addr(addr: SocketAddr) -> Bytes {
     let port = addr.port().to_be_bytes();
     match addr.ip() {
         IpAddr::V4(ip) => {
@@ -378,7 +378,7 @@ fn split_addr<const N: usize>(b: &[u8]) -> Option<([u8; N], u16)> {
 /// still backed by a uniquely owned `Vec` allocates its small shared header (once per
 /// value, ever). Values from [`encode_addr`], static ones, and any already cloned into a
 /// message cost nothing.
-pub(crate) fn encode_packet(packet: &Packet, buf: &mut [u8]) -> Option<usize> {
+pub fn encode_packet(packet: &Packet, buf: &mut [u8]) -> Option<usize> {
     let capacity = buf.len();
     let mut out = buf;
     // `encode` compares `encoded_len()` with the room left and fails without writing,
@@ -413,7 +413,7 @@ const MAX_VERSION_INCARNATION: u64 = u64::MAX >> 2;
 /// higher incarnation wins, and at equal incarnation the higher rank does. Saturating
 /// keeps that order monotonic (a huge incarnation still compares as the largest) where
 /// wrapping would make it compare as tiny. Only the low two bits of `rank` are used.
-pub(crate) fn pack_version(incarnation: u64, rank: u8) -> u64 {
+pub fn pack_version(incarnation: u64, rank: u8) -> u64 {
     debug_assert!(rank <= 3, "state rank {rank} out of range");
     (incarnation.min(MAX_VERSION_INCARNATION) << 2) | u64::from(rank & 3)
 }
@@ -422,7 +422,7 @@ pub(crate) fn pack_version(incarnation: u64, rank: u8) -> u64 {
 ///
 /// Total: every `u64` from the wire is some (incarnation, rank) pair.
 #[cfg(test)]
-pub(crate) fn unpack_version(v: u64) -> (u64, u8) {
+pub fn unpack_version(v: u64) -> (u64, u8) {
     // The mask leaves only two bits, so the cast cannot truncate.
     (v >> 2, (v & 3) as u8)
 }
