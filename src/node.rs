@@ -102,6 +102,8 @@ struct Inbound {
     relayed: bool,
     synced: bool,
     wanted: bool,
+    /// The sender was already told our current incarnation in reply to this datagram.
+    corrected: bool,
 }
 
 /// Ids of user broadcasts already delivered are remembered, to deliver each once, up to
@@ -567,6 +569,7 @@ impl Node {
             relayed: false,
             synced: false,
             wanted: false,
+            corrected: false,
         };
         for (i, msg) in packet.messages.into_iter().enumerate() {
             if let Some(body) = msg.body {
@@ -662,6 +665,7 @@ impl Node {
             self.on_own_stall(now, now - due);
         }
         self.now = now;
+        self.timers.advance(now);
     }
 
     /// This node was frozen for `stalled`. Evidence gathered across the stall says more
@@ -749,6 +753,7 @@ impl Node {
                 None => self.stats.messages_rejected += 1,
             },
             Body::Suspect(m) => {
+                self.correct_stale_accusation(inb, m.member, m.incarnation);
                 let cause = cause_from_wire(m.cause);
                 self.checked_update(
                     update(m.member, m.incarnation, MemberState::Suspect, cause, m.from),
@@ -756,6 +761,7 @@ impl Node {
                 );
             }
             Body::Dead(m) => {
+                self.correct_stale_accusation(inb, m.member, m.incarnation);
                 let cause = cause_from_wire(m.cause);
                 self.checked_update(
                     update(m.member, m.incarnation, MemberState::Dead, cause, m.from),
@@ -970,6 +976,35 @@ impl Node {
     /// Someone says we are suspect, dead or gone, or speaks for an older or newer life
     /// of ours: move above their incarnation and gossip Alive. Only a member raises its
     /// own incarnation, so this is the one way out of a suspicion or a wrong conviction.
+    /// A member gossiping an accusation against an incarnation of ours that we have
+    /// already refuted holds an outdated view of us: gossip carries only its current
+    /// state, so it will keep repeating the accusation, and the refutation it missed may
+    /// not reach it before its suspicion timer runs out (push-pull comes only every
+    /// minute or two). We answer it directly with our Alive, once per datagram and only
+    /// to a known member at its own address, so a forged accusation cannot aim our
+    /// answers elsewhere.
+    fn correct_stale_accusation(&mut self, inb: &mut Inbound, member: u64, incarnation: u64) {
+        if member != self.id().0
+            || incarnation >= self.incarnation()
+            || inb.corrected
+            || self.leaving
+            || !self.is_member_at(inb.sender, inb.from)
+        {
+            return;
+        }
+        inb.corrected = true;
+        self.stats.stale_accusations_corrected += 1;
+        let me = self.id();
+        self.outbox.push_back(Outgoing {
+            to: inb.from,
+            to_id: Some(inb.sender),
+            primary: Primary::Entries(VecDeque::from([Delta {
+                id: me,
+                peer: PeerKnows::Older,
+            }])),
+        });
+    }
+
     fn news_about_self(&mut self, u: &Update) {
         if self.leaving {
             return;

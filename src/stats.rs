@@ -54,6 +54,9 @@ pub struct NodeStats {
     pub suspicions_withheld: u64,
     /// Times another member's suspicion of this node was refuted by this node.
     pub refutations: u64,
+    /// Members gossiping an accusation against an incarnation of this node that it had
+    /// already refuted, answered directly with its current Alive.
+    pub stale_accusations_corrected: u64,
     /// Members this node declared dead.
     pub convictions: u64,
     /// Stalls of this node detected (timers fired late by more than `stall_threshold`).

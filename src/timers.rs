@@ -72,11 +72,21 @@ pub(crate) struct Timers {
     /// Where each keyed timer sits in `oneshot`.
     keyed: BTreeMap<OneShot, (Time, u64)>,
     seq: u64,
+    /// The node's clock as last observed: nothing is armed earlier than this. A deadline
+    /// computed in the past (a conviction whose silence already elapsed) fires at the
+    /// next `handle_timeout` either way, but left in the past it would look like a timer
+    /// the process overslept, and the node would take it for its own stall.
+    floor: Time,
 }
 
 impl Timers {
+    /// Moves the floor to `now`: later deadlines earlier than `now` are armed at `now`.
+    pub fn advance(&mut self, now: Time) {
+        self.floor = self.floor.max(now);
+    }
+
     pub fn set(&mut self, t: Periodic, at: Time) {
-        self.periodic[t as usize] = Some(at);
+        self.periodic[t as usize] = Some(at.max(self.floor));
     }
 
     pub fn get(&self, t: Periodic) -> Option<Time> {
@@ -89,6 +99,7 @@ impl Timers {
 
     /// Schedules `t` at `at`; a keyed timer's earlier entry is replaced.
     pub fn schedule(&mut self, at: Time, t: OneShot) {
+        let at = at.max(self.floor);
         self.seq += 1;
         if t.keyed()
             && let Some((old_at, old_seq)) = self.keyed.insert(t, (at, self.seq))
@@ -183,5 +194,19 @@ mod tests {
         assert_eq!(t.oneshot.len(), 2);
         t.cancel(OneShot::ProbeTimeout(1));
         assert_eq!(t.next(), Some(Time::from_millis(2)));
+    }
+
+    #[test]
+    fn nothing_is_armed_before_the_floor() {
+        let mut t = Timers::default();
+        t.advance(Time::from_millis(50));
+        t.schedule(Time::from_millis(10), OneShot::Convict(NodeId(1)));
+        t.set(Periodic::Gossip, Time::from_millis(20));
+        assert_eq!(t.next(), Some(Time::from_millis(50)));
+        // The floor never moves back.
+        t.advance(Time::from_millis(5));
+        t.schedule(Time::from_millis(30), OneShot::ProbeTimeout(3));
+        assert_eq!(t.get(Periodic::Gossip), Some(Time::from_millis(50)));
+        assert_eq!(t.keyed[&OneShot::ProbeTimeout(3)].0, Time::from_millis(50));
     }
 }

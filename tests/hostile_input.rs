@@ -274,3 +274,46 @@ fn forged_huge_incarnations_are_rejected() {
     );
     assert_eq!(victim.stats().messages_rejected, 1);
 }
+
+/// `Message { suspect: Suspect { member, incarnation, from } }`.
+fn suspect_message(member: &str, incarnation: u8, from: &str) -> Vec<u8> {
+    let mut s = vec![0x09];
+    s.extend_from_slice(&rumor::NodeId::from_name(member).0.to_le_bytes());
+    s.extend_from_slice(&[0x10, incarnation & 0x7f, 0x19]);
+    s.extend_from_slice(&rumor::NodeId::from_name(from).0.to_le_bytes());
+    let mut m = vec![0x32, s.len() as u8];
+    m.extend_from_slice(&s);
+    m
+}
+
+/// A member still gossiping an accusation the victim has already refuted (it missed the
+/// refutation) is answered with the victim's current Alive, so it cannot go on to
+/// convict on a suspicion timer; a stranger repeating it gets nothing.
+#[test]
+fn a_stale_accusation_is_answered_with_the_refutation() {
+    let (mut victim, _) = node_knowing(3);
+    let accusation = packet("peer-0", &[suspect_message("victim", 0, "peer-0")]);
+    victim.handle_packet(Time::from_millis(5), addr(1000), &accusation);
+    assert_eq!(victim.incarnation(), 1, "the accusation was not refuted");
+    drain(&mut victim, Time::from_millis(5)); // the refutation's gossip is lost
+
+    // peer-1 heard the accusation but not the refutation, and repeats it.
+    let mut peer1 = node("peer-1", 1001, 1);
+    peer1.join(Time::ZERO, &[addr(9)]);
+    drain(&mut peer1, Time::ZERO);
+    let stale = packet("peer-1", &[suspect_message("victim", 0, "peer-0")]);
+    victim.handle_packet(Time::from_millis(6), addr(1001), &stale);
+    let answers = drain(&mut victim, Time::from_millis(6));
+    assert!(!answers.is_empty(), "the stale accusation went unanswered");
+    for a in &answers {
+        peer1.handle_packet(Time::from_millis(7), addr(9), a);
+    }
+    let seen = peer1.member(victim.id()).expect("peer-1 learns the victim");
+    assert_eq!((seen.state, seen.incarnation), (MemberState::Alive, 1));
+    assert_eq!(victim.stats().stale_accusations_corrected, 1);
+
+    // The same accusation from an address that is not peer-1's is not answered.
+    victim.handle_packet(Time::from_millis(8), addr(4242), &stale);
+    assert!(drain(&mut victim, Time::from_millis(8)).is_empty());
+    assert_eq!(victim.stats().stale_accusations_corrected, 1);
+}

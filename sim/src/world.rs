@@ -600,6 +600,7 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.probes_failed += s.probes_failed;
     total.suspicions_raised += s.suspicions_raised;
     total.refutations += s.refutations;
+    total.stale_accusations_corrected += s.stale_accusations_corrected;
     total.convictions += s.convictions;
     total.stalls_detected += s.stalls_detected;
     total.convictions_deferred += s.convictions_deferred;
