@@ -114,6 +114,14 @@ pub struct Config {
     /// Floor of the detector's standard deviation, so a very regular rhythm does not
     /// turn one late ack into a conviction. Default 100 ms; range 1 ms ..= 60 s.
     pub min_std_dev: Duration,
+    /// How long a member the network reported unreachable (its port closed, see
+    /// [`Node::handle_unreachable`](crate::Node::handle_unreachable)) stays suspect
+    /// before this node convicts it, without waiting out `acceptable_pause`. Conviction
+    /// also needs corroboration: a helper's probe refused too (or, with no helper, a
+    /// second refusal), so a forged report alone convicts nobody, and a live member
+    /// wrongly reported refutes within the window. Default 1 s (LAN, local), 5 s (WAN);
+    /// range 10 ms ..= 10 min.
+    pub refusal_window: Duration,
 
     /// Suspicion timeout multiplier (memberlist's SuspicionMult): the timeout's floor is
     /// `suspicion_mult × max(1, log10 n) × probe_interval`. Under
@@ -193,6 +201,7 @@ impl Config {
             acceptable_pause: Duration::from_secs(3),
             phi_window: 100,
             min_std_dev: Duration::from_millis(100),
+            refusal_window: Duration::from_secs(1),
             suspicion_mult: 4,
             suspicion_max_mult: 6,
             max_local_health: 8,
@@ -221,6 +230,7 @@ impl Config {
             suspicion_mult: 6,
             acceptable_pause: Duration::from_secs(10),
             min_std_dev: Duration::from_millis(500),
+            refusal_window: Duration::from_secs(5),
             gossip_interval: Duration::from_millis(500),
             gossip_fanout: 4,
             push_pull_interval: Duration::from_secs(60),
@@ -276,6 +286,7 @@ impl Config {
         )?;
         check_int("phi_window", self.phi_window, 2, 10_000)?;
         check_dur("min_std_dev", self.min_std_dev, ms(1), s(60))?;
+        check_dur("refusal_window", self.refusal_window, ms(10), s(600))?;
         check_int("suspicion_mult", self.suspicion_mult as usize, 1, 100)?;
         check_int(
             "suspicion_max_mult",
@@ -333,6 +344,7 @@ impl Config {
         "acceptable_pause",
         "phi_window",
         "min_std_dev",
+        "refusal_window",
         "suspicion_mult",
         "suspicion_max_mult",
         "max_local_health",
@@ -381,6 +393,7 @@ impl Config {
             "acceptable_pause" => self.acceptable_pause = dur()?,
             "phi_window" => self.phi_window = int()?,
             "min_std_dev" => self.min_std_dev = dur()?,
+            "refusal_window" => self.refusal_window = dur()?,
             "suspicion_mult" => self.suspicion_mult = uint32()?,
             "suspicion_max_mult" => self.suspicion_max_mult = uint32()?,
             "max_local_health" => self.max_local_health = uint32()?,

@@ -47,6 +47,7 @@ mod id;
 mod members;
 mod node;
 mod probe;
+mod refusal;
 #[cfg(feature = "tokio")]
 mod runtime;
 mod stats;

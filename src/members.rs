@@ -8,7 +8,7 @@
 //! member itself raising its incarnation is how a restarted or wrongly convicted node
 //! rejoins. A total order makes convergence independent of delivery order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -35,6 +35,9 @@ pub(crate) struct Entry {
     pub accuser: NodeId,
     /// When the state last changed (for reaping).
     pub since: Time,
+    /// When a datagram from it (sender id and address both its own) last arrived: a
+    /// refusal reported while it keeps talking to us is not evidence of a crash.
+    pub heard: Option<Time>,
 }
 
 impl Entry {
@@ -102,6 +105,9 @@ pub(crate) struct Members {
     live_peers: IndexSet<NodeId>,
     /// Every known id, sorted: push-pull digests walk id ranges.
     sorted: BTreeSet<NodeId>,
+    /// Live members other than self by address, to attribute a refusal the network
+    /// reports for an address (ICMP port unreachable) to the member living there.
+    live_by_addr: BTreeMap<SocketAddr, NodeId>,
     local: Option<NodeId>,
 }
 
@@ -189,6 +195,13 @@ impl Members {
                     if e.name != d.name {
                         e.name = Bytes::copy_from_slice(&d.name);
                     }
+                    if e.addr != d.addr && was_live && e.id != local {
+                        // Moved while live: re-file it under the new address.
+                        if self.live_by_addr.get(&e.addr) == Some(&u.id) {
+                            self.live_by_addr.remove(&e.addr);
+                        }
+                        self.live_by_addr.insert(d.addr, u.id);
+                    }
                     e.addr = d.addr;
                     if e.addr_wire != d.addr_wire {
                         e.addr_wire = Bytes::copy_from_slice(&d.addr_wire);
@@ -222,6 +235,7 @@ impl Members {
                     cause: u.cause,
                     accuser: u.accuser,
                     since: now,
+                    heard: None,
                 };
                 let live = e.state.is_live();
                 self.entries.insert(u.id, e);
@@ -235,12 +249,36 @@ impl Members {
     }
 
     fn set_live(&mut self, id: NodeId, live: bool) {
+        let addr = self.entries.get(&id).map(|e| e.addr);
         if live {
             self.ring.insert((id.ring_position(), id));
             self.live_peers.insert(id);
+            if let Some(a) = addr {
+                self.live_by_addr.insert(a, id);
+            }
         } else {
             self.ring.remove(&(id.ring_position(), id));
             self.live_peers.swap_remove(&id);
+            if let Some(a) = addr
+                && self.live_by_addr.get(&a) == Some(&id)
+            {
+                self.live_by_addr.remove(&a);
+            }
+        }
+    }
+
+    /// The live member (other than self) at `addr`, if any.
+    pub fn live_at(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.live_by_addr.get(&addr).copied()
+    }
+
+    /// Notes that a datagram from member `id` arrived from `from` at `now` (ignored
+    /// unless `from` is the member's own address).
+    pub fn heard_from(&mut self, id: NodeId, from: SocketAddr, now: Time) {
+        if let Some(e) = self.entries.get_mut(&id)
+            && e.addr == from
+        {
+            e.heard = Some(now);
         }
     }
 
@@ -335,6 +373,7 @@ mod tests {
             cause: Cause::Silence,
             accuser: NodeId(0),
             since: Time::ZERO,
+            heard: None,
         }
     }
 

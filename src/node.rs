@@ -19,6 +19,7 @@ use crate::event::{Cause, Event, Member, MemberState};
 use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::members::{Applied, Descriptor, Entry, Members, Update};
 use crate::probe::{MonitorState, Probes};
+use crate::refusal::Refusal;
 use crate::stats::NodeStats;
 use crate::suspicion::Suspicion;
 use crate::time::Time;
@@ -51,6 +52,7 @@ pub(crate) enum Primary {
     },
     Nack {
         seq: u32,
+        refused: bool,
     },
     /// Piggybacked updates only.
     Gossip,
@@ -146,6 +148,8 @@ pub struct Node {
     pub(crate) timers: Timers,
     pub(crate) health: LocalHealth,
     pub(crate) suspicions: IndexMap<NodeId, Suspicion>,
+    /// Members reported refused, under corroboration (see `refusal`).
+    pub(crate) refusals: IndexMap<NodeId, Refusal>,
     pub(crate) probes: Probes,
     pub(crate) monitors: IndexMap<NodeId, MonitorState>,
     pub(crate) phi_params: PhiParams,
@@ -158,7 +162,7 @@ pub struct Node {
     seeds: Vec<SocketAddr>,
     joined: bool,
     synced: bool,
-    leaving: bool,
+    pub(crate) leaving: bool,
     /// The latest `now` seen (inputs never move time backwards).
     pub(crate) now: Time,
     /// No conviction before this time: set after this node's own stall.
@@ -227,6 +231,7 @@ impl Node {
             cause: Cause::Silence,
             accuser: id,
             since: now,
+            heard: None,
         };
         let phi_params = PhiParams {
             window: config.phi_window,
@@ -256,6 +261,7 @@ impl Node {
             queue: Queue::default(),
             timers: Timers::default(),
             suspicions: IndexMap::new(),
+            refusals: IndexMap::new(),
             probes: Probes::default(),
             monitors: IndexMap::new(),
             phi_params,
@@ -560,6 +566,10 @@ impl Node {
             return;
         }
         trace!(%from, %sender, messages = packet.messages.len(), "packet");
+        self.members.heard_from(sender, from, self.now);
+        if self.refusals.contains_key(&sender) && self.is_member_at(sender, from) {
+            self.withdraw_refusal(sender);
+        }
         self.stats.messages_in += packet.messages.len() as u64;
         let sync_entries = packet.sync_entries as usize;
         let mut inb = Inbound {
@@ -697,7 +707,7 @@ impl Node {
 
     /// Work that follows every input and command: monitors follow ring changes, and
     /// gossip rounds run while (and only while) updates are queued.
-    fn after_input(&mut self) {
+    pub(crate) fn after_input(&mut self) {
         if self.ring_dirty {
             self.ring_dirty = false;
             self.refresh_monitors();
@@ -747,7 +757,7 @@ impl Node {
                 inb.relayed = true;
                 self.on_ping_req(from, sender, r);
             }
-            Body::Nack(n) => self.on_nack(n.seq),
+            Body::Nack(n) => self.on_nack(n.seq, n.refused),
             Body::Alive(a) => match self.alive_update(a) {
                 Some(u) => self.process_update(u, sync),
                 None => self.stats.messages_rejected += 1,
@@ -1225,6 +1235,7 @@ impl Node {
             OneShot::RelayNack(seq) => self.on_relay_nack(seq),
             OneShot::Suspicion(id) => self.on_suspicion_timeout(id),
             OneShot::Convict(id) => self.on_convict_deadline(id),
+            OneShot::RefusalEnd(id) => self.on_refusal_end(id),
         }
     }
 
@@ -1347,8 +1358,8 @@ impl Node {
                     }),
                 );
             }
-            Primary::Nack { seq } => {
-                push(packet, used, Body::Nack(wire::Nack { seq }));
+            Primary::Nack { seq, refused } => {
+                push(packet, used, Body::Nack(wire::Nack { seq, refused }));
             }
             Primary::Gossip => {}
             Primary::Join => {

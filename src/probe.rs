@@ -36,12 +36,15 @@ pub(crate) enum Kind {
     Monitor,
     /// A monitor's indirect round for a silent member.
     Indirect,
-    /// A ping this node sends on behalf of `requester`.
+    /// A ping this node sends on behalf of `requester`, to `to`.
     Relay {
         requester: SocketAddr,
         requester_id: NodeId,
         seq: u32,
+        to: SocketAddr,
     },
+    /// A round (ping-req to helpers and a direct ping) corroborating a refusal.
+    Corroborate,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +57,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    fn new(kind: Kind, target: NodeId, started: Time) -> Pending {
+    pub(crate) fn new(kind: Kind, target: NodeId, started: Time) -> Pending {
         Pending {
             kind,
             target,
@@ -79,7 +82,7 @@ pub(crate) struct Probes {
 impl Probes {
     /// Records a probe under a fresh random seq: unpredictable, so a host off the path
     /// cannot forge the ack that would keep a dead member alive.
-    fn insert(&mut self, rng: &mut Xoshiro256PlusPlus, p: Pending) -> u32 {
+    pub(crate) fn insert(&mut self, rng: &mut Xoshiro256PlusPlus, p: Pending) -> u32 {
         let mut seq = rng.next_u32();
         // Bounded: with at most a few hundred probes in flight a clash is rare.
         for _ in 0..4 {
@@ -97,6 +100,11 @@ impl Probes {
             self.relays += 1;
         }
         seq
+    }
+
+    /// Probes in flight, by seq.
+    pub(crate) fn pending_iter(&self) -> impl Iterator<Item = (u32, &Pending)> + '_ {
+        self.pending.iter().map(|(s, p)| (*s, p))
     }
 
     fn remove(&mut self, seq: u32) -> Option<Pending> {
@@ -249,7 +257,7 @@ impl Node {
 
     /// Sends ping-req for `target` to up to `indirect_checks` random helpers under `seq`.
     /// Returns the number of helpers asked.
-    fn send_ping_reqs(&mut self, seq: u32, target: NodeId) -> u32 {
+    pub(crate) fn send_ping_reqs(&mut self, seq: u32, target: NodeId) -> u32 {
         let Some(e) = self.members.get(target) else {
             return 0;
         };
@@ -283,6 +291,7 @@ impl Node {
                 requester,
                 requester_id,
                 seq: rseq,
+                ..
             } => {
                 self.finish_probe(seq);
                 self.outbox.push_back(Outgoing {
@@ -303,6 +312,12 @@ impl Node {
                 self.finish_probe(seq);
                 self.stats.acks_received += 1;
                 self.health.apply(-1);
+                self.heartbeat(p.target);
+            }
+            Kind::Corroborate => {
+                // It answered: whatever was refused, it was not this member's process.
+                self.stats.acks_received += 1;
+                self.withdraw_refusal(p.target);
                 self.heartbeat(p.target);
             }
         }
@@ -341,7 +356,7 @@ impl Node {
     }
 
     /// Forgets probe `seq` and cancels its timers (nothing left for them to decide).
-    fn finish_probe(&mut self, seq: u32) -> Option<Pending> {
+    pub(crate) fn finish_probe(&mut self, seq: u32) -> Option<Pending> {
         self.timers.cancel(OneShot::ProbeTimeout(seq));
         self.timers.cancel(OneShot::IndirectEnd(seq));
         self.timers.cancel(OneShot::RelayNack(seq));
@@ -529,6 +544,7 @@ impl Node {
             requester: from,
             requester_id: sender,
             seq: r.seq,
+            to: addr,
         };
         let seq = self
             .probes
@@ -554,6 +570,7 @@ impl Node {
             requester,
             requester_id,
             seq: rseq,
+            ..
         } = p.kind
         else {
             return;
@@ -563,14 +580,23 @@ impl Node {
         self.outbox.push_back(Outgoing {
             to: requester,
             to_id: Some(requester_id),
-            primary: Primary::Nack { seq: rseq },
+            primary: Primary::Nack {
+                seq: rseq,
+                refused: false,
+            },
         });
     }
 
-    pub(crate) fn on_nack(&mut self, seq: u32) {
-        if let Some(p) = self.probes.pending.get_mut(&seq) {
-            p.nacks += 1;
-            self.stats.nacks_received += 1;
+    /// `refused`: the helper's own ping to the target was refused by the network.
+    pub(crate) fn on_nack(&mut self, seq: u32, refused: bool) {
+        let Some(p) = self.probes.pending.get_mut(&seq) else {
+            return;
+        };
+        p.nacks += 1;
+        self.stats.nacks_received += 1;
+        if refused && p.kind == Kind::Corroborate {
+            let target = p.target;
+            self.refusal_corroborated(target);
         }
     }
 

@@ -59,6 +59,12 @@ pub struct NodeStats {
     pub stale_accusations_corrected: u64,
     /// Members this node declared dead.
     pub convictions: u64,
+    /// Refusals the network reported (`Node::handle_unreachable`), counted or not.
+    pub refusals: u64,
+    /// Convictions by corroborated refusal (cause `Refused`), within `convictions`.
+    pub refusal_convictions: u64,
+    /// Refusals dropped: the member spoke, refuted, or no helper corroborated.
+    pub refusals_withdrawn: u64,
     /// Stalls of this node detected (timers fired late by more than `stall_threshold`).
     pub stalls_detected: u64,
     /// Convictions deferred because this node had just been stalled.

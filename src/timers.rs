@@ -47,6 +47,8 @@ pub(crate) enum OneShot {
     Suspicion(NodeId),
     /// A monitor's conviction deadline for a member.
     Convict(NodeId),
+    /// The end of a refused member's window (see `refusal`).
+    RefusalEnd(NodeId),
 }
 
 /// A timer that is due.

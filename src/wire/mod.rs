@@ -571,7 +571,10 @@ mod tests {
 
     #[test]
     fn empty_message() {
-        let mut p = packet(vec![Body::Nack(Nack { seq: 1 })]);
+        let mut p = packet(vec![Body::Nack(Nack {
+            seq: 1,
+            refused: false,
+        })]);
         p.messages.push(Message { body: None });
         assert_eq!(decode(&p), Err(DecodeError::EmptyMessage));
         // A message kind from the future (oneof tag 15) looks the same to this build.
@@ -706,7 +709,10 @@ mod tests {
                 target: u64::MAX,
             }),
             Body::Ack(Ack { seq: 0 }),
-            Body::Nack(Nack { seq: 300 }),
+            Body::Nack(Nack {
+                seq: 300,
+                refused: true,
+            }),
             alive(encode_addr(SocketAddr::from((Ipv6Addr::LOCALHOST, 1)))),
             Body::Suspect(Suspect {
                 member: 1,
@@ -869,7 +875,8 @@ mod props {
                     target_addr,
                 })
             }),
-            any::<u32>().prop_map(|seq| Body::Nack(Nack { seq })),
+            (any::<u32>(), any::<bool>())
+                .prop_map(|(seq, refused)| Body::Nack(Nack { seq, refused })),
             (any::<(u64, u64)>(), bytes(24), addr(), bytes(64)).prop_map(
                 |((member, incarnation), name, addr, metadata)| {
                     Body::Alive(Alive {

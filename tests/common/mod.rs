@@ -23,6 +23,9 @@ pub struct Slot {
     pub backlog: Vec<(SocketAddr, Vec<u8>)>,
     pub events: Vec<(Time, Event)>,
     pub restarts: u64,
+    /// Crashed as a process on a live host: its port is closed, so every datagram sent
+    /// to it comes back to the sender as a refusal (ICMP port unreachable).
+    pub refuses: bool,
 }
 
 impl Slot {
@@ -41,6 +44,8 @@ struct Datagram {
     to: usize,
     from: SocketAddr,
     data: Vec<u8>,
+    /// Not a datagram but the network's refusal of one that `to` sent to `from`.
+    refusal: bool,
 }
 
 pub struct Cluster {
@@ -98,6 +103,7 @@ impl Cluster {
                 backlog: Vec::new(),
                 events: Vec::new(),
                 restarts: 0,
+                refuses: false,
             });
         }
         c
@@ -172,10 +178,28 @@ impl Cluster {
             .map(|m| m.state)
     }
 
-    /// Crash: the node vanishes without a word; datagrams to it are lost.
+    /// Crash: the node vanishes without a word; datagrams to it are lost (a host crash
+    /// or a partition: silence).
     pub fn crash(&mut self, i: usize) {
         self.slots[i].node = None;
         self.slots[i].backlog.clear();
+    }
+
+    /// Process crash: the node vanishes but its host lives on, so each datagram sent to
+    /// it is answered with a refusal one latency later (subject to loss).
+    pub fn crash_process(&mut self, i: usize) {
+        self.crash(i);
+        self.slots[i].refuses = true;
+    }
+
+    /// A forged refusal: `observer` is told `subject`'s port is closed, whatever the truth.
+    pub fn forge_refusal(&mut self, observer: usize, subject: usize) {
+        let now = self.now;
+        let a = self.slots[subject].addr;
+        if let Some(n) = self.slots[observer].node.as_mut() {
+            n.handle_unreachable(now, a);
+        }
+        self.drain(observer);
     }
 
     /// Pause: the node processes nothing for `d`; datagrams queue; timers fire late.
@@ -194,6 +218,7 @@ impl Cluster {
             salt,
         );
         self.slots[i].node = Some(node);
+        self.slots[i].refuses = false;
         self.slots[i].paused_until = None;
         self.join(i, seeds);
     }
@@ -269,8 +294,30 @@ impl Cluster {
                 break;
             }
             let Reverse(d) = self.in_flight.pop().expect("peeked");
+            if d.refusal {
+                if let Some(n) = self.slots[d.to].node.as_mut() {
+                    n.handle_unreachable(now, d.from);
+                    self.drain(d.to);
+                }
+                continue;
+            }
             let slot = &mut self.slots[d.to];
             let Some(n) = slot.node.as_mut() else {
+                if slot.refuses
+                    && let Some(&sender) = self.by_addr.get(&d.from)
+                    && !(self.loss > 0.0 && self.rng.random::<f64>() < self.loss)
+                {
+                    let to_addr = slot.addr;
+                    self.seq += 1;
+                    self.in_flight.push(Reverse(Datagram {
+                        at: now + self.latency,
+                        seq: self.seq,
+                        to: sender,
+                        from: to_addr,
+                        data: Vec::new(),
+                        refusal: true,
+                    }));
+                }
                 continue;
             };
             if slot.paused_until.is_some() {
@@ -329,6 +376,7 @@ impl Cluster {
                 to: j,
                 from,
                 data,
+                refusal: false,
             }));
         }
     }

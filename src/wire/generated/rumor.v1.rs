@@ -90,11 +90,15 @@ pub struct PingReq {
     #[prost(bytes = "bytes", tag = "3")]
     pub target_addr: ::prost::bytes::Bytes,
 }
-/// Sent by a ping-req helper when the target stayed silent (Lifeguard).
+/// Sent by a ping-req helper when the target stayed silent (Lifeguard), or at once when
+/// the network reported the target's port closed (`refused`): independent evidence that
+/// the requester's own refusal report was not forged.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Nack {
     #[prost(uint32, tag = "1")]
     pub seq: u32,
+    #[prost(bool, tag = "2")]
+    pub refused: bool,
 }
 /// A member is alive at `incarnation`, with its name, address and metadata.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -1,0 +1,202 @@
+//! Crash versus pause: a crashed process's closed port is reported as refusals, which
+//! convict in `refusal_window`; a paused process produces none, so it is never convicted
+//! before `acceptable_pause`, whatever forged refusals say.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Cluster;
+use rumor::{Cause, Config, Event, MemberState, Strategy};
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// A cluster tuned for 8-second pauses, as issue 7's targets are set.
+fn tolerant() -> Config {
+    let mut cfg = Config::lan();
+    cfg.acceptable_pause = Duration::from_secs(8);
+    cfg
+}
+
+fn settled(n: usize, cfg: Config, seed: u64) -> Cluster {
+    let mut c = Cluster::new(n, cfg, seed);
+    c.join_all();
+    assert!(
+        c.run_until_converged(secs(10.0)),
+        "cluster did not converge"
+    );
+    c.run_for(secs(20.0)); // fill the detectors' history
+    c
+}
+
+/// The refusal path's bound: the first datagram sent to the dead port within one period
+/// (every monitor pings it each period), the window, then dissemination of Dead by gossip
+/// (`ceil(log2 n)` rounds, doubled for loss of a round), plus one probe timeout of slack.
+fn refusal_bound(cfg: &Config, n: usize) -> Duration {
+    let rounds = (n as f64).log2().ceil() as u32 * 2;
+    cfg.probe_interval + cfg.refusal_window + cfg.gossip_interval * rounds + cfg.probe_timeout
+}
+
+fn process_crash_is_convicted_fast(strategy: Strategy, seed: u64) {
+    let mut cfg = tolerant();
+    cfg.strategy = strategy;
+    let n = 20;
+    let bound = refusal_bound(&cfg, n);
+    // The silence path could not be this fast: it waits out the 8 s pause at least.
+    assert!(bound < cfg.acceptable_pause);
+    let mut c = settled(n, cfg, seed);
+    let crashed = 5;
+    let t0 = c.now;
+    c.crash_process(crashed);
+    c.run_for(bound + secs(1.0));
+    for i in (0..n).filter(|&i| i != crashed) {
+        let at = c
+            .dead_at(i, crashed)
+            .unwrap_or_else(|| panic!("{strategy}: node {i} never convicted the crash"));
+        assert!(
+            at - t0 <= bound,
+            "{strategy}: node {i} convicted after {:?} > {bound:?}",
+            at - t0
+        );
+    }
+    let by_refusal: usize = (0..n)
+        .map(|i| {
+            c.events_where(i, |e| {
+                matches!(
+                    e,
+                    Event::MemberDead {
+                        cause: Cause::Refused,
+                        ..
+                    }
+                )
+            })
+            .len()
+        })
+        .sum();
+    assert!(by_refusal >= n - 1, "Dead did not carry cause Refused");
+    for j in (0..n).filter(|&j| j != crashed) {
+        assert!(
+            !c.anyone_declared_dead(j),
+            "{strategy}: live node {j} convicted"
+        );
+    }
+}
+
+#[test]
+fn a_crashed_process_is_convicted_within_the_refusal_window() {
+    process_crash_is_convicted_fast(Strategy::PhiMonitors, 11);
+}
+
+#[test]
+fn refusals_convict_fast_under_swim_and_lifeguard_too() {
+    // One random probe per period under SWIM: allow the bound to find the crash in a
+    // few periods by gossip's sends to it as well. The assertion is the same.
+    process_crash_is_convicted_fast(Strategy::Lifeguard, 12);
+}
+
+#[test]
+fn a_host_crash_is_left_to_the_silence_path() {
+    let cfg = tolerant();
+    let n = 12;
+    let bound = refusal_bound(&cfg, n);
+    let mut c = settled(n, cfg.clone(), 13);
+    let crashed = 4;
+    c.crash(crashed);
+    c.run_for(bound);
+    assert!(
+        !c.anyone_declared_dead(crashed),
+        "a silent crash was convicted before acceptable_pause"
+    );
+    c.run_for(cfg.acceptable_pause + secs(10.0));
+    for i in (0..n).filter(|&i| i != crashed) {
+        assert_eq!(c.state_at(i, crashed), Some(MemberState::Dead));
+    }
+}
+
+#[test]
+fn forged_refusals_against_a_live_member_convict_no_one() {
+    let cfg = tolerant();
+    let n = 12;
+    let mut c = settled(n, cfg, 14);
+    let victim = 3;
+    // Every other node is told, again and again, that the victim's port is closed.
+    for round in 0..10 {
+        for o in (0..n).filter(|&o| o != victim) {
+            c.forge_refusal(o, victim);
+        }
+        c.run_for(secs(0.5 + f64::from(round % 3) * 0.1));
+    }
+    c.run_for(secs(20.0));
+    assert!(
+        !c.anyone_declared_dead(victim),
+        "forged refusals convicted a live member"
+    );
+    assert!(c.converged());
+    let withdrawn: u64 = (0..n)
+        .filter(|&o| o != victim)
+        .map(|o| c.slots[o].node().stats().refusals_withdrawn)
+        .sum();
+    assert!(withdrawn > 0, "no refusal was withdrawn");
+}
+
+#[test]
+fn forged_refusals_against_a_paused_member_convict_no_one() {
+    let cfg = tolerant();
+    let pause = secs(6.0);
+    assert!(pause < cfg.acceptable_pause);
+    let n = 12;
+    let mut c = settled(n, cfg, 15);
+    let victim = 6;
+    c.pause(victim, pause);
+    // While it is frozen, everyone hears forged refusals for it: only its helpers' own
+    // probes could corroborate, and a paused process's open port refuses nothing.
+    for _ in 0..8 {
+        for o in (0..n).filter(|&o| o != victim) {
+            c.forge_refusal(o, victim);
+        }
+        c.run_for(secs(0.7));
+    }
+    c.run_for(secs(20.0));
+    assert!(
+        !c.anyone_declared_dead(victim),
+        "a paused member was convicted on forged refusals"
+    );
+    assert!(c.converged(), "the cluster did not settle after the pause");
+}
+
+#[test]
+fn two_nodes_corroborate_by_a_second_refusal() {
+    let cfg = tolerant();
+    let bound = refusal_bound(&cfg, 2) + cfg.probe_interval;
+    let mut c = settled(2, cfg, 16);
+    let t0 = c.now;
+    c.crash_process(1);
+    c.run_for(bound);
+    let at = c
+        .dead_at(0, 1)
+        .expect("the lone peer never convicted the crash");
+    assert!(at - t0 <= bound, "convicted after {:?}", at - t0);
+}
+
+#[test]
+fn a_process_restarted_on_the_same_address_is_alive_again() {
+    let cfg = tolerant();
+    let n = 8;
+    let mut c = settled(n, cfg.clone(), 17);
+    let crashed = 2;
+    c.crash_process(crashed);
+    c.run_for(refusal_bound(&cfg, n) + secs(1.0));
+    assert!(c.anyone_declared_dead(crashed));
+    let seeds = [common::addr(0)];
+    c.restart(crashed, 0, &seeds);
+    c.run_for(secs(10.0));
+    for i in 0..n {
+        assert_eq!(
+            c.state_at(i, crashed),
+            Some(MemberState::Alive),
+            "at node {i}"
+        );
+    }
+}
