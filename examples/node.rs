@@ -23,6 +23,9 @@
 //!   after this delay the node gossips Leave and exits
 //! - `--pauses FILE`: on exit, write the timer-lateness samples for
 //!   `rumor-sim tune --pauses FILE`
+//! - `--refusals on|off` (default `on`): convict a member whose port the network reports
+//!   closed (ICMP port unreachable, Linux) in `refusal_window`; `off` detects by silence
+//!   alone
 //!
 //! Each stdout line is a JSON object with `at_ms` (since start), `event` and, for
 //! membership events, `member`, `incarnation`, `addr` and `cause` where relevant.
@@ -49,11 +52,12 @@ struct Args {
     http: Option<SocketAddr>,
     drain: Duration,
     pauses: Option<String>,
+    refusals: bool,
 }
 
 const USAGE: &str = "usage: node [--bind ADDR] [--advertise ADDR] [--seeds A,B] [--name NAME] \
 [--preset lan|wan|local] [--set field=value]... [--metadata TEXT] [--http ADDR] \
-[--drain DURATION] [--pauses FILE]";
+[--drain DURATION] [--pauses FILE] [--refusals on|off]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -67,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
         http: None,
         drain: Duration::from_secs(5),
         pauses: None,
+        refusals: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -112,6 +117,13 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or_else(|| format!("--drain {value:?}: expected a duration like 5s"))?;
             }
             "--pauses" => a.pauses = Some(value),
+            "--refusals" => {
+                a.refusals = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("--refusals {value:?}: expected on or off")),
+                };
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -294,6 +306,7 @@ async fn main() -> ExitCode {
         .bind(args.bind)
         .seeds(seeds.iter().copied())
         .config(cfg)
+        .refusals(args.refusals)
         .metadata(args.metadata.clone().into_bytes());
     if let Some(a) = args.advertise {
         builder = builder.advertise(a);

@@ -72,6 +72,16 @@ impl Proc {
         lines.iter().find(|(t, v)| *t >= since && pred(v)).cloned()
     }
 
+    /// Every line since `since`, for a failure message.
+    fn dump(&self, since: Instant) -> String {
+        let lines = self.lines.lock().map(|l| l.clone()).unwrap_or_default();
+        lines
+            .iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(t, v)| format!("\n  +{:?} {v}", t.duration_since(since)))
+            .collect()
+    }
+
     fn count(&self, pred: impl Fn(&Value) -> bool) -> usize {
         self.lines
             .lock()
@@ -224,7 +234,8 @@ macro_rules! node_or_skip {
 fn sigkill_is_dead_at_every_peer_within_the_configured_bound() {
     let bin = node_or_skip!();
     let setup = Setup::new("pkill");
-    let procs = setup.cluster(&bin, 4, |_| Vec::new());
+    // Silence alone: the refusal path has a test of its own below.
+    let procs = setup.cluster(&bin, 4, |_| vec!["--refusals=off".to_string()]);
     // Let the detectors learn the rhythm.
     thread::sleep(Duration::from_secs(2));
     let victim = &procs[2];
@@ -295,8 +306,10 @@ fn sigstop_below_acceptable_pause_is_never_dead_and_above_is_reported() {
     let t1 = Instant::now();
     paused.signal("-STOP");
     thread::sleep(pause * 2);
-    paused.signal("-CONT");
+    // Taken before the signal: the resumed process answers (and its peers print) while
+    // `kill` is still returning, and an event stamped before `resumed` would be missed.
     let resumed = Instant::now();
+    paused.signal("-CONT");
     let dead_twice: usize = others
         .iter()
         .filter(|o| o.find(t1, &ev("dead", &paused.name)).is_some())
@@ -306,7 +319,16 @@ fn sigstop_below_acceptable_pause_is_never_dead_and_above_is_reported() {
             (v["event"] == "alive" || v["event"] == "joined") && v["member"] == paused.name.as_str()
         });
         if dead_twice > 0 || o.find(t1, &ev("suspected", &paused.name)).is_some() {
-            assert!(back.is_some(), "{} never saw {} again", o.name, paused.name);
+            assert!(
+                back.is_some(),
+                "{} never saw {} again\n{}: {}\n{}: {}",
+                o.name,
+                paused.name,
+                o.name,
+                o.dump(t1),
+                paused.name,
+                paused.dump(t1)
+            );
         }
     }
     eprintln!(
@@ -378,5 +400,63 @@ fn sigterm_answers_503_before_exit_and_peers_see_left() {
     eprintln!(
         "SIGTERM: /readyz 503 after {saw_503:?}, stopped after {:?}, peers saw Left",
         stopped.0 - t_term
+    );
+}
+
+/// Issue 7's headline on real processes: with `acceptable_pause` = 8 s, a SIGKILLed
+/// process (its port closed, so the kernel refuses what peers send it) is dead at every
+/// peer within 3 s, while a process SIGSTOPped for 6 s is convicted by nobody.
+#[test]
+fn sigkill_is_dead_within_3s_and_a_6s_sigstop_never_at_acceptable_pause_8s() {
+    let bin = node_or_skip!();
+    let mut setup = Setup::new("pcrash");
+    setup.cfg = Config::local();
+    setup.cfg.acceptable_pause = Duration::from_secs(8);
+    setup.cfg.join_retry_interval = Duration::from_millis(200);
+    let procs = setup.cluster(&bin, 5, |_| Vec::new());
+    thread::sleep(Duration::from_secs(3));
+
+    let stopped = &procs[1];
+    let t_stop = Instant::now();
+    stopped.signal("-STOP");
+    thread::sleep(Duration::from_secs(1));
+
+    let victim = &procs[3];
+    let t_kill = Instant::now();
+    victim.signal("-KILL");
+    let mut times = Vec::new();
+    for p in procs
+        .iter()
+        .filter(|p| p.name != victim.name && p.name != stopped.name)
+    {
+        let (t, v) = p
+            .wait_line(t_kill, Duration::from_secs(6), ev("dead", &victim.name))
+            .unwrap_or_else(|| panic!("{} never declared {} dead", p.name, victim.name));
+        assert_eq!(v["cause"], "refused", "{}: {v}", p.name);
+        times.push(t - t_kill);
+    }
+    let worst = times.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "SIGKILL at acceptable_pause 8 s -> dead at every running peer: {worst:?} (per peer {times:?})"
+    );
+    assert!(worst <= Duration::from_secs(3), "{worst:?} > 3 s");
+
+    // Hold the stop to 6 s, then let it catch up.
+    let held = t_stop.elapsed();
+    if held < Duration::from_secs(6) {
+        thread::sleep(Duration::from_secs(6) - held);
+    }
+    stopped.signal("-CONT");
+    thread::sleep(Duration::from_secs(3));
+    let convicted: Vec<&str> = procs
+        .iter()
+        .filter(|p| p.name != victim.name && p.name != stopped.name)
+        .filter(|p| p.find(t_stop, &ev("dead", &stopped.name)).is_some())
+        .map(|p| p.name.as_str())
+        .collect();
+    eprintln!("SIGSTOP 6 s at acceptable_pause 8 s -> dead at {convicted:?}");
+    assert!(
+        convicted.is_empty(),
+        "a 6 s stop was convicted by {convicted:?}"
     );
 }

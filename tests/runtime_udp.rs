@@ -200,15 +200,32 @@ async fn nodes_join_and_metadata_and_broadcasts_spread() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashed_node_is_declared_dead_by_every_other() {
-    let nodes = cluster("crash", 6).await;
+/// A crash: the victim's driver stops without a word and its socket closes, so the
+/// kernel answers the survivors' datagrams with ICMP port unreachable. With refusals on
+/// (Linux), that convicts in `refusal_window`, far inside `acceptable_pause`; with them
+/// off, silence convicts after `acceptable_pause`.
+async fn crash_case(label: &str, refusals: bool) {
+    let mut cfg = fast_config(label);
+    if refusals {
+        cfg.acceptable_pause = Duration::from_secs(6);
+        cfg.refusal_window = Duration::from_millis(300);
+    }
+    let first = builder(&format!("{label}-0"), &cfg, &[])
+        .refusals(refusals)
+        .start()
+        .await
+        .expect("start");
+    let seed = first.advertise_addr();
+    let mut nodes = vec![first];
+    for i in 1..6 {
+        let b = builder(&format!("{label}-{i}"), &cfg, &[seed]).refusals(refusals);
+        nodes.push(b.start().await.expect("start"));
+    }
     wait_for("6 nodes to converge", JOIN_LIMIT, || {
         all_alive(&refs(&nodes))
     })
     .await;
     let mut streams: Vec<_> = nodes.iter().map(Handle::events).collect();
-    // A crash: the driver stops without a word and its socket closes.
     let victim = &nodes[4];
     victim.cancel_token().cancel();
     timeout(Duration::from_secs(5), victim.stopped())
@@ -230,26 +247,54 @@ async fn a_crashed_node_is_declared_dead_by_every_other() {
         },
     )
     .await;
-    eprintln!("crash detected by all 5 survivors in {took:?}");
-    // The survivors' streams saw it die of silence, and nobody else was convicted.
+    eprintln!("crash (refusals {refusals}) detected by all 5 survivors in {took:?}");
+    let linux_refusals = refusals && cfg!(target_os = "linux");
+    if linux_refusals {
+        assert!(
+            took < cfg.acceptable_pause,
+            "refusals did not beat the silence path: {took:?}"
+        );
+    }
+    // The survivors' streams saw it die, and nobody else was convicted.
     for (i, s) in streams.iter_mut().enumerate() {
         if i == 4 {
             continue;
         }
-        let mut saw_dead = false;
+        let mut causes = Vec::new();
         while let Some(item) = s.try_next() {
             if let Ok(Event::MemberDead { member, cause }) = item {
                 assert_eq!(member.name(), victim.name(), "a live node was convicted");
-                assert_eq!(cause, rumor::Cause::Silence);
-                saw_dead = true;
+                causes.push(cause);
             }
         }
-        assert!(saw_dead, "node {i}'s stream missed the death");
+        assert_eq!(causes.len(), 1, "node {i}'s stream: {causes:?}");
+        if !refusals {
+            assert_eq!(causes[0], rumor::Cause::Silence);
+        }
+    }
+    if linux_refusals {
+        let by_refusal: u64 = survivors
+            .iter()
+            .map(|s| s.stats().refusal_convictions)
+            .sum();
+        let reported: u64 = survivors.iter().map(|s| s.runtime_stats().refusals).sum();
+        assert!(reported > 0, "no refusal was read from the error queue");
+        assert!(by_refusal > 0, "no survivor convicted by refusal");
     }
     all_alive(&survivors).expect("survivors still see each other alive");
     for n in &nodes {
         n.cancel_token().cancel();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_process_is_convicted_by_refusal_within_the_window() {
+    crash_case("crash-refused", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_refusals_a_crash_is_convicted_by_silence() {
+    crash_case("crash-silent", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

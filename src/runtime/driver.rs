@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, trace};
@@ -13,6 +14,7 @@ use crate::event::{Event, Member};
 use crate::node::Node;
 use crate::runtime::handle::Command;
 use crate::runtime::metrics::{Metrics, count_states};
+use crate::runtime::refusals::{self, QueuedError};
 use crate::runtime::shared::{RuntimeStats, Shared, lock};
 use crate::time::Time;
 
@@ -33,6 +35,7 @@ const RECV_BUF: usize = 65_536;
 enum Input {
     Command(Option<Command>),
     Datagram(io::Result<(usize, SocketAddr)>),
+    NetError(io::Result<QueuedError>),
     Tick,
 }
 
@@ -47,6 +50,8 @@ pub(crate) struct Driver {
     pub metrics: Metrics,
     pub leave_timeout: Duration,
     pub seeds: Vec<SocketAddr>,
+    /// Read the socket's error queue for refusals (see `refusals`).
+    refusals: bool,
     recv_buf: Vec<u8>,
     send_buf: Vec<u8>,
     rt: RuntimeStats,
@@ -81,6 +86,7 @@ impl Driver {
         metrics: Metrics,
         leave_timeout: Duration,
         seeds: Vec<SocketAddr>,
+        refusals: bool,
     ) -> Driver {
         let packet = node.config().max_packet_size;
         Driver {
@@ -93,6 +99,7 @@ impl Driver {
             metrics,
             leave_timeout,
             seeds,
+            refusals,
             recv_buf: vec![0; RECV_BUF],
             send_buf: vec![0; packet],
             rt: RuntimeStats::default(),
@@ -148,6 +155,8 @@ impl Driver {
                 () = cancel.cancelled() => return,
                 cmd = self.cmds.recv(), if cmds_open => Input::Command(cmd),
                 r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
+                r = self.socket.async_io(Interest::ERROR, || refusals::read_one(&self.socket)),
+                    if self.refusals => Input::NetError(r),
                 () = tokio::time::sleep_until(wake) => Input::Tick,
             };
             match input {
@@ -159,6 +168,7 @@ impl Driver {
                 // Every handle is gone: keep running until cancelled.
                 Input::Command(None) => cmds_open = false,
                 Input::Datagram(r) => self.on_datagrams(r),
+                Input::NetError(r) => self.on_net_errors(r),
                 Input::Tick => {}
             }
             self.fire_due_timers();
@@ -222,6 +232,30 @@ impl Driver {
         for _ in 1..RECV_BATCH {
             match self.socket.try_recv_from(&mut self.recv_buf) {
                 Ok((len, from)) => self.node.handle_packet(now, from, &self.recv_buf[..len]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.recv_error(&e);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One entry of the error queue, then whatever else is queued (up to a batch).
+    fn on_net_errors(&mut self, first: io::Result<QueuedError>) {
+        let now = self.shared.now();
+        let mut next = Some(first);
+        for _ in 0..RECV_BATCH {
+            match next
+                .take()
+                .unwrap_or_else(|| refusals::read_one(&self.socket))
+            {
+                Ok(QueuedError::Refused(addr)) => {
+                    self.rt.refusals += 1;
+                    debug!(%addr, "refused");
+                    self.node.handle_unreachable(now, addr);
+                }
+                Ok(QueuedError::Other) => self.rt.other_net_errors += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     self.recv_error(&e);

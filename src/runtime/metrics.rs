@@ -81,6 +81,16 @@ fn describe() {
         Unit::Count,
         "Socket receive errors."
     );
+    describe_counter!(
+        "rumor_refusals_total",
+        Unit::Count,
+        "Refusals (ICMP port unreachable) the network reported for members' addresses."
+    );
+    describe_counter!(
+        "rumor_refusal_convictions_total",
+        Unit::Count,
+        "Members convicted by a corroborated refusal rather than by silence."
+    );
     describe_histogram!(
         "rumor_timer_lateness_seconds",
         Unit::Seconds,
@@ -104,6 +114,8 @@ pub(crate) struct Metrics {
     decode_errors: [Counter; DECODE_ERROR_KINDS],
     send_errors: Counter,
     recv_errors: Counter,
+    refusals: Counter,
+    refusal_convictions: Counter,
     lateness: Histogram,
     exported: NodeStats,
     exported_rt: RuntimeStats,
@@ -138,6 +150,8 @@ impl Metrics {
             }),
             send_errors: counter("rumor_send_errors_total"),
             recv_errors: counter("rumor_recv_errors_total"),
+            refusals: counter("rumor_refusals_total"),
+            refusal_convictions: counter("rumor_refusal_convictions_total"),
             lateness: metrics::histogram!("rumor_timer_lateness_seconds", with(None)),
             exported: NodeStats::default(),
             exported_rt: RuntimeStats::default(),
@@ -167,6 +181,12 @@ impl Metrics {
                 &self.recv_errors,
                 rt.recv_errors,
                 self.exported_rt.recv_errors,
+            ),
+            (&self.refusals, s.refusals, old.refusals),
+            (
+                &self.refusal_convictions,
+                s.refusal_convictions,
+                old.refusal_convictions,
             ),
         ];
         for (counter, new, old) in pairs {

@@ -25,6 +25,7 @@ mod axum;
 mod driver;
 mod handle;
 pub(crate) mod metrics;
+mod refusals;
 pub(crate) mod shared;
 mod socket;
 mod stall;
@@ -149,6 +150,7 @@ pub enum StartError {
 /// | `rumor_bytes_in_total`, `rumor_bytes_out_total` | counter | |
 /// | `rumor_decode_errors_total` | counter | `kind` = [`DecodeErrorKind::as_str`](crate::DecodeErrorKind::as_str) |
 /// | `rumor_send_errors_total`, `rumor_recv_errors_total` | counter | |
+/// | `rumor_refusals_total`, `rumor_refusal_convictions_total` | counter | |
 /// | `rumor_timer_lateness_seconds` | histogram | |
 ///
 /// Counters are exported from [`NodeStats`](crate::NodeStats) deltas after each input
@@ -167,6 +169,7 @@ pub struct RuntimeBuilder {
     incarnation: Option<u64>,
     metadata: Bytes,
     recv_buffer: Option<usize>,
+    refusals: bool,
     cancel: Option<CancellationToken>,
     event_capacity: usize,
     health: Option<HealthConfig>,
@@ -188,6 +191,7 @@ impl RuntimeBuilder {
             incarnation: None,
             metadata: Bytes::new(),
             recv_buffer: Some(4 << 20),
+            refusals: true,
             cancel: None,
             event_capacity: 1024,
             health: None,
@@ -252,6 +256,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Whether to learn from the network which members' ports are closed (ICMP port
+    /// unreachable), so a crashed process is convicted in `Config::refusal_window`
+    /// rather than after `acceptable_pause`. Default true. Linux only (`IP_RECVERR`);
+    /// elsewhere refusals cannot be attributed to an address and detection uses silence
+    /// alone, whatever this says.
+    pub fn refusals(mut self, enabled: bool) -> Self {
+        self.refusals = enabled;
+        self
+    }
+
     /// Stops the driver at once when cancelled (no Leave). Default: a fresh token,
     /// available from [`Handle::cancel_token`].
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
@@ -298,6 +312,15 @@ impl RuntimeBuilder {
         };
         let socket = socket::bind(self.bind, self.recv_buffer).map_err(bind_err)?;
         let local_addr = socket.local_addr().map_err(bind_err)?;
+        let refusals_on = self.refusals
+            && refusals::SUPPORTED
+            && match refusals::enable(&socket) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not enable refusal reports; detection by silence only");
+                    false
+                }
+            };
         let mut advertise = self.advertise.unwrap_or(local_addr);
         if advertise.port() == 0 {
             advertise.set_port(local_addr.port());
@@ -369,6 +392,7 @@ impl RuntimeBuilder {
             metrics::Metrics::new(&labels),
             leave_timeout,
             self.seeds,
+            refusals_on,
         );
         let span = tracing::info_span!("rumor", node = %name);
         tokio::spawn(driver.run().instrument(span));

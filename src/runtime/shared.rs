@@ -24,6 +24,11 @@ pub struct RuntimeStats {
     pub send_errors: u64,
     /// `recv_from` calls that failed (the driver went on).
     pub recv_errors: u64,
+    /// Refusals read from the socket's error queue (ICMP port unreachable, attributed to
+    /// the destination) and handed to the core. Always 0 where unsupported.
+    pub refusals: u64,
+    /// Other entries of the error queue (host unreachable, message too long, ...).
+    pub other_net_errors: u64,
     /// Timer wake-ups measured: the node's timers and the driver's own 100 ms sampling
     /// tick, one sample per wake-up (each one's lateness is in the stall histogram).
     pub timers_fired: u64,
