@@ -8,13 +8,13 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rumor::Time;
 
 use crate::network::ActivePartition;
-use crate::scenario::{Fault, FaultKind, PauseDist, Scenario, Targets};
+use crate::scenario::{CrashMode, Fault, FaultKind, PauseDist, Scenario, Targets};
 
 /// One thing that happens to one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// The process dies silently.
-    Crash(usize),
+    /// The process dies; its host stays silent or refuses for it.
+    Crash(usize, CrashMode),
     /// The process starts leaving gracefully.
     Leave(usize),
     /// The process exits (after a leave's drain).
@@ -25,14 +25,17 @@ pub enum Action {
     Pause(usize, Duration),
     /// Each event takes `delay` to process until `until`.
     Slow(usize, Duration, Time),
+    /// This fraction (in parts per million) of the other nodes hear a forged refusal
+    /// for the node.
+    ForgedRefusal(usize, u32),
 }
 
 impl Action {
     /// The node acted on.
     pub fn node(&self) -> usize {
         match *self {
-            Action::Crash(i) | Action::Leave(i) | Action::Exit(i) | Action::Restart(i) => i,
-            Action::Pause(i, _) | Action::Slow(i, _, _) => i,
+            Action::Crash(i, _) | Action::Leave(i) | Action::Exit(i) | Action::Restart(i) => i,
+            Action::Pause(i, _) | Action::Slow(i, _, _) | Action::ForgedRefusal(i, _) => i,
         }
     }
 }
@@ -164,14 +167,14 @@ fn expand(
     out: &mut Vec<(Time, Action)>,
 ) {
     match f.kind {
-        FaultKind::Crash => out.push((at, Action::Crash(i))),
+        FaultKind::Crash => out.push((at, Action::Crash(i, f.crash.unwrap_or_default()))),
         FaultKind::Leave => {
             out.push((at, Action::Leave(i)));
             let drain = f.drain.map_or(Duration::from_secs(2), |d| d.0);
             out.push((at + drain, Action::Exit(i)));
         }
         FaultKind::Restart => {
-            out.push((at, Action::Crash(i)));
+            out.push((at, Action::Crash(i, f.crash.unwrap_or_default())));
             let down = f.down.map_or(Duration::from_secs(10), |d| d.0);
             out.push((at + down, Action::Restart(i)));
         }
@@ -185,6 +188,10 @@ fn expand(
             let delay = f.delay.map_or(Duration::ZERO, |d| d.0);
             let until = at + f.length.map_or(Duration::ZERO, |d| d.0);
             out.push((at, Action::Slow(i, delay, until)));
+        }
+        FaultKind::ForgedRefusal => {
+            let ppm = (f.observers.unwrap_or(1.0) * 1e6).round() as u32;
+            out.push((at, Action::ForgedRefusal(i, ppm)));
         }
     }
 }

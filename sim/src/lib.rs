@@ -68,6 +68,8 @@ pub fn run(
         member_hours: w.counters.node_seconds / 3600.0,
         refutations: stats.refutations,
         stalls_detected: stats.stalls_detected,
+        refusals: stats.refusals,
+        refusal_convictions: stats.refusal_convictions,
         recv_overflow_drops: w.counters.recv_overflow,
         probes_per_node_per_sec: probes_after_warmup / (sc.nodes as f64 * measured),
         stale_views_at_end: w.stale_views(),

@@ -56,6 +56,10 @@ pub struct Report {
     pub refutations: u64,
     /// Own stalls detected by members.
     pub stalls_detected: u64,
+    /// Refusals (ICMP port unreachable, real or forged) reported to members.
+    pub refusals: u64,
+    /// Convictions by corroborated refusal rather than by silence.
+    pub refusal_convictions: u64,
     /// Datagrams dropped because a paused node's receive buffer was full.
     pub recv_overflow_drops: u64,
     /// Probes sent per node per second after the warm-up.
@@ -118,6 +122,10 @@ impl Report {
             ("max packet bytes", self.max_packet_bytes.to_string()),
             ("refutations", self.refutations.to_string()),
             ("stalls detected", self.stalls_detected.to_string()),
+            (
+                "refusals / convictions by",
+                format!("{} / {}", self.refusals, self.refusal_convictions),
+            ),
             ("stale views at end", self.stale_views_at_end.to_string()),
             ("events", self.events.to_string()),
             ("wall ms", self.wall_ms.to_string()),

@@ -145,6 +145,13 @@ pub struct Network {
     pub reorder_delay: Dur,
     /// Bytes a node's socket buffer holds while the node is paused; the rest is dropped.
     pub recv_buffer: usize,
+    /// A crashed process's host answers each datagram to its closed port with an ICMP
+    /// port unreachable, rate-limited per destination as Linux does (a token bucket of
+    /// `icmp_burst` tokens refilled at `icmp_per_second`; net.ipv4.icmp_ratelimit's
+    /// default is one per second with a burst of 6).
+    pub icmp_per_second: f64,
+    /// Tokens of the ICMP rate limiter's bucket (see `icmp_per_second`).
+    pub icmp_burst: f64,
 }
 
 impl Default for Network {
@@ -159,6 +166,8 @@ impl Default for Network {
             reorder_delay: Dur(Duration::from_millis(5)),
             // Linux's default net.core.rmem_default.
             recv_buffer: 212_992,
+            icmp_per_second: 1.0,
+            icmp_burst: 6.0,
         }
     }
 }
@@ -245,6 +254,22 @@ pub enum FaultKind {
     Pause,
     /// Every event at the node takes `delay` to process, for `length`.
     Slow,
+    /// A hostile source tells other nodes (a fraction `observers` of them) that the
+    /// target's port is closed, whatever the truth.
+    #[serde(rename = "forged-refusal")]
+    ForgedRefusal,
+}
+
+/// How a crashed node's absence shows on the network.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CrashMode {
+    /// The host is gone too (or cut off): datagrams to it vanish. Silence.
+    #[default]
+    Host,
+    /// Only the process died: its host answers each datagram with a refusal (ICMP port
+    /// unreachable) one network delay later, subject to loss and ICMP rate limiting.
+    Process,
 }
 
 /// A fault injected at given or random times.
@@ -275,6 +300,11 @@ pub struct Fault {
     pub delay: Option<Dur>,
     /// `slow`: how long the node stays slow.
     pub length: Option<Dur>,
+    /// `crash`, `restart`: whether the host answers for the dead process (`process`) or
+    /// stays silent (`host`, the default).
+    pub crash: Option<CrashMode>,
+    /// `forged-refusal`: the fraction of the other nodes told (default 1).
+    pub observers: Option<f64>,
 }
 
 /// Uniform random fault times.
@@ -329,6 +359,8 @@ pub const SCENARIO_PATHS: &[&str] = &[
     "network.reorder",
     "network.reorder_delay",
     "network.recv_buffer",
+    "network.icmp_per_second",
+    "network.icmp_burst",
 ];
 
 impl Scenario {
@@ -362,6 +394,12 @@ impl Scenario {
             return Err("duration must be positive".into());
         }
         let n = &self.network;
+        if !(n.icmp_per_second >= 0.0 && n.icmp_burst >= 1.0) {
+            return Err(format!(
+                "network.icmp_per_second = {}, network.icmp_burst = {}: need a rate >= 0 and a burst >= 1",
+                n.icmp_per_second, n.icmp_burst
+            ));
+        }
         for (name, p) in [
             ("network.loss", n.loss),
             ("network.duplicate", n.duplicate),
@@ -401,6 +439,18 @@ impl Scenario {
             }
             if f.kind == FaultKind::Slow && (f.delay.is_none() || f.length.is_none()) {
                 return Err(format!("faults.{i}: slow needs delay and length"));
+            }
+            if f.crash.is_some() && !matches!(f.kind, FaultKind::Crash | FaultKind::Restart) {
+                return Err(format!(
+                    "faults.{i}: `crash` applies to crash and restart only"
+                ));
+            }
+            if let Some(o) = f.observers
+                && (f.kind != FaultKind::ForgedRefusal || !(0.0..=1.0).contains(&o))
+            {
+                return Err(format!(
+                    "faults.{i}.observers = {o}: a fraction between 0 and 1, for forged-refusal only"
+                ));
             }
             if let Some(fr) = f.targets.fraction
                 && !(0.0..=1.0).contains(&fr)

@@ -13,7 +13,7 @@ use rumor::{Config, Event, Identity, Node, NodeId, NodeStats, Time};
 use crate::faults::{self, Action};
 use crate::network::{Fate, NetModel, mix};
 use crate::oracle::{Oracle, Truth};
-use crate::scenario::Scenario;
+use crate::scenario::{CrashMode, Scenario};
 
 /// The port every simulated node listens on.
 const PORT: u16 = 7946;
@@ -48,6 +48,11 @@ enum Kind {
         admitted: bool,
     },
     Resume(usize),
+    /// The network's refusal of a datagram `to` sent to `about`'s closed port.
+    Refusal {
+        to: usize,
+        about: usize,
+    },
     Fault(Action),
     Join(usize),
 }
@@ -92,7 +97,15 @@ struct SimNode {
     joined: bool,
     /// Counters of previous lives, so totals survive restarts.
     retired: NodeStats,
+    /// Crashed as a process on a live host: datagrams to it are refused.
+    refuses: bool,
+    /// Refusals that arrived while paused (the socket's error queue), read on resume.
+    refusal_backlog: Vec<usize>,
 }
+
+/// Most refusals queued at a paused node (the kernel bounds the error queue by the
+/// socket's receive buffer too).
+const REFUSAL_BACKLOG: usize = 64;
 
 /// Load and bookkeeping counters of a run.
 #[derive(Clone, Debug, Default)]
@@ -143,6 +156,10 @@ pub struct World {
     pub counters: Counters,
     last_account: Time,
     recv_buffer: usize,
+    /// ICMP rate limiter per (refusing host, destination): tokens and when last refilled.
+    icmp_buckets: BTreeMap<(usize, usize), (f64, Time)>,
+    icmp_per_second: f64,
+    icmp_burst: f64,
 }
 
 impl World {
@@ -179,6 +196,9 @@ impl World {
             counters: Counters::default(),
             last_account: Time::ZERO,
             recv_buffer: sc.network.recv_buffer,
+            icmp_buckets: BTreeMap::new(),
+            icmp_per_second: sc.network.icmp_per_second,
+            icmp_burst: sc.network.icmp_burst,
         };
         for i in 0..sc.nodes {
             let name = format!("node-{i}");
@@ -196,6 +216,8 @@ impl World {
                 life: 0,
                 joined: false,
                 retired: NodeStats::default(),
+                refuses: false,
+                refusal_backlog: Vec::new(),
             });
             let at = if i == 0 {
                 Time::ZERO
@@ -320,10 +342,33 @@ impl World {
                     }
                     self.pool.push(data);
                 }
+                let refusals = std::mem::take(&mut self.nodes[i].refusal_backlog);
+                for about in refusals {
+                    if let Some(n) = self.nodes[i].node.as_mut() {
+                        n.handle_unreachable(now, addr_of(about));
+                    }
+                }
                 if let Some(n) = self.nodes[i].node.as_mut() {
                     n.handle_timeout(now);
                 }
                 self.after_input(i);
+            }
+            Kind::Refusal { to, about } => {
+                if self.nodes[to].node.is_none() {
+                    return;
+                }
+                self.hash(&[now.as_nanos(), 5, to as u64, about as u64]);
+                let s = &mut self.nodes[to];
+                if s.paused_until.is_some() {
+                    if s.refusal_backlog.len() < REFUSAL_BACKLOG {
+                        s.refusal_backlog.push(about);
+                    }
+                    return;
+                }
+                if let Some(n) = s.node.as_mut() {
+                    n.handle_unreachable(now, addr_of(about));
+                }
+                self.after_input(to);
             }
             Kind::Fault(a) => self.fault(a),
             Kind::Join(i) => {
@@ -336,7 +381,11 @@ impl World {
         let now = self.now;
         let s = &mut self.nodes[to];
         if s.node.is_none() {
+            let refuses = s.refuses;
             self.pool.push(data);
+            if refuses {
+                self.refuse(to, from);
+            }
             return;
         }
         if s.paused_until.is_some() {
@@ -379,10 +428,39 @@ impl World {
         self.after_input(to);
     }
 
+    /// `host`'s kernel answers a datagram from `sender` to its closed port: an ICMP port
+    /// unreachable, if the rate limiter allows, crossing the network like any datagram.
+    fn refuse(&mut self, host: usize, sender: usize) {
+        let now = self.now;
+        let (rate, burst) = (self.icmp_per_second, self.icmp_burst);
+        let (tokens, last) = self
+            .icmp_buckets
+            .entry((host, sender))
+            .or_insert((burst, now));
+        *tokens = (*tokens + (now - *last).as_secs_f64() * rate).min(burst);
+        *last = now;
+        if *tokens < 1.0 {
+            return;
+        }
+        *tokens -= 1.0;
+        match self.net.fate(&mut self.rng, now, host, sender) {
+            Fate::Delivered(d, _) => self.push(
+                now + d,
+                Kind::Refusal {
+                    to: sender,
+                    about: host,
+                },
+            ),
+            Fate::Dropped => self.counters.lost += 1,
+            Fate::Partitioned => self.counters.partitioned += 1,
+        }
+    }
+
     fn start_node(&mut self, i: usize, incarnation: u64) {
         let now = self.now;
         let s = &mut self.nodes[i];
         s.life += 1;
+        s.refuses = false;
         let mut identity = Identity::new(s.name.clone(), addr_of(i));
         identity.incarnation = incarnation;
         let node_seed = mix(self.seed ^ mix((i as u64) << 20 ^ s.life));
@@ -419,8 +497,11 @@ impl World {
         let i = a.node();
         self.hash(&[now.as_nanos(), 4, i as u64]);
         match a {
-            Action::Crash(_) | Action::Exit(_) => {
+            Action::Crash(_, _) | Action::Exit(_) => {
                 let s = &mut self.nodes[i];
+                // An exit closes the port on a live host, as a process crash does.
+                s.refuses = matches!(a, Action::Crash(_, CrashMode::Process) | Action::Exit(_));
+                s.refusal_backlog.clear();
                 if let Some(n) = s.node.take() {
                     add_stats(&mut s.retired, &n.stats());
                 }
@@ -428,7 +509,7 @@ impl World {
                 s.paused_since = None;
                 s.backlog.clear();
                 s.backlog_bytes = 0;
-                if matches!(a, Action::Crash(_)) {
+                if matches!(a, Action::Crash(_, _)) {
                     self.oracle.crashed(i, now);
                 }
             }
@@ -464,6 +545,21 @@ impl World {
             }
             Action::Slow(_, delay, until) => {
                 self.nodes[i].slow = Some((delay, until));
+            }
+            Action::ForgedRefusal(_, ppm) => {
+                for o in 0..self.nodes.len() {
+                    let s = &self.nodes[o];
+                    if o == i || s.node.is_none() || s.paused_until.is_some() {
+                        continue;
+                    }
+                    if ppm < 1_000_000 && self.rng.random_range(0..1_000_000) >= ppm {
+                        continue;
+                    }
+                    if let Some(n) = self.nodes[o].node.as_mut() {
+                        n.handle_unreachable(now, addr_of(i));
+                    }
+                    self.after_input(o);
+                }
             }
         }
     }
@@ -600,6 +696,9 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.probes_failed += s.probes_failed;
     total.suspicions_raised += s.suspicions_raised;
     total.refutations += s.refutations;
+    total.refusals += s.refusals;
+    total.refusal_convictions += s.refusal_convictions;
+    total.refusals_withdrawn += s.refusals_withdrawn;
     total.stale_accusations_corrected += s.stale_accusations_corrected;
     total.convictions += s.convictions;
     total.stalls_detected += s.stalls_detected;
