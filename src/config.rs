@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::keyring::{Key, Keyring};
 
 /// Which failure-detection strategy the core runs. All three share the same code for
 /// membership, dissemination and refutation, so the simulator can compare them on one
@@ -69,9 +70,20 @@ impl std::str::FromStr for Strategy {
 #[non_exhaustive]
 pub struct Config {
     /// Cluster label carried in every packet; packets with another label are dropped and
-    /// counted, so two clusters sharing a network never merge.
-    /// Default `"rumor"`; 0 to 64 bytes.
+    /// counted, so two clusters sharing a network never merge. With keys, it is also
+    /// bound into every packet's authentication. Default `"rumor"`; 0 to 64 bytes.
     pub cluster_label: String,
+    /// Keys that seal (encrypt and authenticate, XChaCha20-Poly1305) every packet: the
+    /// first seals, every key opens. Default empty: packets travel in plaintext. At most
+    /// 8 keys; as text (`Config::set`), comma-separated 64-digit hex keys. Rotate with
+    /// `Node::keyring_add` / `keyring_use` / `keyring_remove` (see `docs/security.md`).
+    pub keyring: Keyring,
+    /// With keys: also accept plaintext packets (a migration step while the cluster
+    /// moves to encryption). Default false: plaintext is refused and counted.
+    pub accept_plaintext: bool,
+    /// With keys: still send plaintext (the first migration step, while some members
+    /// have no keys yet). Default false.
+    pub send_plaintext: bool,
     /// Failure-detection strategy. Default [`Strategy::PhiMonitors`].
     pub strategy: Strategy,
 
@@ -170,6 +182,14 @@ pub struct Config {
     pub max_pending_broadcasts: usize,
     /// Most messages decoded from one packet. Default 128; range 1 ..= 4096.
     pub max_messages_per_packet: usize,
+    /// Ping-req relays served per source address per `probe_interval`; more are refused
+    /// and counted (`NodeStats::relays_refused`). A requester asks a helper once per
+    /// failed probe, so honest members stay far below it. Default 16; range 1 ..= 4096.
+    pub max_relays_per_source: usize,
+    /// Push-pull digest chunks answered per source address per `probe_interval`; more
+    /// are refused and counted (`NodeStats::syncs_refused`). One chunk covers up to
+    /// ~75 members at the default packet size. Default 64; range 1 ..= 4096.
+    pub max_syncs_per_source: usize,
 
     /// A timer that fires this much later than it was due means this node itself was
     /// stalled. Default 250 ms; range 1 ms ..= 60 s (keep it under `probe_timeout`).
@@ -191,6 +211,9 @@ impl Config {
     pub fn lan() -> Config {
         Config {
             cluster_label: "rumor".to_string(),
+            keyring: Keyring::default(),
+            accept_plaintext: false,
+            send_plaintext: false,
             strategy: Strategy::PhiMonitors,
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
@@ -216,6 +239,8 @@ impl Config {
             max_members: 100_000,
             max_pending_broadcasts: 1024,
             max_messages_per_packet: 128,
+            max_relays_per_source: 16,
+            max_syncs_per_source: 64,
             stall_threshold: Duration::from_millis(250),
             stall_guard: Duration::from_secs(1),
         }
@@ -326,6 +351,8 @@ impl Config {
             1,
             4096,
         )?;
+        check_int("max_relays_per_source", self.max_relays_per_source, 1, 4096)?;
+        check_int("max_syncs_per_source", self.max_syncs_per_source, 1, 4096)?;
         check_dur("stall_threshold", self.stall_threshold, ms(1), s(60))?;
         check_dur("stall_guard", self.stall_guard, Duration::ZERO, s(600))?;
         Ok(())
@@ -334,6 +361,9 @@ impl Config {
     /// The names [`Config::set`] accepts, in declaration order.
     pub const FIELDS: &'static [&'static str] = &[
         "cluster_label",
+        "keyring",
+        "accept_plaintext",
+        "send_plaintext",
         "strategy",
         "probe_interval",
         "probe_timeout",
@@ -359,6 +389,8 @@ impl Config {
         "max_members",
         "max_pending_broadcasts",
         "max_messages_per_packet",
+        "max_relays_per_source",
+        "max_syncs_per_source",
         "stall_threshold",
         "stall_guard",
     ];
@@ -375,6 +407,7 @@ impl Config {
                 .map_err(|_| bad("a non-negative integer"))
         };
         let uint32 = || v.parse::<u32>().map_err(|_| bad("a non-negative integer"));
+        let boolean = || v.parse::<bool>().map_err(|_| bad("true or false"));
         let float = || {
             v.parse::<f64>()
                 .ok()
@@ -383,6 +416,19 @@ impl Config {
         };
         match field {
             "cluster_label" => self.cluster_label = v.to_string(),
+            "keyring" => {
+                // Errors never echo the text: it is a secret.
+                let secret = |expected: &str| ConfigError::new_owned(field, "(redacted)", expected);
+                let mut ring = Keyring::default();
+                for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let key = Key::from_hex(part)
+                        .ok_or_else(|| secret("comma-separated keys of 64 hex digits each"))?;
+                    ring.add(key).map_err(|e| secret(&e.to_string()))?;
+                }
+                self.keyring = ring;
+            }
+            "accept_plaintext" => self.accept_plaintext = boolean()?,
+            "send_plaintext" => self.send_plaintext = boolean()?,
             "strategy" => self.strategy = v.parse().map_err(|e: String| bad(&e))?,
             "probe_interval" => self.probe_interval = dur()?,
             "probe_timeout" => self.probe_timeout = dur()?,
@@ -408,6 +454,8 @@ impl Config {
             "max_members" => self.max_members = int()?,
             "max_pending_broadcasts" => self.max_pending_broadcasts = int()?,
             "max_messages_per_packet" => self.max_messages_per_packet = int()?,
+            "max_relays_per_source" => self.max_relays_per_source = int()?,
+            "max_syncs_per_source" => self.max_syncs_per_source = int()?,
             "stall_threshold" => self.stall_threshold = dur()?,
             "stall_guard" => self.stall_guard = dur()?,
             _ => {
@@ -565,6 +613,8 @@ mod tests {
                 "cluster_label" => "x",
                 "strategy" => "swim",
                 "phi_suspect" | "phi_convict" => "3.5",
+                "keyring" => "0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a",
+                "accept_plaintext" | "send_plaintext" => "true",
                 _ if c.set(f, "7").is_ok() => continue,
                 _ => "750ms",
             };
@@ -572,6 +622,11 @@ mod tests {
         }
         assert_eq!(c.strategy, Strategy::Swim);
         assert_eq!(c.monitors, 7);
+        assert_eq!(c.keyring.keys().len(), 1);
+        assert!(c.accept_plaintext && c.send_plaintext);
+        // A bad key is refused without echoing the secret.
+        let e = c.set("keyring", "00ff-not-hex").unwrap_err();
+        assert!(!e.to_string().contains("00ff"), "{e}");
         let e = c.set("nope", "1").unwrap_err();
         assert!(e.to_string().contains("acceptable_pause"), "{e}");
         assert!(c.set("probe_interval", "fast").is_err());

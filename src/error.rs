@@ -67,4 +67,8 @@ pub enum CommandError {
     /// change what it gossips.
     #[error("the node has left the cluster")]
     Left,
+    /// A keyring change that its rules forbid (an absent key, the primary removed, a
+    /// full keyring).
+    #[error("keyring: {0}")]
+    Keyring(String),
 }

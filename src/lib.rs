@@ -36,6 +36,7 @@
 //! ```
 
 mod awareness;
+mod budget;
 mod config;
 mod detector;
 mod dissemination;
@@ -44,6 +45,7 @@ mod event;
 #[cfg(feature = "tokio")]
 mod health;
 mod id;
+mod keyring;
 mod members;
 mod node;
 mod probe;
@@ -64,6 +66,7 @@ pub use event::{Cause, Event, Member, MemberState};
 #[cfg(feature = "tokio")]
 pub use health::{Check, CheckPart, Health, HealthConfig};
 pub use id::{Identity, MAX_NAME_LEN, NodeId};
+pub use keyring::{KEY_LEN, Key, Keyring, MAX_KEYS, SEAL_OVERHEAD};
 pub use node::{Node, Transmit};
 pub use probe::DetectorView;
 #[cfg(feature = "tokio")]

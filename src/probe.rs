@@ -14,6 +14,7 @@ use indexmap::IndexMap;
 use rand::{Rng, RngCore};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use crate::budget::Work;
 use crate::config::Strategy;
 use crate::detector::PhiDetector;
 use crate::event::{Cause, MemberState};
@@ -531,7 +532,8 @@ impl Node {
             });
             return;
         }
-        if self.probes.relays >= MAX_RELAYS {
+        let limit = self.cfg.max_relays_per_source as u32;
+        if self.probes.relays >= MAX_RELAYS || !self.spend(from, Work::Relay, limit) {
             self.stats.relays_refused += 1;
             return;
         }

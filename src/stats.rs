@@ -39,8 +39,11 @@ pub struct NodeStats {
     pub indirect_probes: u64,
     /// Ping-reqs this node served as a helper.
     pub relays_served: u64,
-    /// Ping-reqs refused because too many relays were already in flight.
+    /// Ping-reqs refused: too many relays in flight, or the source spent its
+    /// `max_relays_per_source` for this probe interval.
     pub relays_refused: u64,
+    /// Push-pull digest chunks refused: the source spent its `max_syncs_per_source`.
+    pub syncs_refused: u64,
     /// Nacks sent as a helper.
     pub nacks_sent: u64,
     /// Nacks received for this node's indirect probes.
@@ -59,6 +62,12 @@ pub struct NodeStats {
     pub stale_accusations_corrected: u64,
     /// Members this node declared dead.
     pub convictions: u64,
+    /// Sealed packets no key of the keyring opened (wrong key, tampered, forged, or
+    /// sealed for another cluster), dropped.
+    pub auth_failures: u64,
+    /// Plaintext packets refused because keys are configured and `accept_plaintext` is
+    /// off, dropped.
+    pub plaintext_refused: u64,
     /// Refusals the network reported (`Node::handle_unreachable`), counted or not.
     pub refusals: u64,
     /// Convictions by corroborated refusal (cause `Refused`), within `convictions`.

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use crate::event::MemberState;
 use crate::id::NodeId;
+use crate::keyring::SEAL_OVERHEAD;
 use crate::node::{Delta, Node, Outgoing, PeerKnows, Primary, member_message};
 use crate::wire;
 
@@ -67,7 +68,7 @@ impl Node {
         let room = self
             .cfg
             .max_packet_size
-            .saturating_sub(self.cfg.cluster_label.len() + DIGEST_OVERHEAD)
+            .saturating_sub(self.cfg.cluster_label.len() + DIGEST_OVERHEAD + SEAL_OVERHEAD)
             .saturating_sub(wire::message_len(&alive));
         let per_chunk = (room / DIGEST_ENTRY_BYTES).max(1);
         let mut chunk = wire::SyncDigest {

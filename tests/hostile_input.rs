@@ -317,3 +317,53 @@ fn a_stale_accusation_is_answered_with_the_refutation() {
     assert!(drain(&mut victim, Time::from_millis(8)).is_empty());
     assert_eq!(victim.stats().stale_accusations_corrected, 1);
 }
+
+/// `Message { ping_req: PingReq { seq, target, target_addr } }` for a member on 127.0.0.1.
+fn ping_req_message(seq: u8, target: &str, port: u16) -> Vec<u8> {
+    let mut r = vec![0x08, seq & 0x7f, 0x11];
+    r.extend_from_slice(&rumor::NodeId::from_name(target).0.to_le_bytes());
+    r.extend_from_slice(&[0x1a, 6, 127, 0, 0, 1]);
+    r.extend_from_slice(&port.to_be_bytes());
+    let mut m = vec![0x1a, r.len() as u8];
+    m.extend_from_slice(&r);
+    m
+}
+
+/// One source asking for relays or syncs in separate datagrams, fast: served up to its
+/// per-interval budget, refused and counted beyond it.
+#[test]
+fn relays_and_syncs_are_budgeted_per_source() {
+    let (mut victim, _) = node_knowing(3);
+    let cfg = rumor::Config::lan();
+    for i in 0..100u8 {
+        let p = packet("peer-0", &[ping_req_message(i, "peer-1", 1001)]);
+        victim.handle_packet(Time::from_millis(5), addr(1000), &p);
+    }
+    let s = victim.stats();
+    assert_eq!(s.relays_served, cfg.max_relays_per_source as u64);
+    assert_eq!(s.relays_refused, 100 - cfg.max_relays_per_source as u64);
+    // Another source has a budget of its own.
+    let p = packet("peer-2", &[ping_req_message(1, "peer-1", 1001)]);
+    victim.handle_packet(Time::from_millis(6), addr(1002), &p);
+    assert_eq!(
+        victim.stats().relays_served,
+        cfg.max_relays_per_source as u64 + 1
+    );
+
+    for _ in 0..200 {
+        let p = packet("peer-0", &[everything_digest()]);
+        victim.handle_packet(Time::from_millis(7), addr(1000), &p);
+    }
+    let s = victim.stats();
+    // The joins that built the victim's view spent part of peer-0's budget already.
+    let answered = 200 - s.syncs_refused;
+    assert!(
+        answered <= cfg.max_syncs_per_source as u64
+            && answered + 2 >= cfg.max_syncs_per_source as u64,
+        "{answered} digests answered"
+    );
+    // The next probe interval brings a fresh budget.
+    let later = Time::from_millis(7) + cfg.probe_interval;
+    victim.handle_packet(later, addr(1000), &packet("peer-0", &[everything_digest()]));
+    assert_eq!(victim.stats().syncs_refused, s.syncs_refused);
+}

@@ -595,3 +595,50 @@ async fn an_unspecified_advertise_address_is_refused() {
         .expect_err("invalid config");
     assert!(e.to_string().contains("probe_timeout"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_packets_over_udp_and_a_wrong_key_stays_out() {
+    let mut cfg = fast_config("sealed");
+    cfg.keyring = rumor::Keyring::new(rumor::Key::from_bytes([3; 32]));
+    let a = start("sealed-0", &cfg, &[]).await;
+    let b = start("sealed-1", &cfg, &[a.advertise_addr()]).await;
+    wait_for("the keyed pair to converge", JOIN_LIMIT, || {
+        all_alive(&[&a, &b])
+    })
+    .await;
+    let mut wrong = cfg.clone();
+    wrong.keyring = rumor::Keyring::new(rumor::Key::from_bytes([4; 32]));
+    let c = start("sealed-2", &wrong, &[a.advertise_addr()]).await;
+    wait_for("the wrong key to be refused", JOIN_LIMIT, || {
+        if a.stats().auth_failures > 0 {
+            Ok(())
+        } else {
+            Err("no authentication failure yet".into())
+        }
+    })
+    .await;
+    sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        state_of(&a, "sealed-2"),
+        None,
+        "a member with the wrong key got in"
+    );
+    assert!(c.members().iter().all(|m| m.name() != "sealed-0"));
+    // Rotation through the handle: add and use a new key on both.
+    let k = rumor::Key::from_bytes([5; 32]);
+    for h in [&a, &b] {
+        h.keyring_add(k.clone()).await.expect("add");
+    }
+    for h in [&a, &b] {
+        h.keyring_use(k.clone()).await.expect("use");
+    }
+    let old = rumor::Key::from_bytes([3; 32]);
+    for h in [&a, &b] {
+        h.keyring_remove(old.clone()).await.expect("remove");
+    }
+    sleep(Duration::from_secs(1)).await;
+    all_alive(&[&a, &b]).expect("the pair survives the rotation");
+    for h in [&a, &b, &c] {
+        h.cancel_token().cancel();
+    }
+}

@@ -28,6 +28,8 @@ pub enum Action {
     /// This fraction (in parts per million) of the other nodes hear a forged refusal
     /// for the node.
     ForgedRefusal(usize, u32),
+    /// A keyring step at the node: 0 add, 1 use, 2 remove, with the key's bytes.
+    Keyring(usize, u8, [u8; 32]),
 }
 
 impl Action {
@@ -36,6 +38,7 @@ impl Action {
         match *self {
             Action::Crash(i, _) | Action::Leave(i) | Action::Exit(i) | Action::Restart(i) => i,
             Action::Pause(i, _) | Action::Slow(i, _, _) | Action::ForgedRefusal(i, _) => i,
+            Action::Keyring(i, _, _) => i,
         }
     }
 }
@@ -188,6 +191,22 @@ fn expand(
             let delay = f.delay.map_or(Duration::ZERO, |d| d.0);
             let until = at + f.length.map_or(Duration::ZERO, |d| d.0);
             out.push((at, Action::Slow(i, delay, until)));
+        }
+        FaultKind::AddKey | FaultKind::UseKey | FaultKind::RemoveKey => {
+            let op = match f.kind {
+                FaultKind::AddKey => 0,
+                FaultKind::UseKey => 1,
+                _ => 2,
+            };
+            let key = f
+                .key
+                .as_deref()
+                .and_then(rumor::Key::from_hex)
+                .map_or([0; 32], |k| k.to_bytes());
+            let delay = f
+                .spread
+                .map_or(Duration::ZERO, |s| s.0.mul_f64(rng.random::<f64>()));
+            out.push((at + delay, Action::Keyring(i, op, key)));
         }
         FaultKind::ForgedRefusal => {
             let ppm = (f.observers.unwrap_or(1.0) * 1e6).round() as u32;

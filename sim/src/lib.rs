@@ -70,6 +70,7 @@ pub fn run(
         stalls_detected: stats.stalls_detected,
         refusals: stats.refusals,
         refusal_convictions: stats.refusal_convictions,
+        auth_failures: stats.auth_failures + stats.plaintext_refused,
         recv_overflow_drops: w.counters.recv_overflow,
         probes_per_node_per_sec: probes_after_warmup / (sc.nodes as f64 * measured),
         stale_views_at_end: w.stale_views(),

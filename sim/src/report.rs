@@ -60,6 +60,8 @@ pub struct Report {
     pub refusals: u64,
     /// Convictions by corroborated refusal rather than by silence.
     pub refusal_convictions: u64,
+    /// Sealed packets no key opened, plus plaintext refused (keyed clusters).
+    pub auth_failures: u64,
     /// Datagrams dropped because a paused node's receive buffer was full.
     pub recv_overflow_drops: u64,
     /// Probes sent per node per second after the warm-up.
@@ -126,6 +128,7 @@ impl Report {
                 "refusals / convictions by",
                 format!("{} / {}", self.refusals, self.refusal_convictions),
             ),
+            ("auth failures", self.auth_failures.to_string()),
             ("stale views at end", self.stale_views_at_end.to_string()),
             ("events", self.events.to_string()),
             ("wall ms", self.wall_ms.to_string()),

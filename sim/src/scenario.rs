@@ -258,6 +258,15 @@ pub enum FaultKind {
     /// target's port is closed, whatever the truth.
     #[serde(rename = "forged-refusal")]
     ForgedRefusal,
+    /// Key rotation step 1: the target adds `key` to its keyring.
+    #[serde(rename = "add-key")]
+    AddKey,
+    /// Key rotation step 2: the target seals with `key` from now on.
+    #[serde(rename = "use-key")]
+    UseKey,
+    /// Key rotation step 3: the target drops `key`.
+    #[serde(rename = "remove-key")]
+    RemoveKey,
 }
 
 /// How a crashed node's absence shows on the network.
@@ -305,6 +314,11 @@ pub struct Fault {
     pub crash: Option<CrashMode>,
     /// `forged-refusal`: the fraction of the other nodes told (default 1).
     pub observers: Option<f64>,
+    /// `add-key`, `use-key`, `remove-key`: the key, 64 hex digits.
+    pub key: Option<String>,
+    /// Each target acts at a uniform random delay in `[0, spread]` after the fault's
+    /// time, as a rolling change reaches members one by one. Default 0.
+    pub spread: Option<Dur>,
 }
 
 /// Uniform random fault times.
@@ -439,6 +453,20 @@ impl Scenario {
             }
             if f.kind == FaultKind::Slow && (f.delay.is_none() || f.length.is_none()) {
                 return Err(format!("faults.{i}: slow needs delay and length"));
+            }
+            let key_op = matches!(
+                f.kind,
+                FaultKind::AddKey | FaultKind::UseKey | FaultKind::RemoveKey
+            );
+            match (&f.key, key_op) {
+                (Some(k), true) if rumor::Key::from_hex(k).is_some() => {}
+                (_, true) => {
+                    return Err(format!("faults.{i}: needs `key`, 64 hex digits"));
+                }
+                (Some(_), false) => {
+                    return Err(format!("faults.{i}: `key` applies to key faults only"));
+                }
+                (None, false) => {}
             }
             if f.crash.is_some() && !matches!(f.kind, FaultKind::Crash | FaultKind::Restart) {
                 return Err(format!(

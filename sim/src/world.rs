@@ -546,6 +546,19 @@ impl World {
             Action::Slow(_, delay, until) => {
                 self.nodes[i].slow = Some((delay, until));
             }
+            Action::Keyring(_, op, bytes) => {
+                let key = rumor::Key::from_bytes(bytes);
+                if let Some(n) = self.nodes[i].node.as_mut() {
+                    // A step that does not apply (a restarted node lost its added key)
+                    // is the operator's mistake to see in the report, not a crash.
+                    let _ = match op {
+                        0 => n.keyring_add(key),
+                        1 => n.keyring_use(&key),
+                        _ => n.keyring_remove(&key),
+                    };
+                }
+                self.after_input(i);
+            }
             Action::ForgedRefusal(_, ppm) => {
                 for o in 0..self.nodes.len() {
                     let s = &self.nodes[o];
@@ -697,6 +710,8 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.suspicions_raised += s.suspicions_raised;
     total.refutations += s.refutations;
     total.refusals += s.refusals;
+    total.auth_failures += s.auth_failures;
+    total.plaintext_refused += s.plaintext_refused;
     total.refusal_convictions += s.refusal_convictions;
     total.refusals_withdrawn += s.refusals_withdrawn;
     total.stale_accusations_corrected += s.stale_accusations_corrected;

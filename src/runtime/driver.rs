@@ -12,7 +12,7 @@ use tracing::{debug, info, trace};
 
 use crate::event::{Event, Member};
 use crate::node::Node;
-use crate::runtime::handle::Command;
+use crate::runtime::handle::{Command, KeyringOp};
 use crate::runtime::metrics::{Metrics, count_states};
 use crate::runtime::refusals::{self, QueuedError};
 use crate::runtime::shared::{RuntimeStats, Shared, lock};
@@ -189,6 +189,15 @@ impl Driver {
             }
             Command::Broadcast(bytes, reply) => {
                 let _ = reply.send(self.node.broadcast(now, bytes));
+            }
+            Command::Keyring(op, reply) => {
+                let r = match &op {
+                    KeyringOp::Add(k) => self.node.keyring_add(k.clone()),
+                    KeyringOp::Use(k) => self.node.keyring_use(k),
+                    KeyringOp::Remove(k) => self.node.keyring_remove(k),
+                };
+                info!(?op, ok = r.is_ok(), "keyring");
+                let _ = reply.send(r);
             }
             Command::Leave => {
                 if self.leave_deadline.is_some() {

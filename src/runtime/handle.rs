@@ -17,6 +17,7 @@ use crate::error::CommandError;
 use crate::event::{Event, Member};
 use crate::health::Health;
 use crate::id::NodeId;
+use crate::keyring::Key;
 use crate::runtime::shared::{RuntimeStats, Shared, lock};
 use crate::runtime::stall::StallHistogram;
 use crate::stats::NodeStats;
@@ -30,6 +31,16 @@ pub(crate) enum Command {
     Leave,
     /// Stop processing for this long (demos and tests); acknowledged when it begins.
     Freeze(Duration, oneshot::Sender<()>),
+    /// A keyring change (add, use, remove).
+    Keyring(KeyringOp, oneshot::Sender<Result<(), CommandError>>),
+}
+
+/// One step of a key rotation.
+#[derive(Debug)]
+pub(crate) enum KeyringOp {
+    Add(Key),
+    Use(Key),
+    Remove(Key),
 }
 
 /// A [`Handle`] request failed.
@@ -218,6 +229,32 @@ impl Handle {
     pub async fn broadcast(&self, payload: impl Into<Bytes>) -> Result<(), HandleError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Broadcast(payload.into(), tx)).await?;
+        rx.await
+            .map_err(|_| HandleError::Stopped)?
+            .map_err(Into::into)
+    }
+
+    /// Adds `key` to the keyring (it opens packets at once). Rotation step 1, on every
+    /// member before step 2.
+    pub async fn keyring_add(&self, key: Key) -> Result<(), HandleError> {
+        self.keyring(KeyringOp::Add(key)).await
+    }
+
+    /// Makes `key` (already added) the key that seals outgoing packets. Rotation step 2,
+    /// once every member has the key.
+    pub async fn keyring_use(&self, key: Key) -> Result<(), HandleError> {
+        self.keyring(KeyringOp::Use(key)).await
+    }
+
+    /// Removes `key` (not the primary). Rotation step 3, once every member seals with
+    /// the new key.
+    pub async fn keyring_remove(&self, key: Key) -> Result<(), HandleError> {
+        self.keyring(KeyringOp::Remove(key)).await
+    }
+
+    async fn keyring(&self, op: KeyringOp) -> Result<(), HandleError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Keyring(op, tx)).await?;
         rx.await
             .map_err(|_| HandleError::Stopped)?
             .map_err(Into::into)

@@ -342,7 +342,8 @@ impl RuntimeBuilder {
         };
         let id: NodeId = identity.id();
         let start = tokio::time::Instant::now();
-        let node = Node::new(identity, self.config.clone(), rng_seed, Time::ZERO)?;
+        let mut node = Node::new(identity, self.config.clone(), rng_seed, Time::ZERO)?;
+        node.set_nonce_prefix(nonce_prefix());
         let health = self
             .health
             .unwrap_or_else(|| HealthConfig::for_config(&self.config));
@@ -424,4 +425,17 @@ fn derive_seed(name: &str) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// Fresh randomness for the encryption nonces' per-process prefix: the node's seed may
+/// repeat across restarts, a nonce under the same key must not. Should the OS refuse,
+/// the wall clock in nanoseconds and the process id still differ from any earlier start.
+fn nonce_prefix() -> [u8; 16] {
+    let mut p = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut p) {
+        tracing::warn!(error = %e, "no OS randomness for nonces; using clock and pid");
+        let t = wall_clock().as_nanos();
+        p.copy_from_slice(&(t ^ (u128::from(std::process::id()) << 96)).to_le_bytes());
+    }
+    p
 }
