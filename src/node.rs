@@ -195,6 +195,10 @@ pub struct Node {
     nonce_counter: u64,
     /// Where an opened packet is decrypted, reused across datagrams.
     scratch_open: Vec<u8>,
+    /// The decoded packet and the datagram's copy its fields slice, reused across
+    /// datagrams so receiving allocates nothing in the steady state.
+    scratch_in: Packet,
+    scratch_copy: bytes::BytesMut,
     /// Reused across `poll_transmit` calls so the steady state does not allocate.
     scratch_packet: Packet,
     scratch_sent: Vec<Key>,
@@ -287,6 +291,8 @@ impl Node {
             nonce_prefix,
             nonce_counter: 0,
             scratch_open: Vec::new(),
+            scratch_in: Packet::default(),
+            scratch_copy: bytes::BytesMut::new(),
             cfg: config,
             rng,
             members: Members::new(local),
@@ -643,23 +649,23 @@ impl Node {
         } else {
             data
         };
-        let decoded = wire::decode_packet(data, &self.limits);
+        let mut packet = std::mem::take(&mut self.scratch_in);
+        let decoded =
+            wire::decode_packet_into(data, &self.limits, &mut self.scratch_copy, &mut packet);
         self.scratch_open = opened;
-        let packet = match decoded {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.decode_errors[e.kind().index()] += 1;
-                debug!(%from, error = %e, "dropped undecodable packet");
-                return;
-            }
-        };
-        if packet.cluster != self.cluster {
-            self.stats.cluster_mismatch += 1;
-            debug!(%from, "dropped packet from another cluster");
+        if let Err(e) = decoded {
+            self.stats.decode_errors[e.kind().index()] += 1;
+            debug!(%from, error = %e, "dropped undecodable packet");
+            self.scratch_in = packet;
             return;
         }
         let sender = NodeId(packet.sender);
-        if sender == self.id() {
+        if packet.cluster != self.cluster || sender == self.id() {
+            if packet.cluster != self.cluster {
+                self.stats.cluster_mismatch += 1;
+                debug!(%from, "dropped packet from another cluster");
+            }
+            self.scratch_in = packet;
             return;
         }
         trace!(%from, %sender, messages = packet.messages.len(), "packet");
@@ -678,11 +684,14 @@ impl Node {
             wanted: false,
             corrected: false,
         };
-        for (i, msg) in packet.messages.into_iter().enumerate() {
+        for (i, msg) in packet.messages.drain(..).enumerate() {
             if let Some(body) = msg.body {
                 self.handle_message(&mut inb, body, i < sync_entries);
             }
         }
+        // Kept for the next datagram with its capacity; its remaining slices (the
+        // cluster label) are dropped by the next decode before the copy buffer is reused.
+        self.scratch_in = packet;
         if !self.joined && self.seeds.contains(&from) {
             self.joined = true;
             self.events.push_back(Event::JoinedCluster);

@@ -68,7 +68,6 @@ fn steady_allocations(n: usize, cfg: Config) -> (u64, String) {
 }
 
 #[test]
-#[ignore = "decoding allocates 3 times per received datagram (src/wire/mod.rs decode_packet); see BENCHMARKS.md"]
 fn steady_state_allocates_nothing() {
     let mut failures = Vec::new();
     for (name, cfg) in [
