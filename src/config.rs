@@ -180,7 +180,8 @@ pub struct Config {
     /// Most user broadcasts waiting in the dissemination queue; the oldest is dropped
     /// (and counted) beyond it. Default 1024; range 1 ..= 1 000 000.
     pub max_pending_broadcasts: usize,
-    /// Most messages decoded from one packet. Default 128; range 1 ..= 4096.
+    /// Most messages in one packet, sent or received (a packet with more is dropped
+    /// whole). Default 128; range 3 ..= 4096.
     pub max_messages_per_packet: usize,
     /// Ping-req relays served per source address per `probe_interval`; more are refused
     /// and counted (`NodeStats::relays_refused`). A requester asks a helper once per
@@ -345,10 +346,12 @@ impl Config {
             1,
             1_000_000,
         )?;
+        // A join and each push-pull chunk are two messages (Alive + digest), a suspect's
+        // sync entry two more; below 3 a node could neither join nor sync.
         check_int(
             "max_messages_per_packet",
             self.max_messages_per_packet,
-            1,
+            3,
             4096,
         )?;
         check_int("max_relays_per_source", self.max_relays_per_source, 1, 4096)?;

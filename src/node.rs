@@ -1458,10 +1458,13 @@ impl Node {
         used: &mut usize,
         budget: usize,
     ) {
+        // Peers drop a packet with more than `max_messages_per_packet` messages whole,
+        // so every message written here counts against it as well as the byte budget.
+        let max_messages = self.cfg.max_messages_per_packet;
         let push = |packet: &mut Packet, used: &mut usize, body: Body| {
             let msg = Message { body: Some(body) };
             let len = wire::message_len(&msg);
-            if *used + len <= budget {
+            if *used + len <= budget && packet.messages.len() < max_messages {
                 *used += len;
                 packet.messages.push(msg);
                 true
@@ -1540,7 +1543,7 @@ impl Node {
                                 body: Some(member_message(e)),
                             };
                             let len = wire::message_len(&alive) + wire::message_len(&suspect);
-                            if *used + len <= budget {
+                            if *used + len <= budget && packet.messages.len() + 2 <= max_messages {
                                 *used += len;
                                 packet.messages.push(alive);
                                 packet.messages.push(suspect);
@@ -1582,7 +1585,7 @@ impl Node {
             let body = member_message(e);
             let msg = Message { body: Some(body) };
             let len = wire::message_len(&msg);
-            if *used + len <= budget {
+            if *used + len <= budget && packet.messages.len() < max_messages {
                 *used += len;
                 packet.messages.push(msg);
             }
