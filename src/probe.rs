@@ -578,14 +578,23 @@ impl Node {
             return;
         };
         self.finish_probe(seq);
+        self.send_nack(requester, requester_id, rseq, false);
+    }
+
+    /// A helper's nack to the requester of relay `rseq`; `refused`: the target's port
+    /// was reported closed, rather than the target merely silent.
+    pub(crate) fn send_nack(
+        &mut self,
+        requester: SocketAddr,
+        requester_id: NodeId,
+        rseq: u32,
+        refused: bool,
+    ) {
         self.stats.nacks_sent += 1;
         self.outbox.push_back(Outgoing {
             to: requester,
             to_id: Some(requester_id),
-            primary: Primary::Nack {
-                seq: rseq,
-                refused: false,
-            },
+            primary: Primary::Nack { seq: rseq, refused },
         });
     }
 

@@ -80,15 +80,7 @@ impl Node {
                 ..
             } = p.kind
             {
-                self.stats.nacks_sent += 1;
-                self.outbox.push_back(Outgoing {
-                    to: requester,
-                    to_id: Some(requester_id),
-                    primary: Primary::Nack {
-                        seq: rseq,
-                        refused: true,
-                    },
-                });
+                self.send_nack(requester, requester_id, rseq, true);
             }
         }
     }

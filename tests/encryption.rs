@@ -24,19 +24,9 @@ fn keyed(k: Key) -> Config {
     cfg
 }
 
-fn settled(n: usize, cfg: Config, seed: u64) -> Cluster {
-    let mut c = Cluster::new(n, cfg, seed);
-    c.join_all();
-    assert!(
-        c.run_until_converged(secs(10.0)),
-        "cluster did not converge"
-    );
-    c
-}
-
 #[test]
 fn a_keyed_cluster_converges_and_detects_a_crash() {
-    let mut c = settled(10, keyed(key(1)), 1);
+    let mut c = Cluster::settled(10, keyed(key(1)), 1);
     c.run_for(secs(20.0));
     c.crash(4);
     c.run_for(secs(12.0));
@@ -49,7 +39,7 @@ fn a_keyed_cluster_converges_and_detects_a_crash() {
 
 #[test]
 fn a_wrong_key_or_plaintext_cannot_join_and_is_counted() {
-    let mut c = settled(4, keyed(key(1)), 2);
+    let mut c = Cluster::settled(4, keyed(key(1)), 2);
     // Node 3 loses its key and takes another: nobody can read it, it reads nobody.
     c.with_node(3, |n, _| {
         n.keyring_add(key(9)).unwrap();
@@ -78,7 +68,7 @@ fn a_wrong_key_or_plaintext_cannot_join_and_is_counted() {
 fn plaintext_is_refused_unless_migrating() {
     let mut plain = Config::lan();
     plain.cluster_label = "rumor".into();
-    let mut c = settled(3, plain, 3);
+    let mut c = Cluster::settled(3, plain, 3);
     // One packet from a plaintext member to a keyed node.
     let mut keyed_cfg = keyed(key(1));
     let mut victim = rumor::Node::new(
@@ -135,7 +125,7 @@ fn another_clusters_sealed_packets_fail_authentication_under_the_same_key() {
 #[test]
 fn a_key_rotation_convicts_no_one() {
     let n = 12;
-    let mut c = settled(n, keyed(key(1)), 4);
+    let mut c = Cluster::settled(n, keyed(key(1)), 4);
     c.run_for(secs(10.0));
     c.loss = 0.01;
     // Each step reaches the members one by one, a few hundred ms apart, as a rolling

@@ -21,12 +21,7 @@ fn tolerant() -> Config {
 }
 
 fn settled(n: usize, cfg: Config, seed: u64) -> Cluster {
-    let mut c = Cluster::new(n, cfg, seed);
-    c.join_all();
-    assert!(
-        c.run_until_converged(secs(10.0)),
-        "cluster did not converge"
-    );
+    let mut c = Cluster::settled(n, cfg, seed);
     c.run_for(secs(20.0)); // fill the detectors' history
     c
 }

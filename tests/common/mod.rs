@@ -125,6 +125,17 @@ impl Cluster {
         NodeId::from_name(&self.slots[i].name)
     }
 
+    /// `n` nodes joined and converged (panics if not within 10 s of virtual time).
+    pub fn settled(n: usize, cfg: Config, seed: u64) -> Cluster {
+        let mut c = Cluster::new(n, cfg, seed);
+        c.join_all();
+        assert!(
+            c.run_until_converged(Duration::from_secs(10)),
+            "cluster did not converge"
+        );
+        c
+    }
+
     /// Node 0 forms the cluster; every other node joins through it.
     pub fn join_all(&mut self) {
         self.join(0, &[]);
