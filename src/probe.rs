@@ -353,15 +353,30 @@ impl Node {
         else {
             return;
         };
-        self.timers.schedule(at, OneShot::Convict(target));
+        // Every ack moves the deadline later; rather than move the timer each time (a
+        // removal and an insertion in the ordered set, per ack), an earlier timer is
+        // left to fire, find the deadline later, and re-arm itself once.
+        let key = OneShot::Convict(target);
+        if self.timers.due_of(key).is_none_or(|t| t > at) {
+            self.timers.schedule(at, key);
+        }
     }
 
     /// Forgets probe `seq` and cancels its timers (nothing left for them to decide).
     pub(crate) fn finish_probe(&mut self, seq: u32) -> Option<Pending> {
-        self.timers.cancel(OneShot::ProbeTimeout(seq));
-        self.timers.cancel(OneShot::IndirectEnd(seq));
-        self.timers.cancel(OneShot::RelayNack(seq));
-        self.probes.remove(seq)
+        let p = self.probes.remove(seq)?;
+        // Only the timers this kind of probe arms: each cancel is an ordered-set lookup.
+        match p.kind {
+            Kind::Swim { .. } => {
+                self.timers.cancel(OneShot::ProbeTimeout(seq));
+                self.timers.cancel(OneShot::IndirectEnd(seq));
+            }
+            Kind::Monitor => self.timers.cancel(OneShot::ProbeTimeout(seq)),
+            Kind::Indirect => self.timers.cancel(OneShot::IndirectEnd(seq)),
+            Kind::Relay { .. } => self.timers.cancel(OneShot::RelayNack(seq)),
+            Kind::Corroborate => {}
+        }
+        Some(p)
     }
 
     pub(crate) fn on_probe_timeout(&mut self, seq: u32) {
@@ -477,8 +492,14 @@ impl Node {
         let Some(m) = self.monitors.get(&target) else {
             return;
         };
-        if self.convict_deadline(m).is_none_or(|at| at > self.now) {
-            return; // a newer ack moved the deadline; a later timer holds
+        match self.convict_deadline(m) {
+            None => return,
+            Some(at) if at > self.now => {
+                // Acks moved the deadline since this timer was armed.
+                self.timers.schedule(at, OneShot::Convict(target));
+                return;
+            }
+            Some(_) => {}
         }
         if !self.maybe_convict_by_phi(target) {
             // Not yet suspected by us (an indirect round is still out, or it refuted
