@@ -196,9 +196,9 @@ impl DecodeErrorKind {
 /// `limits.max_packet_size` (checked before any parsing, so oversized garbage costs
 /// nothing); its top level is well-formed and carries at most `limits.max_messages`
 /// messages (counted before they are parsed); it parses as a `Packet`; its version is
-/// [`PROTOCOL_VERSION`]; it is not sealed. Then, message by message
+/// `PROTOCOL_VERSION`; it is not sealed. Then, message by message
 /// in order (so the first offending message decides the error): it has a body; its
-/// socket addresses (`PingReq.target_addr`, `Alive.addr`) decode with [`decode_addr`];
+/// socket addresses (`PingReq.target_addr`, `Alive.addr`) decode with `decode_addr`;
 /// a `SyncDigest` has as many versions as members, `lo <= hi`, and at most
 /// `limits.max_digest_entries` members; a `SyncWant` has at most that many members.
 ///
@@ -428,7 +428,7 @@ pub(crate) fn message_len(msg: &Message) -> usize {
 const MAX_VERSION_INCARNATION: u64 = u64::MAX >> 2;
 
 /// Packs incarnation and state rank (0 alive, 1 suspect, 2 dead, 3 left) into one digest
-/// version, and back with [`unpack_version`]. Incarnations above 2^62 - 1 saturate.
+/// version, and back with `unpack_version`. Incarnations above 2^62 - 1 saturate.
 ///
 /// `incarnation << 2 | rank` orders versions the way states supersede each other: a
 /// higher incarnation wins, and at equal incarnation the higher rank does. Saturating
