@@ -1,0 +1,201 @@
+"""The scenarios: one list of faults per scenario, from which both the real timeline
+and the simulator's scenario file are made, so the two cannot drift apart.
+
+Hosts are numbered 1..K; the simulator's node i is host i+1 (node 0, the first to
+start, is host 1, which no fault targets).
+
+Fault kinds and their simulator counterparts:
+
+| kind          | real                                             | simulator                        |
+|---------------|--------------------------------------------------|----------------------------------|
+| pause         | SIGSTOP the host's processes, SIGCONT `length` later | `pause`, fixed length        |
+| process-crash | SIGKILL (the host still answers: ICMP port unreachable); restart `length` later (0: never) | `restart` (`crash` if never) |
+| host-crash    | the host's switch port goes down, then SIGKILL; port up and restart `length` later | `restart` / `crash` |
+| partition     | nftables drops between `hosts` and the rest      | `[[partitions]]`                 |
+| oneway        | nftables drops from `hosts` to the rest only     | `[[partitions]]`, `one_way`      |
+| loss-burst    | `loss` % loss both ways at `hosts` for `length`  | none: the simulator has no timed per-node loss |
+
+Until the simulator distinguishes crash kinds (issue 7), both crash kinds map to the
+same silent crash there; `--sim-crash-field NAME` adds `NAME = "process"` / `"host"` to
+each crash fault of the generated scenarios once it does.
+"""
+
+import random
+from dataclasses import dataclass, field
+from typing import List
+
+
+@dataclass
+class Fault:
+    kind: str
+    at: float  # seconds after the cluster starts
+    hosts: List[int]  # targets (the cut-off side for partitions)
+    length: float  # pause, down time, cut or burst length (s); 0 = no restart
+    loss: float = 0.0  # loss-burst: percent, both directions
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    duration: float
+    faults: List[Fault]
+    loss: float = None  # network-wide loss override (percent per host per direction)
+    sim: bool = True
+    expect_heal: bool = True  # views must have converged at the end (--check)
+    notes: List[str] = field(default_factory=list)
+
+
+CRASHES = ("process-crash", "host-crash")
+
+
+def targets(hosts, reps):
+    """Spread `reps` targets over hosts 2..K (host 1 is never a target)."""
+    pool = list(range(2, hosts + 1))
+    step = max(1, len(pool) // max(1, reps))
+    out = [pool[(1 + i * step) % len(pool)] for i in range(reps)]
+    return out
+
+
+def build(hosts, quick, reps, acceptable_pause, seed=1):
+    """The scenario list. `quick`: the trimmed CI set (one pause, one kill, one
+    partition), one repetition each, short windows.
+
+    Every fault time gets a random offset in [0, 1) s (seeded): the nodes' probe
+    timers all start with the cluster, so faults at whole seconds would always hit the
+    same phase of the probe period; the simulator samples phases across its seeds, the
+    real run samples them through these offsets. The simulator gets the same times."""
+    rng = random.Random(seed)
+    out = _build(hosts, quick, reps, acceptable_pause)
+    for sc in out:
+        for f in sc.faults:
+            f.at = round(f.at + rng.random(), 3)
+    return out
+
+
+def _build(hosts, quick, reps, acceptable_pause):
+    ap = acceptable_pause
+    settle = 15.0 if quick else 20.0
+    r = 1 if quick else reps
+    tg = targets(hosts, r)
+    out = []
+
+    # Pauses are cheap and their verdict is the target most at risk: two more of them.
+    tg_pause = targets(hosts, r + 2 if not quick else 1)
+
+    def spaced(kind, length, gap, end_after, hosts_=None, **kw):
+        hs = hosts_ or tg
+        faults = [Fault(kind, settle + i * gap, [h], length, **kw) for i, h in enumerate(hs)]
+        return faults, settle + (len(hs) - 1) * gap + end_after
+
+    # Pauses at 0.5x and 1.5x acceptable_pause: the verdicts must match.
+    if quick:
+        # One cluster for the pause and the kill (a settle saved): the pause first, the
+        # kill of another host once the paused one has long resumed.
+        p = tg[0]
+        k = p + 1 if p < hosts else 2
+        out.append(Scenario(
+            "pause-kill", f"pause h{p} {0.5 * ap:g} s (0.5x acceptable_pause), then SIGKILL h{k}",
+            settle + 10.0 + 25.0,
+            [Fault("pause", settle, [p], 0.5 * ap), Fault("process-crash", settle + 10.0, [k], 0.0)]))
+    else:
+        f, d = spaced("pause", 0.5 * ap, 15.0, 15.0, tg_pause)
+        out.append(Scenario("pause-short", f"pause {0.5 * ap:g} s (0.5x acceptable_pause)", d, f))
+        f, d = spaced("pause", 1.5 * ap, 20.0, 20.0, tg_pause)
+        out.append(Scenario("pause-long", f"pause {1.5 * ap:g} s (1.5x acceptable_pause)", d, f))
+        # Crashes: restart after `down` so the next one hits a full cluster.
+        down = 25.0
+        f, d = spaced("process-crash", down, down + 15.0, down + 10.0)
+        out.append(Scenario("process-crash", f"process crash (SIGKILL), restart after {down:g} s", d, f))
+        f, d = spaced("host-crash", down, down + 15.0, down + 10.0)
+        out.append(Scenario("host-crash", f"host crash (link down), back after {down:g} s", d, f))
+    # Partitions.
+    n_side = max(1, int(hosts * 3 / 8 + 0.5))
+    side = list(range(hosts - n_side + 1, hosts + 1))
+    # A healed partition converges through push-pull to members held dead (one round
+    # in four, every 30 s on lan): about a minute at 8 hosts in the simulator, up to
+    # 150 s at 4. The trimmed run does not wait for it (expect_heal False).
+    cut = 20.0
+    after = 20.0 if quick else 75.0
+    out.append(Scenario(
+        "partition", f"partition {{{','.join(map(str, side))}}} | rest for {cut:g} s, then heal",
+        settle + cut + after, [Fault("partition", settle, side, cut)], expect_heal=not quick))
+    if not quick:
+        side1 = side[-2:] if len(side) >= 2 else side
+        out.append(Scenario(
+            "oneway", f"one-way cut: {{{','.join(map(str, side1))}}} -> rest dropped for 15 s",
+            settle + 15.0 + 75.0, [Fault("oneway", settle, side1, 15.0)]))
+        f, d = spaced("process-crash", 25.0, 40.0, 35.0)
+        out.append(Scenario("lossy", "5 % loss per host and direction, process crashes", d, f,
+                            loss=5.0))
+        h = tg[len(tg) // 2]
+        out.append(Scenario("loss-burst", f"40 % loss both ways at h{h} for 30 s",
+                            settle + 30.0 + 20.0, [Fault("loss-burst", settle, [h], 30.0, loss=40.0)],
+                            sim=False))
+        rolling = [Fault("process-crash", settle + i * 15.0, [h], 8.0)
+                   for i, h in enumerate(range(2, hosts + 1))]
+        out.append(Scenario("rolling-restart", "rolling restart: each host but h1 killed, back after 8 s, 15 s apart",
+                            settle + (hosts - 2) * 15.0 + 25.0, rolling))
+    return out
+
+
+# -- the simulator's scenario file ---------------------------------------------------
+
+
+def _dur(s):
+    return f"{int(round(s * 1000))}ms"
+
+
+def sim_toml(sc, hosts, sets, loss_pct, latency_us, crash_field=None):
+    """The simulator's scenario for `sc`. `loss_pct` is the real per-host, per-direction
+    loss: a datagram crosses two such filters (the sender's egress and the receiver's
+    ingress), so the simulator's per-datagram loss is 1 - (1 - p)^2."""
+    p = (sc.loss if sc.loss is not None else loss_pct) / 100.0
+    e2e = 1.0 - (1.0 - p) ** 2
+    lines = [
+        f"# Generated by chaos/run.sh from the scenario {sc.name!r}: {sc.title}.",
+        "# Host hK of the real run is node K-1 here.",
+        f'name = "chaos-{sc.name}"',
+        f'description = "{sc.title}"',
+        f"nodes = {hosts}",
+        f'duration = "{_dur(sc.duration)}"',
+        "seed = 1",
+        'warmup = "10s"',
+        'join_spread = "300ms"',
+        'preset = "lan"',
+        "",
+        "[config]",
+    ]
+    for k, v in sets:
+        lines.append(f'{k} = "{v}"')
+    lines += [
+        "",
+        "[network]",
+        f'latency = {{ dist = "lognormal", median = "{max(1, int(latency_us))}us", sigma = 0.3 }}',
+        'link_jitter = "0us"',
+        f"loss = {e2e:.6f}",
+        "recv_buffer = 8388608",
+    ]
+    for f in sc.faults:
+        nodes = [h - 1 for h in f.hosts]
+        if f.kind == "pause":
+            lines += ["", "[[faults]]", 'kind = "pause"', f'at = "{_dur(f.at)}"',
+                      f"targets = {{ nodes = {nodes} }}",
+                      f'pause = {{ dist = "fixed", value = "{_dur(f.length)}" }}']
+        elif f.kind in CRASHES:
+            lines += ["", "[[faults]]"]
+            if f.length > 0:
+                lines += ['kind = "restart"', f'down = "{_dur(f.length)}"']
+            else:
+                lines += ['kind = "crash"']
+            if crash_field:
+                lines.append(f'{crash_field} = "{f.kind.split("-")[0]}"')
+            lines += [f'at = "{_dur(f.at)}"', f"targets = {{ nodes = {nodes} }}"]
+        elif f.kind in ("partition", "oneway"):
+            lines += ["", "[[partitions]]", f'start = "{_dur(f.at)}"',
+                      f'end = "{_dur(f.at + f.length)}"', f"side = {{ nodes = {nodes} }}"]
+            if f.kind == "oneway":
+                lines.append("one_way = true")
+        else:
+            raise ValueError(f"no simulator counterpart for {f.kind}")
+    return "\n".join(lines) + "\n"
