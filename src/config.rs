@@ -157,6 +157,12 @@ pub struct Config {
     /// Each update is sent `retransmit_mult × ceil(log2(n + 1))` times before it is
     /// dropped from the queue (SWIM's λ). Default 2; range 1 ..= 32.
     pub retransmit_mult: u32,
+    /// How long gossip still goes to a member convicted by silence (memberlist's
+    /// GossipToTheDeadTime): a member that was only cut off (a partition, a one-way
+    /// cut) hears of its death and refutes, and its own news reaches us, without
+    /// waiting for push-pull. Members convicted by refusal are not included.
+    /// Default 30 s (LAN, local), 60 s (WAN); range 0 (off) ..= 10 min.
+    pub gossip_to_the_dead: Duration,
     /// Period of the push-pull full state sync with one random member (heals
     /// partitions). Scaled up by `log2(n / 32)` above 32 members, as memberlist does, to
     /// keep the cluster-wide sync load flat. Default 30 s; range 1 s ..= 1 h.
@@ -232,6 +238,7 @@ impl Config {
             gossip_interval: Duration::from_millis(200),
             gossip_fanout: 3,
             retransmit_mult: 2,
+            gossip_to_the_dead: Duration::from_secs(30),
             push_pull_interval: Duration::from_secs(30),
             join_retry_interval: Duration::from_secs(1),
             dead_retention: Duration::from_secs(300),
@@ -260,6 +267,7 @@ impl Config {
             gossip_interval: Duration::from_millis(500),
             gossip_fanout: 4,
             push_pull_interval: Duration::from_secs(60),
+            gossip_to_the_dead: Duration::from_secs(60),
             join_retry_interval: Duration::from_secs(5),
             stall_threshold: Duration::from_secs(1),
             stall_guard: Duration::from_secs(5),
@@ -326,6 +334,12 @@ impl Config {
         check_int("retransmit_mult", self.retransmit_mult as usize, 1, 32)?;
         check_dur("push_pull_interval", self.push_pull_interval, s(1), s(3600))?;
         check_dur(
+            "gossip_to_the_dead",
+            self.gossip_to_the_dead,
+            Duration::ZERO,
+            s(600),
+        )?;
+        check_dur(
             "join_retry_interval",
             self.join_retry_interval,
             ms(10),
@@ -384,6 +398,7 @@ impl Config {
         "gossip_interval",
         "gossip_fanout",
         "retransmit_mult",
+        "gossip_to_the_dead",
         "push_pull_interval",
         "join_retry_interval",
         "dead_retention",
@@ -449,6 +464,7 @@ impl Config {
             "gossip_interval" => self.gossip_interval = dur()?,
             "gossip_fanout" => self.gossip_fanout = int()?,
             "retransmit_mult" => self.retransmit_mult = uint32()?,
+            "gossip_to_the_dead" => self.gossip_to_the_dead = dur()?,
             "push_pull_interval" => self.push_pull_interval = dur()?,
             "join_retry_interval" => self.join_retry_interval = dur()?,
             "dead_retention" => self.dead_retention = dur()?,

@@ -123,6 +123,9 @@ const SEEN_BROADCASTS_PER_PENDING: usize = 4;
 /// one early round.
 const EARLY_PUSH_PULLS: u8 = 3;
 
+/// Most recently dead members remembered for gossip (see `recently_dead_pick`).
+const MAX_RECENTLY_DEAD: usize = 256;
+
 /// Candidates examined when filling a packet with piggybacked updates.
 const PIGGYBACK_SCAN: usize = 128;
 
@@ -179,6 +182,9 @@ pub struct Node {
     /// The ring changed: recompute whom this node monitors before the next output.
     pub(crate) ring_dirty: bool,
     broadcast_seq: u64,
+    /// Members convicted by silence, with when: gossip still reaches them for
+    /// `gossip_to_the_dead` (see `recently_dead_pick`).
+    recently_dead: VecDeque<(Time, NodeId)>,
     /// Push-pull rounds still to run soon after joining (see `mark_synced`).
     early_push_pulls: u8,
     /// Delivered broadcast ids, and the same in delivery order for forgetting the oldest.
@@ -315,6 +321,7 @@ impl Node {
             ring_dirty: false,
             broadcast_seq,
             early_push_pulls: 0,
+            recently_dead: VecDeque::new(),
             seen_broadcasts: BTreeSet::new(),
             seen_order: VecDeque::new(),
             limits,
@@ -1079,6 +1086,14 @@ impl Node {
                 }
             }
             (Some(w), MemberState::Dead) if w.is_live() => {
+                // Silence can be a partition rather than a death: keep gossiping to it
+                // for a while (a refused port is a death, no need).
+                if u.cause != Cause::Refused && !self.cfg.gossip_to_the_dead.is_zero() {
+                    self.recently_dead.push_back((self.now, u.id));
+                    if self.recently_dead.len() > MAX_RECENTLY_DEAD {
+                        self.recently_dead.pop_front();
+                    }
+                }
                 self.events.push_back(Event::MemberDead {
                     member,
                     cause: u.cause,
@@ -1379,6 +1394,9 @@ impl Node {
     fn gossip_now(&mut self) {
         let mut picks = std::mem::take(&mut self.scratch_ids);
         self.random_peers(self.cfg.gossip_fanout, None, &mut picks);
+        if let Some(id) = self.recently_dead_pick() {
+            picks.push(id);
+        }
         for &id in &picks {
             if let Some(e) = self.members.get(id) {
                 self.outbox.push_back(Outgoing {
@@ -1389,6 +1407,41 @@ impl Node {
             }
         }
         self.scratch_ids = picks;
+    }
+
+    /// One member convicted by silence within `gossip_to_the_dead`, picked as often as
+    /// a live member would be (memberlist's GossipToTheDeadTime): a member on the far
+    /// side of a partition, or cut off one way, that is alive after all hears the
+    /// news, including its own death, and refutes; its own queued news (a refutation it
+    /// could not send during the cut) reaches us the same way.
+    fn recently_dead_pick(&mut self) -> Option<NodeId> {
+        let horizon = self.now.saturating_sub(self.cfg.gossip_to_the_dead);
+        while let Some(&(at, id)) = self.recently_dead.front() {
+            let dead = self
+                .members
+                .get(id)
+                .is_some_and(|e| e.state == MemberState::Dead);
+            if at >= horizon && dead {
+                break;
+            }
+            self.recently_dead.pop_front();
+        }
+        let n = self.recently_dead.len();
+        if n == 0 {
+            return None;
+        }
+        // As if the dead were in the pool the `gossip_fanout` picks come from: one of
+        // them lands on a dead member with probability about fanout × n / pool.
+        let pool = self.members.live_count() - 1 + n;
+        let hits = (self.cfg.gossip_fanout * n).min(pool);
+        if rand::Rng::random_range(&mut self.rng, 0..pool) >= hits {
+            return None;
+        }
+        let (_, id) = self.recently_dead[rand::Rng::random_range(&mut self.rng, 0..n)];
+        self.members
+            .get(id)
+            .is_some_and(|e| e.state == MemberState::Dead)
+            .then_some(id)
     }
 
     /// Up to `k` distinct random live peers, never `exclude`.
