@@ -353,13 +353,10 @@ impl Node {
         else {
             return;
         };
-        // Every ack moves the deadline later; rather than move the timer each time (a
-        // removal and an insertion in the ordered set, per ack), an earlier timer is
-        // left to fire, find the deadline later, and re-arm itself once.
-        let key = OneShot::Convict(target);
-        if self.timers.due_of(key).is_none_or(|t| t > at) {
-            self.timers.schedule(at, key);
-        }
+        // Moved on every ack. Leaving an earlier timer to fire and re-arm saved 1.5 %
+        // of the node's instructions per period but cost the simulator 1 % more (a
+        // wake-up per re-arm is an event), so the timer simply moves.
+        self.timers.schedule(at, OneShot::Convict(target));
     }
 
     /// Forgets probe `seq` and cancels its timers (nothing left for them to decide).

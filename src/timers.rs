@@ -111,11 +111,6 @@ impl Timers {
         self.oneshot.insert((at, self.seq, t));
     }
 
-    /// When keyed timer `t` is due, if armed.
-    pub fn due_of(&self, t: OneShot) -> Option<Time> {
-        self.keyed.get(&t).map(|(at, _)| *at)
-    }
-
     /// Cancels a keyed timer.
     pub fn cancel(&mut self, t: OneShot) {
         if let Some((at, seq)) = self.keyed.remove(&t) {
