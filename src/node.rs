@@ -667,11 +667,12 @@ impl Node {
             return;
         }
         let sender = NodeId(packet.sender);
-        if packet.cluster != self.cluster || sender == self.id() {
-            if packet.cluster != self.cluster {
-                self.stats.cluster_mismatch += 1;
-                debug!(%from, "dropped packet from another cluster");
-            }
+        let foreign = packet.cluster != self.cluster;
+        if foreign {
+            self.stats.cluster_mismatch += 1;
+            debug!(%from, "dropped packet from another cluster");
+        }
+        if foreign || sender == self.id() {
             self.scratch_in = packet;
             return;
         }
@@ -1127,9 +1128,6 @@ impl Node {
         }
     }
 
-    /// Someone says we are suspect, dead or gone, or speaks for an older or newer life
-    /// of ours: move above their incarnation and gossip Alive. Only a member raises its
-    /// own incarnation, so this is the one way out of a suspicion or a wrong conviction.
     /// A member gossiping an accusation against an incarnation of ours that we have
     /// already refuted holds an outdated view of us: gossip carries only its current
     /// state, so it will keep repeating the accusation, and the refutation it missed may
@@ -1159,6 +1157,9 @@ impl Node {
         });
     }
 
+    /// Someone says we are suspect, dead or gone, or speaks for an older or newer life
+    /// of ours: move above their incarnation and gossip Alive. Only a member raises its
+    /// own incarnation, so this is the one way out of a suspicion or a wrong conviction.
     fn news_about_self(&mut self, u: &Update) {
         if self.leaving {
             return;

@@ -492,7 +492,8 @@ impl Node {
         match self.convict_deadline(m) {
             None => return,
             Some(at) if at > self.now => {
-                // Acks moved the deadline since this timer was armed.
+                // Local health rose since the timer was armed (each point pushes the
+                // deadline a period later) and no ack re-armed it: look again then.
                 self.timers.schedule(at, OneShot::Convict(target));
                 return;
             }

@@ -111,8 +111,9 @@ impl Node {
             return;
         }
         self.suspect(id, Cause::Refused);
-        // One round under one seq: helpers probe it, and we ping it ourselves (the ping
-        // carries the Suspect, so a live member refutes to us directly).
+        // One round under one seq: helpers probe it, and we ping it ourselves (under
+        // Lifeguard and phi monitors the ping carries the Suspect, so a live member
+        // refutes in its ack; under plain SWIM it hears the Suspect by gossip).
         let seq = self
             .probes
             .insert(&mut self.rng, Pending::new(Kind::Corroborate, id, now));

@@ -85,9 +85,7 @@ fn a_crashed_process_is_convicted_within_the_refusal_window() {
 }
 
 #[test]
-fn refusals_convict_fast_under_swim_and_lifeguard_too() {
-    // One random probe per period under SWIM: allow the bound to find the crash in a
-    // few periods by gossip's sends to it as well. The assertion is the same.
+fn refusals_convict_fast_under_lifeguard_too() {
     process_crash_is_convicted_fast(Strategy::Lifeguard, 12);
 }
 

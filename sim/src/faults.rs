@@ -28,8 +28,8 @@ pub enum Action {
     /// This fraction (in parts per million) of the other nodes hear a forged refusal
     /// for the node.
     ForgedRefusal(usize, u32),
-    /// A keyring step at the node: 0 add, 1 use, 2 remove, with the key's bytes.
-    Keyring(usize, u8, [u8; 32]),
+    /// A keyring step at the node, with the key's bytes.
+    Keyring(usize, KeyOp, [u8; 32]),
 }
 
 impl Action {
@@ -41,6 +41,17 @@ impl Action {
             Action::Keyring(i, _, _) => i,
         }
     }
+}
+
+/// A step of a key rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOp {
+    /// The key opens packets.
+    Add,
+    /// The key seals packets.
+    Use,
+    /// The key is dropped.
+    Remove,
 }
 
 /// Picks the nodes a [`Targets`] names.
@@ -194,9 +205,9 @@ fn expand(
         }
         FaultKind::AddKey | FaultKind::UseKey | FaultKind::RemoveKey => {
             let op = match f.kind {
-                FaultKind::AddKey => 0,
-                FaultKind::UseKey => 1,
-                _ => 2,
+                FaultKind::AddKey => KeyOp::Add,
+                FaultKind::UseKey => KeyOp::Use,
+                _ => KeyOp::Remove,
             };
             let key = f
                 .key

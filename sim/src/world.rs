@@ -10,7 +10,7 @@ use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rumor::{Config, Event, Identity, Node, NodeId, NodeStats, Time};
 
-use crate::faults::{self, Action};
+use crate::faults::{self, Action, KeyOp};
 use crate::network::{Fate, NetModel, mix};
 use crate::oracle::{Oracle, Truth};
 use crate::scenario::{CrashMode, Scenario};
@@ -552,9 +552,9 @@ impl World {
                     // A step that does not apply (a restarted node lost its added key)
                     // is the operator's mistake to see in the report, not a crash.
                     let _ = match op {
-                        0 => n.keyring_add(key),
-                        1 => n.keyring_use(&key),
-                        _ => n.keyring_remove(&key),
+                        KeyOp::Add => n.keyring_add(key),
+                        KeyOp::Use => n.keyring_use(&key),
+                        KeyOp::Remove => n.keyring_remove(&key),
                     };
                 }
                 self.after_input(i);
