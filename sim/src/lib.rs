@@ -74,6 +74,8 @@ pub fn run(
         recv_overflow_drops: w.counters.recv_overflow,
         probes_per_node_per_sec: probes_after_warmup / (sc.nodes as f64 * measured),
         stale_views_at_end: w.stale_views(),
+        heal_ms: oracle::Percentiles::of(&v.heal_ms),
+        unhealed_partitions: v.unhealed_partitions,
         command: command.to_string(),
     })
 }

@@ -34,6 +34,33 @@ struct Crash {
     eligible: Vec<bool>,
 }
 
+/// The convergence window after a partition heals: from the heal to the next fault or
+/// partition start (or the end of the run).
+#[derive(Debug)]
+struct Heal {
+    /// When the partition healed.
+    at: Time,
+    /// Nodes running (up or paused) when the window opened: the observers and subjects
+    /// it is about. No crash, leave, restart or pause falls inside a window, so they run
+    /// to its close.
+    eligible: Vec<bool>,
+    /// The last time an eligible observer's view of an eligible subject turned between
+    /// live and not live inside the window.
+    last_turn: Option<Time>,
+    /// Open: between [`Oracle::heal_begin`] and [`Oracle::heal_end`].
+    open: bool,
+    /// Closed with every eligible view live (`Some(true)`) or not (`Some(false)`).
+    healed: Option<bool>,
+}
+
+/// Every observer's view of every subject (live or not), kept only while a heal window
+/// is open: n² flags, row-major by observer.
+#[derive(Debug)]
+struct Views {
+    n: usize,
+    live: Vec<bool>,
+}
+
 #[derive(Debug)]
 enum ChangeKind {
     Left,
@@ -96,6 +123,12 @@ pub struct Verdicts {
     pub first_suspicion_ms: Vec<f64>,
     /// Change → known at every eligible observer, ms.
     pub dissemination_ms: Vec<f64>,
+    /// Partition heal → every running observer holds every running member live for
+    /// good (until the window closes), ms; one sample per healed partition.
+    pub heal_ms: Vec<f64>,
+    /// Partitions healed before the end of the run whose views were not all live yet
+    /// when their window closed.
+    pub unhealed_partitions: u64,
 }
 
 /// Ground truth plus what every node said.
@@ -109,6 +142,23 @@ pub struct Oracle {
     false_convictions: BTreeSet<(usize, u64)>,
     paused_convictions: BTreeSet<(usize, u64)>,
     false_suspicions: BTreeSet<(usize, u64)>,
+    heals: Vec<Heal>,
+    views: Option<Views>,
+}
+
+/// Whether `event` leaves its subject live (alive or suspect) in the observer's view,
+/// as [`rumor::MemberState::is_live`] and `stale_views_at_end` count it; `None` when it
+/// is not about a member's state.
+fn live_after(event: &Event) -> Option<bool> {
+    match event {
+        Event::MemberJoined(m)
+        | Event::MemberUpdated(m)
+        | Event::MemberAlive(m)
+        | Event::MemberLeft(m)
+        | Event::MemberSuspected { member: m, .. }
+        | Event::MemberDead { member: m, .. } => Some(m.state.is_live()),
+        _ => None,
+    }
 }
 
 impl Oracle {
@@ -123,6 +173,8 @@ impl Oracle {
             false_convictions: BTreeSet::new(),
             paused_convictions: BTreeSet::new(),
             false_suspicions: BTreeSet::new(),
+            heals: Vec::new(),
+            views: None,
         }
     }
 
@@ -221,9 +273,80 @@ impl Oracle {
         }
     }
 
+    /// Registers the window of a partition that heals at `at`; returns its index for
+    /// [`Oracle::heal_begin`] (called at `at`) and [`Oracle::heal_end`] (called when
+    /// the window closes: at the next fault or partition start, or the end of the run).
+    pub fn heal_window(&mut self, at: Time) -> usize {
+        self.heals.push(Heal {
+            at,
+            eligible: Vec::new(),
+            last_turn: None,
+            open: false,
+            healed: None,
+        });
+        self.heals.len() - 1
+    }
+
+    /// Opens heal window `h` now (its heal time): the nodes running now are its
+    /// observers and subjects, and `live(observer, subject)` is every running
+    /// observer's view now. From here on, [`Oracle::observe`] follows the views.
+    pub fn heal_begin(&mut self, h: usize, live: impl Fn(usize, usize) -> bool) {
+        let n = self.truth.len();
+        let running = self.running();
+        let views = self.views.get_or_insert_with(|| Views {
+            n,
+            live: vec![false; n * n],
+        });
+        for (row, (o, &runs)) in views
+            .live
+            .chunks_mut(n.max(1))
+            .zip(running.iter().enumerate())
+        {
+            for (s, cell) in row.iter_mut().enumerate() {
+                *cell = runs && s != o && live(o, s);
+            }
+        }
+        let heal = &mut self.heals[h];
+        heal.eligible = running;
+        heal.last_turn = None;
+        heal.open = true;
+    }
+
+    /// Closes heal window `h` now (its close time): it healed if every eligible
+    /// observer holds every other eligible node live, by `live(observer, subject)`.
+    pub fn heal_end(&mut self, h: usize, live: impl Fn(usize, usize) -> bool) {
+        let heal = &mut self.heals[h];
+        if !heal.open {
+            return;
+        }
+        let e = &heal.eligible;
+        let healed = (0..e.len())
+            .filter(|&o| e[o])
+            .all(|o| (0..e.len()).all(|s| s == o || !e[s] || live(o, s)));
+        heal.healed = Some(healed);
+        heal.open = false;
+        heal.eligible = Vec::new();
+        if !self.heals.iter().any(|h| h.open) {
+            self.views = None;
+        }
+    }
+
     /// Node `observer` reported `event` at `at`; `subject` is the member it is about.
     pub fn observe(&mut self, at: Time, observer: usize, subject: Option<usize>, event: &Event) {
         let Some(s) = subject else { return };
+        if let (Some(views), Some(live)) = (self.views.as_mut(), live_after(event))
+            && s != observer
+        {
+            let cell = &mut views.live[observer * views.n + s];
+            if *cell != live {
+                *cell = live;
+                for h in self.heals.iter_mut().filter(|h| h.open) {
+                    if h.eligible[observer] && h.eligible[s] {
+                        h.last_turn = Some(at);
+                    }
+                }
+            }
+        }
         match event {
             Event::MemberDead { member, .. } => match self.truth[s] {
                 Truth::Up => {
@@ -326,6 +449,13 @@ impl Oracle {
                 v.dissemination_ms.push(ms(ch.at, last));
             }
         }
+        for h in &self.heals {
+            match h.healed {
+                Some(true) => v.heal_ms.push(h.last_turn.map_or(0.0, |t| ms(h.at, t))),
+                Some(false) => v.unhealed_partitions += 1,
+                None => {}
+            }
+        }
         v
     }
 }
@@ -381,5 +511,82 @@ mod tests {
         assert_eq!(v.detected, 1);
         assert_eq!(v.detection_ms, vec![4000.0]);
         assert_eq!(v.dissemination_ms, vec![1000.0]);
+    }
+
+    #[test]
+    fn heal_is_the_last_turn_to_live_and_unhealed_without_one() {
+        let mut o = Oracle::new(4);
+        for i in 0..4 {
+            o.started(i);
+        }
+        let ev = |state| match state {
+            MemberState::Dead => Event::MemberDead {
+                member: member(0, state),
+                cause: Cause::Silence,
+            },
+            MemberState::Suspect => Event::MemberSuspected {
+                member: member(0, state),
+                cause: Cause::Silence,
+            },
+            _ => Event::MemberJoined(member(1, state)),
+        };
+        let ms = Time::from_millis;
+        // Partition {0, 1} | {2, 3}: at the heal, each side holds the other dead.
+        let cut = |a: usize, b: usize| (a < 2) != (b < 2);
+        let first = o.heal_window(ms(10_000));
+        let second = o.heal_window(ms(30_000));
+        o.heal_begin(first, |a, b| !cut(a, b));
+        // Views turn live; suspecting a member held alive is no turn (both are live).
+        o.observe(ms(11_000), 0, Some(2), &ev(MemberState::Alive));
+        o.observe(ms(11_500), 0, Some(1), &ev(MemberState::Suspect));
+        for (a, b) in [(0, 3), (1, 2), (1, 3), (2, 0), (2, 1), (3, 0)] {
+            o.observe(ms(12_000), a, Some(b), &ev(MemberState::Alive));
+        }
+        // A suspicion after everyone is live moves nothing; a late revival does.
+        o.observe(ms(12_500), 2, Some(3), &ev(MemberState::Suspect));
+        o.observe(ms(13_000), 3, Some(1), &ev(MemberState::Alive));
+        // Events about oneself or with no subject are not views.
+        o.observe(ms(14_000), 3, Some(3), &ev(MemberState::Dead));
+        o.observe(ms(14_000), 3, None, &ev(MemberState::Dead));
+        o.heal_end(first, |_, _| true);
+        let v = o.verdicts();
+        assert_eq!(
+            (v.heal_ms.clone(), v.unhealed_partitions),
+            (vec![3000.0], 0)
+        );
+
+        // The second window: node 3 is not running (not started again: say it left),
+        // and node 1 still holds node 2 dead when the window closes.
+        o.left(3, ms(20_000));
+        o.heal_begin(second, |a, b| !cut(a, b));
+        o.observe(ms(31_000), 0, Some(2), &ev(MemberState::Alive));
+        o.heal_end(second, |a, b| !(a == 1 && b == 2));
+        let v = o.verdicts();
+        assert_eq!((v.heal_ms, v.unhealed_partitions), (vec![3000.0], 1));
+        // Views are only kept while a window is open.
+        assert!(o.views.is_none());
+    }
+
+    #[test]
+    fn a_heal_with_no_turn_is_zero_and_ignores_nodes_not_running() {
+        let mut o = Oracle::new(3);
+        o.started(0);
+        o.started(1);
+        // Node 2 never starts: it is no one's subject or observer.
+        let h = o.heal_window(Time::from_secs(5));
+        o.heal_begin(h, |_, s| s != 2);
+        o.observe(
+            Time::from_secs(6),
+            0,
+            Some(2),
+            &Event::MemberJoined(member(0, MemberState::Alive)),
+        );
+        o.heal_end(h, |_, s| s != 2);
+        let v = o.verdicts();
+        assert_eq!((v.heal_ms, v.unhealed_partitions), (vec![0.0], 0));
+        assert_eq!(
+            Percentiles::of(&Oracle::new(1).verdicts().heal_ms),
+            Percentiles::default()
+        );
     }
 }

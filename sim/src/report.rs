@@ -69,6 +69,14 @@ pub struct Report {
     /// (observer, subject) pairs whose view contradicts the truth at the end (a running
     /// member held dead or unknown, a crashed one held alive); 0 once views converged.
     pub stale_views_at_end: u64,
+    /// Partition heal → every member running through the heal's window holds every
+    /// other one live (alive or suspect) for good, ms; one sample per partition that
+    /// healed before the end of the run and converged before its window closed (the
+    /// next crash, leave, restart, pause or partition start, or the end of the run).
+    pub heal_ms: Percentiles,
+    /// Partitions healed before the end of the run whose views had not all converged
+    /// when their window closed (no `heal_ms` sample).
+    pub unhealed_partitions: u64,
     /// The command that reproduces this run.
     pub command: String,
 }
@@ -113,6 +121,8 @@ impl Report {
                 p(&self.first_suspicion_ms),
             ),
             ("dissemination ms p50/p99/max", p(&self.dissemination_ms)),
+            ("heal ms p50/p99/max", p(&self.heal_ms)),
+            ("unhealed partitions", self.unhealed_partitions.to_string()),
             (
                 "msgs / node / s",
                 format!("{:.2}", self.msgs_per_node_per_sec),
@@ -148,14 +158,14 @@ impl Report {
 
     /// CSV header matching [`Report::csv_row`].
     pub fn csv_header() -> &'static str {
-        "scenario,seed,nodes,strategy,sim_seconds,false_convictions,paused_convictions,false_suspicions,crashes,detected,pauses,detection_p50_ms,detection_p99_ms,detection_max_ms,first_suspicion_p50_ms,dissemination_p50_ms,dissemination_p99_ms,msgs_per_node_per_sec,bytes_per_node_per_sec,max_packet_bytes,events,wall_ms,trace_hash"
+        "scenario,seed,nodes,strategy,sim_seconds,false_convictions,paused_convictions,false_suspicions,crashes,detected,pauses,detection_p50_ms,detection_p99_ms,detection_max_ms,first_suspicion_p50_ms,dissemination_p50_ms,dissemination_p99_ms,heal_p50_ms,heal_p99_ms,heal_max_ms,unhealed_partitions,msgs_per_node_per_sec,bytes_per_node_per_sec,max_packet_bytes,events,wall_ms,trace_hash"
     }
 
     /// One CSV row.
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.1}"));
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
             self.scenario,
             self.seed,
             self.nodes,
@@ -173,6 +183,10 @@ impl Report {
             o(self.first_suspicion_ms.p50),
             o(self.dissemination_ms.p50),
             o(self.dissemination_ms.p99),
+            o(self.heal_ms.p50),
+            o(self.heal_ms.p99),
+            o(self.heal_ms.max),
+            self.unhealed_partitions,
             self.msgs_per_node_per_sec,
             self.bytes_per_node_per_sec,
             self.max_packet_bytes,

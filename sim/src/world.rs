@@ -11,7 +11,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rumor::{Config, Event, Identity, Node, NodeId, NodeStats, Time};
 
 use crate::faults::{self, Action, KeyOp};
-use crate::network::{Fate, NetModel, mix};
+use crate::network::{ActivePartition, Fate, NetModel, mix};
 use crate::oracle::{Oracle, Truth};
 use crate::scenario::{CrashMode, Scenario};
 
@@ -160,6 +160,45 @@ pub struct World {
     icmp_buckets: BTreeMap<(usize, usize), (f64, Time)>,
     icmp_per_second: f64,
     icmp_burst: f64,
+    /// Heal windows to open and close, as (time, 0 = open / 1 = close, window index in
+    /// the oracle), in order; `heal_next` is the first not yet done.
+    heal_checks: Vec<(Time, u8, usize)>,
+    heal_next: usize,
+}
+
+/// The heal windows of a run ending at `end`: for each partition that heals before
+/// `end`, (heal, close), where the window closes at the first crash, leave, restart,
+/// pause or partition start at or after the heal, or at `end`.
+fn heal_windows(
+    partitions: &[ActivePartition],
+    timeline: &[(Time, Action)],
+    end: Time,
+) -> Vec<(Time, Time)> {
+    partitions
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.end < end)
+        .map(|(k, p)| {
+            let starts = partitions
+                .iter()
+                .enumerate()
+                .filter(|&(j, q)| j != k && q.start >= p.end)
+                .map(|(_, q)| q.start);
+            let faults = timeline
+                .iter()
+                .filter(|(t, a)| {
+                    *t >= p.end
+                        && match a {
+                            Action::Crash(..) | Action::Leave(_) | Action::Restart(_) => true,
+                            Action::Pause(_, d) => !d.is_zero(),
+                            _ => false,
+                        }
+                })
+                .map(|&(t, _)| t);
+            let close = starts.chain(faults).min().map_or(end, |t| t.min(end));
+            (p.end, close)
+        })
+        .collect()
 }
 
 impl World {
@@ -171,6 +210,15 @@ impl World {
             timeline,
             rng,
         } = faults::plan(sc, seed);
+        let end = Time::ZERO + sc.duration.0;
+        let mut oracle = Oracle::new(sc.nodes);
+        let mut heal_checks = Vec::new();
+        for (at, close) in heal_windows(&partitions, &timeline, end) {
+            let h = oracle.heal_window(at);
+            heal_checks.push((at, 0, h));
+            heal_checks.push((close, 1, h));
+        }
+        heal_checks.sort();
         let net = NetModel::new(
             sc.network.clone(),
             sc.nodes,
@@ -179,7 +227,7 @@ impl World {
         )?;
         let mut w = World {
             now: Time::ZERO,
-            end: Time::ZERO + sc.duration.0,
+            end,
             warmup: Time::ZERO + sc.warmup.0,
             heap: BinaryHeap::new(),
             seq: 0,
@@ -191,7 +239,7 @@ impl World {
             seed,
             pool: Vec::new(),
             buf: vec![0; 65_536],
-            oracle: Oracle::new(sc.nodes),
+            oracle,
             trace_hash: 0xcbf2_9ce4_8422_2325,
             counters: Counters::default(),
             last_account: Time::ZERO,
@@ -199,6 +247,8 @@ impl World {
             icmp_buckets: BTreeMap::new(),
             icmp_per_second: sc.network.icmp_per_second,
             icmp_burst: sc.network.icmp_burst,
+            heal_checks,
+            heal_next: 0,
         };
         for i in 0..sc.nodes {
             let name = format!("node-{i}");
@@ -269,6 +319,7 @@ impl World {
             if ev.at > self.end {
                 break;
             }
+            self.heal_checks(Some(ev.at));
             self.account(ev.at);
             self.now = ev.at;
             self.counters.events += 1;
@@ -280,7 +331,39 @@ impl World {
         }
         self.account(self.end);
         self.now = self.end;
+        self.heal_checks(None);
         progress(1.0);
+    }
+
+    /// Opens and closes the heal windows due before an event at `before` is processed
+    /// (all that are left when `None`, at the end of the run). A window closing at the
+    /// end of the run waits for the events at that very time, as `stale_views` does.
+    /// Reads the nodes' views only: the trace is untouched.
+    fn heal_checks(&mut self, before: Option<Time>) {
+        while let Some(&(t, close, h)) = self.heal_checks.get(self.heal_next) {
+            if before.is_some_and(|b| t > b || t >= self.end) {
+                return;
+            }
+            self.heal_next += 1;
+            let ids: Vec<NodeId> = self
+                .nodes
+                .iter()
+                .map(|s| NodeId::from_name(&s.name))
+                .collect();
+            let nodes = &self.nodes;
+            let live = |o: usize, s: usize| {
+                nodes[o]
+                    .node
+                    .as_ref()
+                    .and_then(|n| n.member(ids[s]))
+                    .is_some_and(|m| m.state.is_live())
+            };
+            if close == 1 {
+                self.oracle.heal_end(h, live);
+            } else {
+                self.oracle.heal_begin(h, live);
+            }
+        }
     }
 
     /// Adds running node-seconds between the last event and `t`.

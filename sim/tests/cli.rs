@@ -76,13 +76,19 @@ fn check_contract(v: &Value) {
         "max_packet_bytes",
         "events",
         "wall_ms",
+        "unhealed_partitions",
     ];
     let number = [
         "sim_seconds",
         "msgs_per_node_per_sec",
         "bytes_per_node_per_sec",
     ];
-    let percentiles = ["detection_ms", "first_suspicion_ms", "dissemination_ms"];
+    let percentiles = [
+        "detection_ms",
+        "first_suspicion_ms",
+        "dissemination_ms",
+        "heal_ms",
+    ];
     for k in string {
         assert!(
             o.get(k).is_some_and(Value::is_string),
@@ -128,6 +134,9 @@ fn run_json_has_every_contract_field() {
     assert_eq!(v["crashes"], 2);
     assert!(v["detection_ms"]["p50"].is_number(), "{v}");
     assert!(v["pauses"].as_u64().unwrap() > 0);
+    // No partition: no heal sample, null rather than 0.
+    assert!(v["heal_ms"]["p50"].is_null(), "{v}");
+    assert_eq!(v["unhealed_partitions"], 0);
     // The seed and the reproducing command are echoed on stderr.
     assert!(err.contains("--seed 3"), "{err}");
 
@@ -263,6 +272,11 @@ fn sweep_runs_the_grid_in_order_and_plots() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 1 + 8);
     assert!(lines[0].starts_with("acceptable_pause,phi_convict,scenario,seed,"));
+    assert!(
+        lines[0].contains(",heal_p50_ms,heal_p99_ms,heal_max_ms,unhealed_partitions,"),
+        "{}",
+        lines[0]
+    );
     let cols = lines[0].split(',').count();
     assert!(lines[1..].iter().all(|l| l.split(',').count() == cols));
     assert!(lines[1].starts_with("1s,8,cli,1,"));
