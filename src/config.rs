@@ -163,6 +163,13 @@ pub struct Config {
     /// waiting for push-pull. Members convicted by refusal are not included.
     /// Default 30 s (LAN, local), 60 s (WAN); range 0 (off) ..= 10 min.
     pub gossip_to_the_dead: Duration,
+    /// How often, while members convicted by silence are remembered (`dead_retention`),
+    /// this node push-pulls with one of them, with probability `dead / live` (at most 1),
+    /// in case it was only cut off (Serf's reconnect): after a symmetric partition heals
+    /// nothing else flows between the sides. The cluster makes about one attempt per
+    /// interval per death, whatever its size. Default 5 s (LAN), 30 s (WAN), 2 s
+    /// (local); range 0 (off) or 100 ms ..= 1 h.
+    pub reconnect_interval: Duration,
     /// Period of the push-pull full state sync with one random member (heals
     /// partitions). Scaled up by `log2(n / 32)` above 32 members, as memberlist does, to
     /// keep the cluster-wide sync load flat. Default 30 s; range 1 s ..= 1 h.
@@ -239,6 +246,7 @@ impl Config {
             gossip_fanout: 3,
             retransmit_mult: 2,
             gossip_to_the_dead: Duration::from_secs(30),
+            reconnect_interval: Duration::from_secs(5),
             push_pull_interval: Duration::from_secs(30),
             join_retry_interval: Duration::from_secs(1),
             dead_retention: Duration::from_secs(300),
@@ -268,6 +276,7 @@ impl Config {
             gossip_fanout: 4,
             push_pull_interval: Duration::from_secs(60),
             gossip_to_the_dead: Duration::from_secs(60),
+            reconnect_interval: Duration::from_secs(30),
             join_retry_interval: Duration::from_secs(5),
             stall_threshold: Duration::from_secs(1),
             stall_guard: Duration::from_secs(5),
@@ -285,6 +294,7 @@ impl Config {
             min_std_dev: Duration::from_millis(50),
             gossip_interval: Duration::from_millis(100),
             push_pull_interval: Duration::from_secs(15),
+            reconnect_interval: Duration::from_secs(2),
             stall_threshold: Duration::from_millis(100),
             ..Config::lan()
         }
@@ -339,6 +349,18 @@ impl Config {
             Duration::ZERO,
             s(600),
         )?;
+        let r = self.reconnect_interval;
+        if !r.is_zero() && (r < ms(100) || r > s(3600)) {
+            return Err(ConfigError::new(
+                "reconnect_interval",
+                fmt_dur(r),
+                format!(
+                    "0 (off) or between {} and {}",
+                    fmt_dur(ms(100)),
+                    fmt_dur(s(3600))
+                ),
+            ));
+        }
         check_dur(
             "join_retry_interval",
             self.join_retry_interval,
@@ -399,6 +421,7 @@ impl Config {
         "gossip_fanout",
         "retransmit_mult",
         "gossip_to_the_dead",
+        "reconnect_interval",
         "push_pull_interval",
         "join_retry_interval",
         "dead_retention",
@@ -465,6 +488,7 @@ impl Config {
             "gossip_fanout" => self.gossip_fanout = int()?,
             "retransmit_mult" => self.retransmit_mult = uint32()?,
             "gossip_to_the_dead" => self.gossip_to_the_dead = dur()?,
+            "reconnect_interval" => self.reconnect_interval = dur()?,
             "push_pull_interval" => self.push_pull_interval = dur()?,
             "join_retry_interval" => self.join_retry_interval = dur()?,
             "dead_retention" => self.dead_retention = dur()?,
@@ -601,6 +625,26 @@ mod tests {
         for c in [Config::lan(), Config::wan(), Config::local()] {
             c.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn reconnect_interval_is_off_or_in_range() {
+        let mut c = Config::lan();
+        for (v, ok) in [
+            (0, true),
+            (50, false),
+            (100, true),
+            (3_600_000, true),
+            (3_600_001, false),
+        ] {
+            c.reconnect_interval = Duration::from_millis(v);
+            assert_eq!(c.validate().is_ok(), ok, "{v} ms");
+        }
+        c.reconnect_interval = Duration::from_millis(50);
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid reconnect_interval = 50ms: must be 0 (off) or between 100ms and 3600s"
+        );
     }
 
     #[test]

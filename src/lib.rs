@@ -49,6 +49,7 @@ mod keyring;
 mod members;
 mod node;
 mod probe;
+mod reconnect;
 mod refusal;
 #[cfg(feature = "tokio")]
 mod runtime;

@@ -21,6 +21,7 @@ use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD};
 use crate::members::{Applied, Descriptor, Entry, Members, Update};
 use crate::probe::{MonitorState, Probes};
+use crate::reconnect::Silenced;
 use crate::refusal::Refusal;
 use crate::stats::NodeStats;
 use crate::suspicion::Suspicion;
@@ -123,9 +124,6 @@ const SEEN_BROADCASTS_PER_PENDING: usize = 4;
 /// one early round.
 const EARLY_PUSH_PULLS: u8 = 3;
 
-/// Most recently dead members remembered for gossip (see `recently_dead_pick`).
-const MAX_RECENTLY_DEAD: usize = 256;
-
 /// Candidates examined when filling a packet with piggybacked updates.
 const PIGGYBACK_SCAN: usize = 128;
 
@@ -182,9 +180,9 @@ pub struct Node {
     /// The ring changed: recompute whom this node monitors before the next output.
     pub(crate) ring_dirty: bool,
     broadcast_seq: u64,
-    /// Members convicted by silence, with when: gossip still reaches them for
-    /// `gossip_to_the_dead` (see `recently_dead_pick`).
-    recently_dead: VecDeque<(Time, NodeId)>,
+    /// Members convicted by silence, with when: gossip still reaches them for a while
+    /// and reconnect tries them (see `reconnect`).
+    pub(crate) silenced: Silenced,
     /// Push-pull rounds still to run soon after joining (see `mark_synced`).
     early_push_pulls: u8,
     /// Delivered broadcast ids, and the same in delivery order for forgetting the oldest.
@@ -321,7 +319,7 @@ impl Node {
             ring_dirty: false,
             broadcast_seq,
             early_push_pulls: 0,
-            recently_dead: VecDeque::new(),
+            silenced: Silenced::default(),
             seen_broadcasts: BTreeSet::new(),
             seen_order: VecDeque::new(),
             limits,
@@ -895,20 +893,20 @@ impl Node {
                 None => self.stats.messages_rejected += 1,
             },
             Body::Suspect(m) => {
-                self.correct_stale_accusation(inb, m.member, m.incarnation);
                 let cause = cause_from_wire(m.cause);
                 self.checked_update(
                     update(m.member, m.incarnation, MemberState::Suspect, cause, m.from),
                     sync,
                 );
+                self.answer_accusation(inb, m.member, m.incarnation);
             }
             Body::Dead(m) => {
-                self.correct_stale_accusation(inb, m.member, m.incarnation);
                 let cause = cause_from_wire(m.cause);
                 self.checked_update(
                     update(m.member, m.incarnation, MemberState::Dead, cause, m.from),
                     sync,
                 );
+                self.answer_accusation(inb, m.member, m.incarnation);
             }
             Body::Leave(m) => {
                 self.checked_update(
@@ -1065,6 +1063,9 @@ impl Node {
         }
         match (was, member.state) {
             (None | Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => {
+                if was == Some(MemberState::Dead) {
+                    self.note_revival(u.id);
+                }
                 if self.cfg.strategy != Strategy::PhiMonitors {
                     self.probes
                         .member_joined(u.id, self.members.live_count(), &mut self.rng);
@@ -1087,14 +1088,8 @@ impl Node {
                 }
             }
             (Some(w), MemberState::Dead) if w.is_live() => {
-                // Silence can be a partition rather than a death: keep gossiping to it
-                // for a while (a refused port is a death, no need).
-                if u.cause != Cause::Refused && !self.cfg.gossip_to_the_dead.is_zero() {
-                    self.recently_dead.push_back((self.now, u.id));
-                    if self.recently_dead.len() > MAX_RECENTLY_DEAD {
-                        self.recently_dead.pop_front();
-                    }
-                }
+                // Silence can be a partition rather than a death (see `reconnect`).
+                self.note_conviction(u.id, u.cause);
                 self.events.push_back(Event::MemberDead {
                     member,
                     cause: u.cause,
@@ -1128,14 +1123,16 @@ impl Node {
         }
     }
 
-    /// A member gossiping an accusation against an incarnation of ours that we have
-    /// already refuted holds an outdated view of us: gossip carries only its current
-    /// state, so it will keep repeating the accusation, and the refutation it missed may
-    /// not reach it before its suspicion timer runs out (push-pull comes only every
-    /// minute or two). We answer it directly with our Alive, once per datagram and only
-    /// to a known member at its own address, so a forged accusation cannot aim our
-    /// answers elsewhere.
-    fn correct_stale_accusation(&mut self, inb: &mut Inbound, member: u64, incarnation: u64) {
+    /// A member that tells us we are suspect or dead, at an incarnation we have just
+    /// refuted or had refuted before, holds an outdated view of us. Gossip carries only
+    /// its current state, so it would keep repeating the accusation, and our refutation
+    /// may not reach it before its suspicion timer runs out (push-pull comes only every
+    /// minute or two). After a partition heals, the refutation would travel back only by
+    /// gossip to the dead, by chance. We answer it directly with our Alive, once per
+    /// datagram and only to a known member at its own address, so a forged accusation
+    /// cannot aim our answers elsewhere. Called after the accusation was applied, so a
+    /// current one has already been refuted.
+    fn answer_accusation(&mut self, inb: &mut Inbound, member: u64, incarnation: u64) {
         if member != self.id().0
             || incarnation >= self.incarnation()
             || inb.corrected
@@ -1145,7 +1142,7 @@ impl Node {
             return;
         }
         inb.corrected = true;
-        self.stats.stale_accusations_corrected += 1;
+        self.stats.accusations_answered += 1;
         let me = self.id();
         self.outbox.push_back(Outgoing {
             to: inb.from,
@@ -1364,6 +1361,10 @@ impl Node {
                         .set(Periodic::JoinRetry, rearm(self.cfg.join_retry_interval));
                 }
             }
+            Periodic::Reconnect => {
+                let next = rearm(self.reconnect_interval_jittered());
+                self.on_reconnect(next);
+            }
             Periodic::Reap => {
                 self.timers.set(Periodic::Reap, rearm(self.reap_interval()));
                 let mut reaped = std::mem::take(&mut self.scratch_ids);
@@ -1408,41 +1409,6 @@ impl Node {
             }
         }
         self.scratch_ids = picks;
-    }
-
-    /// One member convicted by silence within `gossip_to_the_dead`, picked as often as
-    /// a live member would be (memberlist's GossipToTheDeadTime): a member on the far
-    /// side of a partition, or cut off one way, that is alive after all hears the
-    /// news, including its own death, and refutes; its own queued news (a refutation it
-    /// could not send during the cut) reaches us the same way.
-    fn recently_dead_pick(&mut self) -> Option<NodeId> {
-        let horizon = self.now.saturating_sub(self.cfg.gossip_to_the_dead);
-        while let Some(&(at, id)) = self.recently_dead.front() {
-            let dead = self
-                .members
-                .get(id)
-                .is_some_and(|e| e.state == MemberState::Dead);
-            if at >= horizon && dead {
-                break;
-            }
-            self.recently_dead.pop_front();
-        }
-        let n = self.recently_dead.len();
-        if n == 0 {
-            return None;
-        }
-        // As if the dead were in the pool the `gossip_fanout` picks come from: one of
-        // them lands on a dead member with probability about fanout × n / pool.
-        let pool = self.members.live_count() - 1 + n;
-        let hits = (self.cfg.gossip_fanout * n).min(pool);
-        if rand::Rng::random_range(&mut self.rng, 0..pool) >= hits {
-            return None;
-        }
-        let (_, id) = self.recently_dead[rand::Rng::random_range(&mut self.rng, 0..n)];
-        self.members
-            .get(id)
-            .is_some_and(|e| e.state == MemberState::Dead)
-            .then_some(id)
     }
 
     /// Up to `k` distinct random live peers, never `exclude`.

@@ -57,9 +57,9 @@ pub struct NodeStats {
     pub suspicions_withheld: u64,
     /// Times another member's suspicion of this node was refuted by this node.
     pub refutations: u64,
-    /// Members gossiping an accusation against an incarnation of this node that it had
-    /// already refuted, answered directly with its current Alive.
-    pub stale_accusations_corrected: u64,
+    /// Datagrams accusing this node (suspect or dead) at an incarnation it had already
+    /// refuted, or refuted on reading them, answered directly with its current Alive.
+    pub accusations_answered: u64,
     /// Members this node declared dead.
     pub convictions: u64,
     /// Sealed packets no key of the keyring opened (wrong key, tampered, forged, or
@@ -74,6 +74,9 @@ pub struct NodeStats {
     pub refusal_convictions: u64,
     /// Refusals dropped: the member spoke, refuted, or no helper corroborated.
     pub refusals_withdrawn: u64,
+    /// Push-pull rounds started with a member convicted by silence, in case it was
+    /// only cut off (`reconnect_interval`).
+    pub reconnects: u64,
     /// Stalls of this node detected (timers fired late by more than `stall_threshold`).
     pub stalls_detected: u64,
     /// Convictions deferred because this node had just been stalled.

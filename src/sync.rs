@@ -9,14 +9,10 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use crate::event::MemberState;
 use crate::id::NodeId;
 use crate::keyring::SEAL_OVERHEAD;
 use crate::node::{Delta, Node, Outgoing, PeerKnows, Primary, member_message};
 use crate::wire;
-
-/// One push-pull round in this many goes to a member held dead (if any).
-const RECONNECT_ONE_IN: u32 = 4;
 
 /// Worst-case bytes a digest entry adds: a packed fixed64 id and a varint version.
 const DIGEST_ENTRY_BYTES: usize = 8 + 10;
@@ -25,26 +21,9 @@ const DIGEST_ENTRY_BYTES: usize = 8 + 10;
 const DIGEST_OVERHEAD: usize = 64;
 
 impl Node {
-    /// Starts a push-pull round with one random live member, or, one round in
-    /// [`RECONNECT_ONE_IN`], with a random member held dead: after a partition heals,
-    /// each side holds the other dead and sends it nothing else, so this is how the
-    /// two sides find each other again (Serf's reconnect, inside the protocol). The
-    /// exchange shows a live "dead" member its own death, which it refutes.
+    /// Starts a push-pull round with one random live member (members held dead are
+    /// reached by `reconnect`).
     pub(crate) fn start_push_pull(&mut self) {
-        if rand::Rng::random_ratio(&mut self.rng, 1, RECONNECT_ONE_IN) {
-            let me = self.id();
-            let dead: Vec<(SocketAddr, NodeId)> = self
-                .members
-                .iter()
-                .filter(|e| e.state == MemberState::Dead && e.id != me)
-                .map(|e| (e.addr, e.id))
-                .collect();
-            if !dead.is_empty() {
-                let (to, id) = dead[rand::Rng::random_range(&mut self.rng, 0..dead.len())];
-                self.send_digest(to, Some(id));
-                return;
-            }
-        }
         let mut pick = std::mem::take(&mut self.scratch_ids);
         self.random_peers(1, None, &mut pick);
         let peer = pick

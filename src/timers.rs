@@ -24,14 +24,17 @@ pub(crate) enum Periodic {
     JoinRetry = 3,
     /// Forget old tombstones.
     Reap = 4,
+    /// Push-pull with a member convicted by silence, in case it was only cut off.
+    Reconnect = 5,
 }
 
-const PERIODIC: [Periodic; 5] = [
+const PERIODIC: [Periodic; 6] = [
     Periodic::Probe,
     Periodic::Gossip,
     Periodic::PushPull,
     Periodic::JoinRetry,
     Periodic::Reap,
+    Periodic::Reconnect,
 ];
 
 /// One-shot timers.
@@ -69,7 +72,7 @@ impl OneShot {
 
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    periodic: [Option<Time>; 5],
+    periodic: [Option<Time>; 6],
     oneshot: BTreeSet<(Time, u64, OneShot)>,
     /// Where each keyed timer sits in `oneshot`.
     keyed: BTreeMap<OneShot, (Time, u64)>,

@@ -797,7 +797,8 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.plaintext_refused += s.plaintext_refused;
     total.refusal_convictions += s.refusal_convictions;
     total.refusals_withdrawn += s.refusals_withdrawn;
-    total.stale_accusations_corrected += s.stale_accusations_corrected;
+    total.accusations_answered += s.accusations_answered;
+    total.reconnects += s.reconnects;
     total.convictions += s.convictions;
     total.stalls_detected += s.stalls_detected;
     total.convictions_deferred += s.convictions_deferred;

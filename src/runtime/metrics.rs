@@ -91,6 +91,11 @@ fn describe() {
         Unit::Count,
         "Members convicted by a corroborated refusal rather than by silence."
     );
+    describe_counter!(
+        "rumor_reconnects_total",
+        Unit::Count,
+        "Push-pull rounds started with a member convicted by silence, in case it was only cut off."
+    );
     describe_histogram!(
         "rumor_timer_lateness_seconds",
         Unit::Seconds,
@@ -116,6 +121,7 @@ pub(crate) struct Metrics {
     recv_errors: Counter,
     refusals: Counter,
     refusal_convictions: Counter,
+    reconnects: Counter,
     lateness: Histogram,
     exported: NodeStats,
     exported_rt: RuntimeStats,
@@ -152,6 +158,7 @@ impl Metrics {
             recv_errors: counter("rumor_recv_errors_total"),
             refusals: counter("rumor_refusals_total"),
             refusal_convictions: counter("rumor_refusal_convictions_total"),
+            reconnects: counter("rumor_reconnects_total"),
             lateness: metrics::histogram!("rumor_timer_lateness_seconds", with(None)),
             exported: NodeStats::default(),
             exported_rt: RuntimeStats::default(),
@@ -188,6 +195,7 @@ impl Metrics {
                 s.refusal_convictions,
                 old.refusal_convictions,
             ),
+            (&self.reconnects, s.reconnects, old.reconnects),
         ];
         for (counter, new, old) in pairs {
             if new > old {

@@ -151,6 +151,7 @@ pub enum StartError {
 /// | `rumor_decode_errors_total` | counter | `kind` = [`DecodeErrorKind::as_str`](crate::DecodeErrorKind::as_str) |
 /// | `rumor_send_errors_total`, `rumor_recv_errors_total` | counter | |
 /// | `rumor_refusals_total`, `rumor_refusal_convictions_total` | counter | |
+/// | `rumor_reconnects_total` | counter | |
 /// | `rumor_timer_lateness_seconds` | histogram | |
 ///
 /// Counters are exported from [`NodeStats`](crate::NodeStats) deltas after each input

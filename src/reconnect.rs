@@ -1,0 +1,218 @@
+//! Members convicted by silence, and how the cluster finds them again if they were only
+//! cut off.
+//!
+//! Silence cannot tell a death from a partition. After a symmetric cut each side holds
+//! the other dead, and once the cut heals neither side sends the other anything: probes,
+//! gossip and push-pull go to live members only, and gossip queues drained during the
+//! cut. Two things bridge the gap, both about members convicted by silence (a refused
+//! port is a death, not a cut, and is left out):
+//! - **gossip to the dead** (memberlist's GossipToTheDeadTime): for `gossip_to_the_dead`
+//!   after a conviction, gossip rounds include the dead member as if it were live, so a
+//!   member that was only cut off one way hears its own death and refutes while the news
+//!   is still flowing;
+//! - **reconnect** (Serf's reconnect, inside the protocol): every `reconnect_interval`,
+//!   while such members are remembered, this node push-pulls with one of them, with
+//!   probability `dead / live` (capped at 1) so that the cluster as a whole makes about
+//!   one attempt per interval after a single death, whatever its size, and every member
+//!   makes one per interval when half the cluster is cut off. The exchange shows each
+//!   side the other's verdicts: the "dead" refute, and the refutations spread by gossip.
+
+use std::collections::VecDeque;
+
+use crate::event::{Cause, MemberState};
+use crate::id::NodeId;
+use crate::node::Node;
+use crate::time::Time;
+use crate::timers::Periodic;
+
+/// Most members convicted by silence remembered at once; the oldest are forgotten
+/// first. Reconnecting needs only one of a cut-off side to answer.
+pub(crate) const MAX_SILENCED: usize = 256;
+
+/// Quick reconnects owed at most, one per revival seen (see `note_revival`).
+const MAX_QUICK: u8 = 8;
+
+/// Members convicted by silence, oldest first, with when they were convicted.
+#[derive(Debug, Default)]
+pub(crate) struct Silenced {
+    list: VecDeque<(Time, NodeId)>,
+    /// Reconnects to run one `gossip_interval` apart, without the `dead / live` coin.
+    quick: u8,
+}
+
+impl Silenced {
+    fn push(&mut self, at: Time, id: NodeId) {
+        self.list.push_back((at, id));
+        if self.list.len() > MAX_SILENCED {
+            self.list.pop_front();
+        }
+    }
+
+    fn contains(&self, id: NodeId) -> bool {
+        self.list.iter().any(|&(_, x)| x == id)
+    }
+
+    /// Entries convicted at or after `since` (the list is in conviction order).
+    fn since(&self, since: Time) -> std::collections::vec_deque::Iter<'_, (Time, NodeId)> {
+        let start = self.list.partition_point(|&(at, _)| at < since);
+        self.list.range(start..)
+    }
+}
+
+impl Node {
+    /// Remembers a member just convicted with `cause`, if silence convicted it.
+    pub(crate) fn note_conviction(&mut self, id: NodeId, cause: Cause) {
+        if cause == Cause::Refused {
+            return;
+        }
+        let now = self.now;
+        self.silenced.push(now, id);
+        if !self.cfg.reconnect_interval.is_zero() && self.timers.get(Periodic::Reconnect).is_none()
+        {
+            let first = self.reconnect_interval_jittered();
+            self.timers.set(Periodic::Reconnect, now + first);
+        }
+    }
+
+    /// `reconnect_interval` times a random factor in [0.5, 1.5): the members that
+    /// convicted a cut-off side did so within a second of each other, and timers re-armed
+    /// at a fixed interval would keep them in a clump that tries all at once, leaving
+    /// the rest of the interval without an attempt.
+    pub(crate) fn reconnect_interval_jittered(&mut self) -> std::time::Duration {
+        let f: f64 = rand::Rng::random_range(&mut self.rng, 0.5..1.5);
+        self.cfg.reconnect_interval.mul_f64(f)
+    }
+
+    /// A member this node held dead by silence is alive after all (it refuted): the cut
+    /// that silenced it has healed, and the others it silenced are likely back too. Each
+    /// such news owes one quick reconnect, a `gossip_interval` later, so that after a
+    /// heal this node reaches the rest of the far side in a few hundred milliseconds
+    /// rather than one `reconnect_interval` at a time.
+    pub(crate) fn note_revival(&mut self, id: NodeId) {
+        if self.cfg.reconnect_interval.is_zero() || !self.silenced.contains(id) {
+            return;
+        }
+        self.silenced.quick = (self.silenced.quick + 1).min(MAX_QUICK);
+        let soon = self.now + self.cfg.gossip_interval;
+        if self
+            .timers
+            .get(Periodic::Reconnect)
+            .is_none_or(|t| t > soon)
+        {
+            self.timers.set(Periodic::Reconnect, soon);
+        }
+    }
+
+    /// Whether `id` is still dead by silence (not refuted, reaped, or since refused).
+    fn still_silenced(&self, id: NodeId) -> bool {
+        self.members
+            .get(id)
+            .is_some_and(|e| e.state == MemberState::Dead && e.cause != Cause::Refused)
+    }
+
+    /// Drops entries older than `dead_retention` or no longer dead by silence from the
+    /// front, and returns how many remain.
+    fn prune_silenced(&mut self) -> usize {
+        let horizon = self.now.saturating_sub(self.cfg.dead_retention);
+        while let Some(&(at, id)) = self.silenced.list.front() {
+            if at >= horizon && self.still_silenced(id) {
+                break;
+            }
+            self.silenced.list.pop_front();
+        }
+        self.silenced.list.len()
+    }
+
+    /// One member convicted by silence within `gossip_to_the_dead`, picked as often as
+    /// a live member would be (memberlist's GossipToTheDeadTime): a member on the far
+    /// side of a partition, or cut off one way, that is alive after all hears the
+    /// news, including its own death, and refutes; its own queued news (a refutation it
+    /// could not send during the cut) reaches us the same way.
+    pub(crate) fn recently_dead_pick(&mut self) -> Option<NodeId> {
+        if self.cfg.gossip_to_the_dead.is_zero() || self.prune_silenced() == 0 {
+            return None;
+        }
+        let horizon = self.now.saturating_sub(self.cfg.gossip_to_the_dead);
+        let n = self.silenced.since(horizon).len();
+        if n == 0 {
+            return None;
+        }
+        // As if the dead were in the pool the `gossip_fanout` picks come from: one of
+        // them lands on a dead member with probability about fanout × n / pool.
+        let pool = self.members.live_count() - 1 + n;
+        let hits = (self.cfg.gossip_fanout * n).min(pool);
+        if rand::Rng::random_range(&mut self.rng, 0..pool) >= hits {
+            return None;
+        }
+        let k = rand::Rng::random_range(&mut self.rng, 0..n);
+        let (_, id) = *self.silenced.since(horizon).nth(k)?;
+        self.still_silenced(id).then_some(id)
+    }
+
+    /// The reconnect timer fired: maybe push-pull with one member dead by silence, and
+    /// re-arm (at `next`, or sooner while quick reconnects are owed) while any is
+    /// remembered.
+    pub(crate) fn on_reconnect(&mut self, next: Time) {
+        let n = self.prune_silenced();
+        if n == 0 || self.cfg.reconnect_interval.is_zero() {
+            self.silenced.quick = 0;
+            return; // off until the next conviction by silence
+        }
+        let quick = self.silenced.quick > 0;
+        if quick {
+            self.silenced.quick -= 1;
+        }
+        let next = if self.silenced.quick > 0 {
+            next.min(self.now + self.cfg.gossip_interval)
+        } else {
+            next
+        };
+        self.timers.set(Periodic::Reconnect, next);
+        if self.leaving {
+            return;
+        }
+        let live = self.members.live_count().saturating_sub(1);
+        // With probability min(1, n / live), so the cluster-wide rate stays about one
+        // attempt per interval per death (Serf's rule); a quick one always goes.
+        if !quick && live > 0 && rand::Rng::random_range(&mut self.rng, 0..live) >= n {
+            return;
+        }
+        let k = rand::Rng::random_range(&mut self.rng, 0..n);
+        let (_, id) = self.silenced.list[k];
+        if !self.still_silenced(id) {
+            return;
+        }
+        if let Some(to) = self.members.get(id).map(|e| e.addr) {
+            self.stats.reconnects += 1;
+            self.send_digest(to, Some(id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_and_finds_a_time_range() {
+        let mut s = Silenced::default();
+        for i in 0..(MAX_SILENCED as u64 + 10) {
+            s.push(Time::from_millis(i), NodeId(i));
+        }
+        assert_eq!(s.list.len(), MAX_SILENCED);
+        assert_eq!(s.list.front().map(|e| e.1), Some(NodeId(10)));
+        let recent: Vec<u64> = s
+            .since(Time::from_millis(MAX_SILENCED as u64 + 7))
+            .map(|e| e.1.0)
+            .collect();
+        assert_eq!(
+            recent,
+            vec![
+                MAX_SILENCED as u64 + 7,
+                MAX_SILENCED as u64 + 8,
+                MAX_SILENCED as u64 + 9
+            ]
+        );
+        assert_eq!(s.since(Time::from_millis(u64::MAX)).len(), 0);
+    }
+}
