@@ -459,9 +459,16 @@ impl Node {
         self.stats.probes_failed += 1;
         let missing = p.expected_nacks.saturating_sub(p.nacks);
         if self.cfg.strategy.lifeguard() {
-            // Lifeguard: a failed probe, and each helper that did not even nack, hint
-            // that the problem may be ours.
-            self.health.apply(1 + missing as i32);
+            // Lifeguard, as memberlist applies it: helpers that nacked answered us, so
+            // our own links work and the failure is the target's; each helper that did
+            // not even nack hints that the problem may be ours. With no helper to ask,
+            // the failure itself counts. Counting every failure (the paper's table)
+            // raised each monitor's health when its target really died, and under phi
+            // monitors health delays the conviction deadline by a period per point:
+            // a 4.5 s SIGSTOP (1.5 x acceptable_pause) escaped conviction in the chaos
+            // run that way.
+            let delta = if p.expected_nacks > 0 { missing } else { 1 };
+            self.health.apply(delta as i32);
         }
         match p.kind {
             Kind::Swim { .. } => self.suspect(p.target, Cause::Silence),

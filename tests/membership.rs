@@ -407,6 +407,53 @@ fn degraded_observer_convicts_no_healthy_peer() {
 }
 
 #[test]
+fn a_real_death_does_not_cost_its_monitors_local_health() {
+    // Helpers that nack a failed probe show the prober's own links work: the failure is
+    // the target's, and the prober's health must not rise (under phi monitors each point
+    // would push the dead member's conviction a period later). A node that hears no
+    // nacks at all is the one in trouble, and its health rises.
+    for strategy in [Strategy::PhiMonitors, Strategy::Lifeguard] {
+        let mut cfg = Config::lan();
+        cfg.strategy = strategy;
+        // A probe round takes probe_timeout twice (direct, then indirect): at 300 ms it
+        // ends 400 ms before the next round's acks, rather than at the very instant the
+        // next round starts, where a point of health would last one network delay. Real
+        // timers never tie like that (the chaos run's escaped pause).
+        cfg.probe_timeout = Duration::from_millis(300);
+        let n = 8;
+        let mut c = Cluster::new(n, cfg, 21);
+        c.join_all();
+        assert!(c.run_until_converged(secs(10.0)));
+        c.run_for(secs(20.0));
+        c.crash(3);
+        let mut failed = 0;
+        for _ in 0..600 {
+            c.run_for(secs(0.01));
+            for i in (0..n).filter(|&i| i != 3) {
+                let node = c.slots[i].node();
+                failed += node.stats().probes_failed;
+                assert_eq!(
+                    node.local_health(),
+                    0,
+                    "{strategy}: node {i} blamed itself for node 3's death at {}",
+                    c.now
+                );
+            }
+        }
+        assert!(failed > 0, "{strategy}: no probe of the dead member failed");
+        assert!(c.dead_at(0, 3).is_some() || c.dead_at(1, 3).is_some());
+
+        // Now node 5 hears nothing: its probes fail and no helper's nack reaches it.
+        c.inbound_loss.insert(5, 1.0);
+        c.run_for(secs(5.0));
+        assert!(
+            c.slots[5].node().local_health() > 0,
+            "{strategy}: a deaf node kept full health"
+        );
+    }
+}
+
+#[test]
 fn lifeguard_confirmations_shorten_the_suspicion() {
     // Under Lifeguard every prober that fails on an already-suspected member confirms
     // the suspicion, so a crash is convicted well before the maximum timeout.
