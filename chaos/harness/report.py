@@ -161,7 +161,18 @@ def scenario_rows(sc, real, sim):
         def healed(c):
             return "not by the end" if c["heal_ms"] is None else fmt_ms(c["heal_ms"])
 
-        add(f"heal -> every view live ms", healed(cut), "not reported", "–",
+        # The simulator reports one heal sample per partition (`heal_ms`, and
+        # `unhealed_partitions` for those not healed by the next fault); it matches this
+        # row only when the run has a single cut. Loss bursts are not partitions there.
+        n_cuts = sum(1 for c in rr["cuts"] if c["what"] == "cut")
+        sim_heal, heal_ratio = "not reported", "–"
+        if sim and label == "cut" and n_cuts == 1 and all("heal_ms" in r for r in sim):
+            vals = sim_stat(sim, "heal_ms.p50")
+            unhealed = sum(r.get("unhealed_partitions", 0) for r in sim)
+            sim_heal = span(vals) + (f" ({unhealed} of {len(sim)} not healed)" if unhealed else "")
+            got = [v for v in vals if v is not None]
+            heal_ratio = fmt_ratio(ratio(cut["heal_ms"], median(got) if got else None))
+        add(f"heal -> every view live ms", healed(cut), sim_heal, heal_ratio,
             healed(sc_cut) if sc_cut else "–")
 
     # The oracle's counts, every scenario.
