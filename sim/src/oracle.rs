@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use rumor::{Event, Time};
+use rumor::{Event, Member, Time};
 
 /// What a node really is at a moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,17 +146,16 @@ pub struct Oracle {
     views: Option<Views>,
 }
 
-/// Whether `event` leaves its subject live (alive or suspect) in the observer's view,
-/// as [`rumor::MemberState::is_live`] and `stale_views_at_end` count it; `None` when it
-/// is not about a member's state.
-fn live_after(event: &Event) -> Option<bool> {
+/// The member a membership event is about, in the state it leaves it; `None` for events
+/// that are not about another member's state.
+pub(crate) fn event_member(event: &Event) -> Option<&Member> {
     match event {
         Event::MemberJoined(m)
         | Event::MemberUpdated(m)
         | Event::MemberAlive(m)
         | Event::MemberLeft(m)
         | Event::MemberSuspected { member: m, .. }
-        | Event::MemberDead { member: m, .. } => Some(m.state.is_live()),
+        | Event::MemberDead { member: m, .. } => Some(m),
         _ => None,
     }
 }
@@ -334,8 +333,10 @@ impl Oracle {
     /// Node `observer` reported `event` at `at`; `subject` is the member it is about.
     pub fn observe(&mut self, at: Time, observer: usize, subject: Option<usize>, event: &Event) {
         let Some(s) = subject else { return };
-        if let (Some(views), Some(live)) = (self.views.as_mut(), live_after(event))
-            && s != observer
+        if let (Some(views), Some(live)) = (
+            self.views.as_mut(),
+            event_member(event).map(|m| m.state.is_live()),
+        ) && s != observer
         {
             let cell = &mut views.live[observer * views.n + s];
             if *cell != live {

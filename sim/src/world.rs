@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use rumor::{Config, Event, Identity, Node, NodeId, NodeStats, Time};
+use rumor::{Config, Identity, Node, NodeId, NodeStats, Time};
 
 use crate::faults::{self, Action, KeyOp};
 use crate::network::{ActivePartition, Fate, NetModel, mix};
-use crate::oracle::{Oracle, Truth};
+use crate::oracle::{Oracle, Truth, event_member};
 use crate::scenario::{CrashMode, Scenario};
 
 /// The port every simulated node listens on.
@@ -345,19 +345,8 @@ impl World {
                 return;
             }
             self.heal_next += 1;
-            let ids: Vec<NodeId> = self
-                .nodes
-                .iter()
-                .map(|s| NodeId::from_name(&s.name))
-                .collect();
             let nodes = &self.nodes;
-            let live = |o: usize, s: usize| {
-                nodes[o]
-                    .node
-                    .as_ref()
-                    .and_then(|n| n.member(ids[s]))
-                    .is_some_and(|m| m.state.is_live())
-            };
+            let live = |o: usize, s: usize| holds_live(nodes, o, s);
             if close == 1 {
                 self.oracle.heal_end(h, live);
             } else {
@@ -705,7 +694,7 @@ impl World {
                 return;
             };
             let Some(e) = n.poll_event() else { break };
-            let subject = event_subject(&e).and_then(|id| self.ids.get(&id).copied());
+            let subject = event_member(&e).and_then(|m| self.ids.get(&m.id).copied());
             self.oracle.observe(now, i, subject, &e);
         }
         let s = &mut self.nodes[i];
@@ -750,12 +739,11 @@ impl World {
         let n = self.nodes.len();
         let mut stale = 0;
         for o in 0..n {
-            let Some(observer) = self.node(o) else {
+            if self.node(o).is_none() {
                 continue;
-            };
+            }
             for s in (0..n).filter(|&s| s != o) {
-                let id = NodeId::from_name(&self.nodes[s].name);
-                let live_in_view = observer.member(id).is_some_and(|m| m.state.is_live());
+                let live_in_view = holds_live(&self.nodes, o, s);
                 let running = matches!(self.oracle.truth(s), Truth::Up | Truth::Paused);
                 if live_in_view != running {
                     stale += 1;
@@ -771,16 +759,14 @@ impl World {
     }
 }
 
-fn event_subject(e: &Event) -> Option<NodeId> {
-    match e {
-        Event::MemberJoined(m)
-        | Event::MemberUpdated(m)
-        | Event::MemberAlive(m)
-        | Event::MemberLeft(m)
-        | Event::MemberSuspected { member: m, .. }
-        | Event::MemberDead { member: m, .. } => Some(m.id),
-        _ => None,
-    }
+/// Whether running node `o` holds node `s` live (alive or suspect) in its view: what
+/// `stale_views` and the heal windows both read.
+fn holds_live(nodes: &[SimNode], o: usize, s: usize) -> bool {
+    nodes[o]
+        .node
+        .as_ref()
+        .and_then(|n| n.member(NodeId::from_name(&nodes[s].name)))
+        .is_some_and(|m| m.state.is_live())
 }
 
 fn add_stats(total: &mut NodeStats, s: &NodeStats) {

@@ -211,7 +211,7 @@ pause = { dist = "exponential", mean = "800ms" }
 /// once it heals: no probes, no gossip (the queues drained during the cut), no push-pull.
 /// Reconnect (a push-pull with a member convicted by silence, Serf's rule) finds the
 /// other side, and each revival it brings about triggers quick reconnects to the rest:
-/// every view is right within 3 s of the heal (measured 0.5–1.4 s over 10 seeds). Without
+/// every view is right within 3 s of the heal (measured 0.4–1.9 s over 10 seeds). Without
 /// it, the sides are still apart 5 s after the heal.
 #[test]
 fn reconnect_heals_a_symmetric_partition_within_seconds() {
