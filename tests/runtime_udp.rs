@@ -297,6 +297,40 @@ async fn without_refusals_a_crash_is_convicted_by_silence() {
     crash_case("crash-silent", false).await;
 }
 
+/// Linux fails the send after a refused datagram with that refusal (the socket's
+/// pending error, set for every destination once `IP_RECVERR` is on), and does not send
+/// it. The driver must send it anyway: here the join to a live seed follows the join to
+/// a closed port, and must arrive long before the join is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_datagram_does_not_cost_the_next_one() {
+    let mut cfg = fast_config("refused-next");
+    cfg.join_retry_interval = Duration::from_secs(10);
+    let closed = std::net::UdpSocket::bind(localhost()).expect("bind");
+    let closed_addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let seed = tokio::net::UdpSocket::bind(localhost())
+        .await
+        .expect("bind");
+    let seed_addr = seed.local_addr().expect("addr");
+    let node = builder("refused-next-a", &cfg, &[closed_addr, seed_addr])
+        .refusals(true)
+        .start()
+        .await
+        .expect("start");
+    let mut buf = [0u8; 2048];
+    let got = timeout(Duration::from_secs(2), seed.recv_from(&mut buf)).await;
+    let (_, from) = got
+        .expect("the join to the live seed was lost behind the refused one")
+        .expect("recv");
+    assert_eq!(from, node.advertise_addr());
+    let rt = node.runtime_stats();
+    assert_eq!(rt.send_errors, 0, "{rt:?}");
+    if cfg!(target_os = "linux") {
+        assert!(rt.send_retries >= 1, "no send was retried: {rt:?}");
+    }
+    node.cancel_token().cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_and_drain_is_seen_as_left_never_dead() {
     let nodes = cluster("leave", 6).await;

@@ -314,11 +314,15 @@ impl Driver {
         let now = self.shared.now();
         while let Some(t) = self.node.poll_transmit(now, &mut self.send_buf) {
             trace!(to = %t.destination, len = t.len, "send");
-            if let Err(e) = self
-                .socket
-                .send_to(&self.send_buf[..t.len], t.destination)
-                .await
-            {
+            let datagram = &self.send_buf[..t.len];
+            let mut sent = self.socket.send_to(datagram, t.destination).await;
+            if sent.as_ref().is_err_and(is_earlier_datagrams_error) {
+                // The error was about an earlier datagram and this one never left:
+                // the failed call consumed the pending error, so one retry sends it.
+                self.rt.send_retries += 1;
+                sent = self.socket.send_to(datagram, t.destination).await;
+            }
+            if let Err(e) = sent {
                 self.rt.send_errors += 1;
                 debug!(to = %t.destination, error = %e, "send_to failed");
             }
@@ -418,4 +422,19 @@ impl Driver {
             self.members.send_replace(Arc::new(list));
         }
     }
+}
+
+/// Whether a failed `send_to` reports an ICMP error that arrived for an earlier datagram
+/// rather than anything about this one. Linux keeps such an error pending on the socket
+/// (with `IP_RECVERR`, for every destination of an unconnected socket) and fails the
+/// next send or receive with it, whoever that datagram is for, without sending it. A
+/// node that probes a crashed member would otherwise lose its next datagram (an ack, a
+/// ping-req) to the refusal it is about to act on.
+fn is_earlier_datagrams_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
 }

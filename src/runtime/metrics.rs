@@ -77,6 +77,11 @@ fn describe() {
         "Datagrams the socket refused to send."
     );
     describe_counter!(
+        "rumor_send_retries_total",
+        Unit::Count,
+        "Sends retried because the socket failed them with an earlier datagram's ICMP error."
+    );
+    describe_counter!(
         "rumor_recv_errors_total",
         Unit::Count,
         "Socket receive errors."
@@ -118,6 +123,7 @@ pub(crate) struct Metrics {
     bytes_out: Counter,
     decode_errors: [Counter; DECODE_ERROR_KINDS],
     send_errors: Counter,
+    send_retries: Counter,
     recv_errors: Counter,
     refusals: Counter,
     refusal_convictions: Counter,
@@ -155,6 +161,7 @@ impl Metrics {
                 )
             }),
             send_errors: counter("rumor_send_errors_total"),
+            send_retries: counter("rumor_send_retries_total"),
             recv_errors: counter("rumor_recv_errors_total"),
             refusals: counter("rumor_refusals_total"),
             refusal_convictions: counter("rumor_refusal_convictions_total"),
@@ -183,6 +190,11 @@ impl Metrics {
                 &self.send_errors,
                 rt.send_errors,
                 self.exported_rt.send_errors,
+            ),
+            (
+                &self.send_retries,
+                rt.send_retries,
+                self.exported_rt.send_retries,
             ),
             (
                 &self.recv_errors,

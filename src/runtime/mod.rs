@@ -149,7 +149,7 @@ pub enum StartError {
 /// | `rumor_packets_in_total`, `rumor_packets_out_total` | counter | |
 /// | `rumor_bytes_in_total`, `rumor_bytes_out_total` | counter | |
 /// | `rumor_decode_errors_total` | counter | `kind` = [`DecodeErrorKind::as_str`](crate::DecodeErrorKind::as_str) |
-/// | `rumor_send_errors_total`, `rumor_recv_errors_total` | counter | |
+/// | `rumor_send_errors_total`, `rumor_send_retries_total`, `rumor_recv_errors_total` | counter | |
 /// | `rumor_refusals_total`, `rumor_refusal_convictions_total` | counter | |
 /// | `rumor_reconnects_total` | counter | |
 /// | `rumor_timer_lateness_seconds` | histogram | |

@@ -20,8 +20,11 @@ use crate::time::Time;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RuntimeStats {
-    /// `send_to` calls that failed (the datagram was dropped; the driver went on).
+    /// Datagrams not sent (the driver went on).
     pub send_errors: u64,
+    /// Sends retried because the socket reported an ICMP error that arrived for an
+    /// earlier datagram (Linux fails the next send with it); the retry sent the datagram.
+    pub send_retries: u64,
     /// `recv_from` calls that failed (the driver went on).
     pub recv_errors: u64,
     /// Refusals read from the socket's error queue (ICMP port unreachable, attributed to
