@@ -9,7 +9,8 @@
 //!
 //! A refusal is evidence, not a verdict:
 //! - it is ignored while the member keeps talking to us (a datagram from it within
-//!   `probe_timeout`), and any datagram from it afterwards withdraws it;
+//!   `probe_timeout`) or has only just turned Alive here (within `probe_timeout`: the
+//!   refused datagram may predate it), and any datagram from it afterwards withdraws it;
 //! - the member is suspected at once (cause [`Cause::Refused`]) and told so (buddy
 //!   system), so a live member wrongly reported refutes within the window;
 //! - helpers are asked to probe it (ping-req). A helper whose own ping is refused says so
@@ -93,10 +94,13 @@ impl Node {
         let Some(e) = self.members.get(id) else {
             return;
         };
-        if self.leaving
-            || e.heard
-                .is_some_and(|t| now.saturating_since(t) < self.cfg.probe_timeout)
-        {
+        let recent = |t: Time| now.saturating_since(t) < self.cfg.probe_timeout;
+        // A refusal answers a datagram sent a round trip earlier. Within `probe_timeout`
+        // of the member turning Alive here, that datagram may have gone to the address
+        // before this member was at it: a join to a seed whose process had not bound
+        // its port yet (processes started together), or to an earlier life.
+        let just_appeared = e.state == MemberState::Alive && recent(e.since);
+        if self.leaving || e.heard.is_some_and(recent) || just_appeared {
             return;
         }
         let incarnation = e.incarnation;

@@ -193,3 +193,38 @@ fn a_process_restarted_on_the_same_address_is_alive_again() {
         );
     }
 }
+
+/// Processes started together refuse each other's first datagrams until each has bound
+/// its port: a join sent to a seed not yet up comes back refused after the joiner has
+/// already learned that seed from someone else. A refusal that reaches a node within
+/// `probe_timeout` of a member turning Alive there may answer a datagram sent before
+/// this member was at that address, so it is not evidence against it.
+#[test]
+fn a_refusal_just_after_a_member_appears_does_not_suspect_it() {
+    let cfg = Config::lan();
+    let mut c = Cluster::new(3, cfg.clone(), 11);
+    c.join(0, &[]);
+    c.join(1, &[common::addr(0)]);
+    c.run_for(secs(3.0));
+    c.join(2, &[common::addr(1)]);
+    let mut steps = 0;
+    while c.state_at(0, 2) != Some(MemberState::Alive) {
+        steps += 1;
+        assert!(steps < 5_000, "node 0 never learned node 2");
+        c.run_for(Duration::from_millis(1));
+    }
+    let refusals_before = c.slots[0].node().stats().refusals;
+    c.forge_refusal(0, 2);
+    assert_eq!(c.slots[0].node().stats().refusals, refusals_before + 1);
+    let suspected = c.events_where(
+        0,
+        |e| matches!(e, Event::MemberSuspected { member, .. } if member.name() == "node-2"),
+    );
+    assert!(
+        suspected.is_empty(),
+        "suspected a member it had just learned: {suspected:?}"
+    );
+    c.run_for(secs(5.0));
+    assert!(!c.anyone_declared_dead(2));
+    assert_eq!(c.state_at(0, 2), Some(MemberState::Alive));
+}
