@@ -163,13 +163,20 @@ pub struct Config {
     /// waiting for push-pull. Members convicted by refusal are not included.
     /// Default 30 s (LAN, local), 60 s (WAN); range 0 (off) ..= 10 min.
     pub gossip_to_the_dead: Duration,
-    /// How often, while members convicted by silence are remembered (`dead_retention`),
+    /// How often, while members convicted by silence are remembered (`reconnect_timeout`),
     /// this node push-pulls with one of them, with probability `dead / live` (at most 1),
     /// in case it was only cut off (Serf's reconnect): after a symmetric partition heals
     /// nothing else flows between the sides. The cluster makes about one attempt per
     /// interval per death, whatever its size. Default 5 s (LAN), 30 s (WAN), 2 s
     /// (local); range 0 (off) or 100 ms ..= 1 h.
     pub reconnect_interval: Duration,
+    /// How long a member convicted by silence stays a reconnect candidate (Serf's
+    /// reconnect_timeout), its address kept even after `dead_retention` forgets the
+    /// member itself: a partition longer than `dead_retention` still heals, where
+    /// otherwise each side would have forgotten the other and never speak to it again.
+    /// At most 256 candidates are kept, the oldest dropped first. Default 24 h; range
+    /// 1 s ..= 30 days.
+    pub reconnect_timeout: Duration,
     /// Period of the push-pull full state sync with one random member (heals
     /// partitions). Scaled up by `log2(n / 32)` above 32 members, as memberlist does, to
     /// keep the cluster-wide sync load flat. Default 30 s; range 1 s ..= 1 h.
@@ -247,6 +254,7 @@ impl Config {
             retransmit_mult: 2,
             gossip_to_the_dead: Duration::from_secs(30),
             reconnect_interval: Duration::from_secs(5),
+            reconnect_timeout: Duration::from_secs(86_400),
             push_pull_interval: Duration::from_secs(30),
             join_retry_interval: Duration::from_secs(1),
             dead_retention: Duration::from_secs(300),
@@ -362,6 +370,12 @@ impl Config {
             ));
         }
         check_dur(
+            "reconnect_timeout",
+            self.reconnect_timeout,
+            s(1),
+            s(30 * 86_400),
+        )?;
+        check_dur(
             "join_retry_interval",
             self.join_retry_interval,
             ms(10),
@@ -422,6 +436,7 @@ impl Config {
         "retransmit_mult",
         "gossip_to_the_dead",
         "reconnect_interval",
+        "reconnect_timeout",
         "push_pull_interval",
         "join_retry_interval",
         "dead_retention",
@@ -489,6 +504,7 @@ impl Config {
             "retransmit_mult" => self.retransmit_mult = uint32()?,
             "gossip_to_the_dead" => self.gossip_to_the_dead = dur()?,
             "reconnect_interval" => self.reconnect_interval = dur()?,
+            "reconnect_timeout" => self.reconnect_timeout = dur()?,
             "push_pull_interval" => self.push_pull_interval = dur()?,
             "join_retry_interval" => self.join_retry_interval = dur()?,
             "dead_retention" => self.dead_retention = dur()?,

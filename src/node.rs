@@ -1041,7 +1041,10 @@ impl Node {
         };
         let member = entry.snapshot();
         let was = previous.map(|(s, _)| s);
-        if !(via_sync && was.is_none()) {
+        // A join's state sync brings every member at once: gossiping each would be a
+        // storm, and everyone knows them already. A member this node had convicted by
+        // silence and since forgotten is news, though: the far side of a long partition.
+        if !(via_sync && was.is_none()) || self.is_reconnect_candidate(u.id) {
             self.queue.push(Key::Member(u.id), None);
         }
         if let Some(m) = self.monitors.get_mut(&u.id) {
@@ -1063,7 +1066,8 @@ impl Node {
         }
         match (was, member.state) {
             (None | Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => {
-                if was == Some(MemberState::Dead) {
+                if was != Some(MemberState::Left) {
+                    // Back from the dead, or back after `dead_retention` forgot it.
                     self.note_revival(u.id);
                 }
                 if self.cfg.strategy != Strategy::PhiMonitors {

@@ -11,17 +11,20 @@
 //!   member that was only cut off one way hears its own death and refutes while the news
 //!   is still flowing;
 //! - **reconnect** (Serf's reconnect, inside the protocol): every `reconnect_interval`,
-//!   while such members are remembered, this node push-pulls with one of them, with
+//!   while such members are remembered (`reconnect_timeout`, 24 h by default: their
+//!   addresses outlive `dead_retention`, which forgets the members themselves, so a
+//!   partition longer than that still heals), this node push-pulls with one of them, with
 //!   probability `dead / live` (capped at 1) so that the cluster as a whole makes about
 //!   one attempt per interval after a single death, whatever its size, and every member
 //!   makes one per interval when half the cluster is cut off. The exchange shows each
 //!   side the other's verdicts: the "dead" refute, and the refutations spread by gossip.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 
 use crate::event::{Cause, MemberState};
 use crate::id::NodeId;
-use crate::node::Node;
+use crate::node::{Node, Outgoing, Primary};
 use crate::time::Time;
 use crate::timers::Periodic;
 
@@ -32,29 +35,38 @@ pub(crate) const MAX_SILENCED: usize = 256;
 /// Quick reconnects owed at most, one per revival seen (see `note_revival`).
 const MAX_QUICK: u8 = 8;
 
-/// Members convicted by silence, oldest first, with when they were convicted.
+/// One member convicted by silence: when, and where it was, kept for after the member
+/// table has forgotten it.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    at: Time,
+    id: NodeId,
+    addr: SocketAddr,
+}
+
+/// Members convicted by silence, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct Silenced {
-    list: VecDeque<(Time, NodeId)>,
+    list: VecDeque<Candidate>,
     /// Reconnects to run one `gossip_interval` apart, without the `dead / live` coin.
     quick: u8,
 }
 
 impl Silenced {
-    fn push(&mut self, at: Time, id: NodeId) {
-        self.list.push_back((at, id));
+    fn push(&mut self, c: Candidate) {
+        self.list.push_back(c);
         if self.list.len() > MAX_SILENCED {
             self.list.pop_front();
         }
     }
 
     fn contains(&self, id: NodeId) -> bool {
-        self.list.iter().any(|&(_, x)| x == id)
+        self.list.iter().any(|c| c.id == id)
     }
 
     /// Entries convicted at or after `since` (the list is in conviction order).
-    fn since(&self, since: Time) -> std::collections::vec_deque::Iter<'_, (Time, NodeId)> {
-        let start = self.list.partition_point(|&(at, _)| at < since);
+    fn since(&self, since: Time) -> std::collections::vec_deque::Iter<'_, Candidate> {
+        let start = self.list.partition_point(|c| c.at < since);
         self.list.range(start..)
     }
 }
@@ -66,7 +78,10 @@ impl Node {
             return;
         }
         let now = self.now;
-        self.silenced.push(now, id);
+        let Some(addr) = self.members.get(id).map(|e| e.addr) else {
+            return;
+        };
+        self.silenced.push(Candidate { at: now, id, addr });
         if !self.cfg.reconnect_interval.is_zero() && self.timers.get(Periodic::Reconnect).is_none()
         {
             let first = self.reconnect_interval_jittered();
@@ -81,6 +96,11 @@ impl Node {
     pub(crate) fn reconnect_interval_jittered(&mut self) -> std::time::Duration {
         let f: f64 = rand::Rng::random_range(&mut self.rng, 0.5..1.5);
         self.cfg.reconnect_interval.mul_f64(f)
+    }
+
+    /// Whether `id` is among the members convicted by silence this node remembers.
+    pub(crate) fn is_reconnect_candidate(&self, id: NodeId) -> bool {
+        self.silenced.contains(id)
     }
 
     /// A member this node held dead by silence is alive after all (it refuted): the cut
@@ -103,18 +123,24 @@ impl Node {
         }
     }
 
-    /// Whether `id` is still dead by silence (not refuted, reaped, or since refused).
-    fn still_silenced(&self, id: NodeId) -> bool {
+    /// Whether `id` is held dead by silence (not refuted, reaped, or since refused).
+    fn held_dead_by_silence(&self, id: NodeId) -> bool {
         self.members
             .get(id)
             .is_some_and(|e| e.state == MemberState::Dead && e.cause != Cause::Refused)
     }
 
-    /// Drops entries older than `dead_retention` or no longer dead by silence from the
+    /// Whether `id` is still a reconnect candidate: held dead by silence, or forgotten
+    /// since (`dead_retention`) without having been heard of again.
+    fn still_silenced(&self, id: NodeId) -> bool {
+        self.members.get(id).is_none() || self.held_dead_by_silence(id)
+    }
+
+    /// Drops entries older than `reconnect_timeout` or no longer candidates from the
     /// front, and returns how many remain.
     fn prune_silenced(&mut self) -> usize {
-        let horizon = self.now.saturating_sub(self.cfg.dead_retention);
-        while let Some(&(at, id)) = self.silenced.list.front() {
+        let horizon = self.now.saturating_sub(self.cfg.reconnect_timeout);
+        while let Some(&Candidate { at, id, .. }) = self.silenced.list.front() {
             if at >= horizon && self.still_silenced(id) {
                 break;
             }
@@ -145,8 +171,9 @@ impl Node {
             return None;
         }
         let k = rand::Rng::random_range(&mut self.rng, 0..n);
-        let (_, id) = *self.silenced.since(horizon).nth(k)?;
-        self.still_silenced(id).then_some(id)
+        let id = self.silenced.since(horizon).nth(k)?.id;
+        // Gossip needs the member's entry: one forgotten already is left to reconnect.
+        self.held_dead_by_silence(id).then_some(id)
     }
 
     /// The reconnect timer fired: maybe push-pull with one member dead by silence, and
@@ -178,13 +205,22 @@ impl Node {
             return;
         }
         let k = rand::Rng::random_range(&mut self.rng, 0..n);
-        let (_, id) = self.silenced.list[k];
+        let Candidate { id, addr, .. } = self.silenced.list[k];
         if !self.still_silenced(id) {
             return;
         }
-        if let Some(to) = self.members.get(id).map(|e| e.addr) {
-            self.stats.reconnects += 1;
-            self.send_digest(to, Some(id));
+        self.stats.reconnects += 1;
+        if self.members.get(id).is_some() {
+            self.send_digest(addr, Some(id));
+        } else {
+            // Forgotten since (`dead_retention`): knock as a joiner does, one datagram
+            // (our Alive and a digest of us alone). A member alive there answers with
+            // everything it knows, its side of the partition included.
+            self.outbox.push_back(Outgoing {
+                to: addr,
+                to_id: None,
+                primary: Primary::Join,
+            });
         }
     }
 }
@@ -196,14 +232,19 @@ mod tests {
     #[test]
     fn keeps_the_newest_and_finds_a_time_range() {
         let mut s = Silenced::default();
+        let addr = "127.0.0.1:7946".parse().unwrap();
         for i in 0..(MAX_SILENCED as u64 + 10) {
-            s.push(Time::from_millis(i), NodeId(i));
+            s.push(Candidate {
+                at: Time::from_millis(i),
+                id: NodeId(i),
+                addr,
+            });
         }
         assert_eq!(s.list.len(), MAX_SILENCED);
-        assert_eq!(s.list.front().map(|e| e.1), Some(NodeId(10)));
+        assert_eq!(s.list.front().map(|e| e.id), Some(NodeId(10)));
         let recent: Vec<u64> = s
             .since(Time::from_millis(MAX_SILENCED as u64 + 7))
-            .map(|e| e.1.0)
+            .map(|e| e.id.0)
             .collect();
         assert_eq!(
             recent,

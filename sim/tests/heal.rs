@@ -95,3 +95,35 @@ fn the_window_closes_at_the_next_fault() {
     assert_eq!(r.unhealed_partitions, 0, "{r:?}");
     assert!(r.heal_ms.p50.is_some_and(|x| x > 0.0), "{r:?}");
 }
+
+/// Half of 30 nodes cut off for 6 minutes: longer than `dead_retention` (5 min), so
+/// each side has forgotten the other by the heal. The reconnect candidates outlive the
+/// member table (`reconnect_timeout`), so the sides still find each other; with
+/// candidates kept for less than the cut, nothing would ever flow between them again.
+const LONG_CUT: &str = r#"
+name = "long-cut"
+nodes = 30
+duration = "440s"
+[[partitions]]
+start = "20s"
+end = "380s"
+side = { fraction = 0.5 }
+"#;
+
+#[test]
+fn a_partition_longer_than_dead_retention_heals() {
+    for seed in 1..=3 {
+        let sc = Scenario::parse(LONG_CUT, &[]).unwrap();
+        let r = rumor_sim::run(&sc, seed, "test", |_| {}).unwrap();
+        assert_eq!(
+            (r.unhealed_partitions, r.stale_views_at_end),
+            (0, 0),
+            "seed {seed}: {r:?}"
+        );
+        let heal = r.heal_ms.p50.expect("a heal sample");
+        assert!(heal < 10_000.0, "seed {seed}: healed only after {heal} ms");
+    }
+    let r = run(LONG_CUT, &[("reconnect_timeout", "300s")]);
+    assert_eq!(r.unhealed_partitions, 1, "{r:?}");
+    assert!(r.stale_views_at_end > 0, "{r:?}");
+}
