@@ -1,6 +1,8 @@
 //! Per-source budgets for the work a datagram can make this node do for its sender:
-//! ping-req relays (each costs a ping and an ack or nack) and push-pull answers (each can
-//! cost many datagrams of member entries). A source over budget within the current
+//! ping-req relays (each costs a ping and an ack or nack), push-pull answers (each can
+//! cost many datagrams of member entries) and answers to accusations (our Alive, up to a
+//! full datagram with metadata, for a few bytes of Suspect: on a cluster without keys a
+//! spoofed accuser could otherwise aim a stream of them at a member). A source over budget within the current
 //! window is refused and counted; budgets reset every `probe_interval`.
 //!
 //! Memory is bounded: at most [`MAX_SOURCES`] sources are tracked per window, and work
@@ -15,17 +17,22 @@ use crate::time::Time;
 /// Sources tracked per window.
 pub(crate) const MAX_SOURCES: usize = 4096;
 
+/// Answers to accusations per source per window. An honest accuser is answered once
+/// and then holds our refutation; a few more cover its datagrams already in flight.
+pub(crate) const MAX_ANSWERS_PER_SOURCE: u32 = 4;
+
 /// What is being spent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Work {
     Relay,
     Sync,
+    Answer,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Budgets {
     window_start: Time,
-    spent: BTreeMap<SocketAddr, (u32, u32)>,
+    spent: BTreeMap<SocketAddr, [u32; 3]>,
 }
 
 impl Budgets {
@@ -47,10 +54,7 @@ impl Budgets {
             return false;
         }
         let e = self.spent.entry(from).or_default();
-        let n = match work {
-            Work::Relay => &mut e.0,
-            Work::Sync => &mut e.1,
-        };
+        let n = &mut e[work as usize];
         if *n >= limit {
             return false;
         }

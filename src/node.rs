@@ -11,7 +11,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use tracing::{debug, trace};
 
 use crate::awareness::LocalHealth;
-use crate::budget::{Budgets, Work};
+use crate::budget::{Budgets, MAX_ANSWERS_PER_SOURCE, Work};
 use crate::config::{Config, Strategy};
 use crate::detector::{PhiParams, y_for_phi};
 use crate::dissemination::{Key, Queue};
@@ -1133,8 +1133,9 @@ impl Node {
     /// may not reach it before its suspicion timer runs out (push-pull comes only every
     /// minute or two). After a partition heals, the refutation would travel back only by
     /// gossip to the dead, by chance. We answer it directly with our Alive, once per
-    /// datagram and only to a known member at its own address, so a forged accusation
-    /// cannot aim our answers elsewhere. Called after the accusation was applied, so a
+    /// datagram, only to a known member at its own address, so a forged accusation
+    /// cannot aim our answers elsewhere, and at most `MAX_ANSWERS_PER_SOURCE` per
+    /// source per probe interval, so a stream of spoofed ones cannot aim many at it. Called after the accusation was applied, so a
     /// current one has already been refuted.
     fn answer_accusation(&mut self, inb: &mut Inbound, member: u64, incarnation: u64) {
         if member != self.id().0
@@ -1146,6 +1147,10 @@ impl Node {
             return;
         }
         inb.corrected = true;
+        if !self.spend(inb.from, Work::Answer, MAX_ANSWERS_PER_SOURCE) {
+            self.stats.answers_refused += 1;
+            return;
+        }
         self.stats.accusations_answered += 1;
         let me = self.id();
         self.outbox.push_back(Outgoing {

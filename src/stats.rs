@@ -60,6 +60,10 @@ pub struct NodeStats {
     /// Datagrams accusing this node (suspect or dead) at an incarnation it had already
     /// refuted, or refuted on reading them, answered directly with its current Alive.
     pub accusations_answered: u64,
+    /// Accusations left unanswered because their source had used its answers for this
+    /// probe interval (`MAX_ANSWERS_PER_SOURCE`, 4): a forged stream of them cannot aim
+    /// a stream of our Alives at a member.
+    pub answers_refused: u64,
     /// Members this node declared dead.
     pub convictions: u64,
     /// Sealed packets no key of the keyring opened (wrong key, tampered, forged, or

@@ -332,6 +332,33 @@ fn accusations_are_answered_with_the_refutation() {
     assert_eq!(victim.stats().accusations_answered, 2);
 }
 
+/// A stream of accusations in separate datagrams, all "from" one member (on a cluster
+/// without keys, anyone can forge them with that member's address as the source): each
+/// would make the victim send its whole Alive back to that member. At most
+/// `MAX_ANSWERS_PER_SOURCE` (4) are answered per probe interval; the rest are counted.
+#[test]
+fn answers_to_accusations_are_budgeted_per_source() {
+    let (mut victim, _) = node_knowing(3);
+    let cfg = rumor::Config::lan();
+    let stale = packet("peer-1", &[suspect_message("victim", 0, "peer-0")]);
+    let mut sent_back = 0;
+    for i in 0..100u64 {
+        victim.handle_packet(Time::from_millis(5 + i), addr(1001), &stale);
+        sent_back += drain(&mut victim, Time::from_millis(5 + i)).len();
+    }
+    let s = victim.stats();
+    assert_eq!(s.accusations_answered, 4, "{s:?}");
+    assert_eq!(s.answers_refused, 96, "{s:?}");
+    assert!(sent_back <= 8, "{sent_back} datagrams went back");
+    // Another source has a budget of its own, and the next interval a fresh one.
+    let other = packet("peer-2", &[suspect_message("victim", 0, "peer-0")]);
+    victim.handle_packet(Time::from_millis(200), addr(1002), &other);
+    assert_eq!(victim.stats().accusations_answered, 5);
+    let later = Time::from_millis(5) + cfg.probe_interval;
+    victim.handle_packet(later, addr(1001), &stale);
+    assert_eq!(victim.stats().accusations_answered, 6);
+}
+
 /// `Message { ping_req: PingReq { seq, target, target_addr } }` for a member on 127.0.0.1.
 fn ping_req_message(seq: u8, target: &str, port: u16) -> Vec<u8> {
     let mut r = vec![0x08, seq & 0x7f, 0x11];

@@ -784,6 +784,7 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.refusal_convictions += s.refusal_convictions;
     total.refusals_withdrawn += s.refusals_withdrawn;
     total.accusations_answered += s.accusations_answered;
+    total.answers_refused += s.answers_refused;
     total.reconnects += s.reconnects;
     total.convictions += s.convictions;
     total.stalls_detected += s.stalls_detected;
