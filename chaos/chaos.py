@@ -373,8 +373,11 @@ def main(argv):
         scenarios = [s for s in scenarios if s.name in keep]
     if a.list:
         for s in scenarios:
-            print(f"{s.name:16} {s.duration:6.0f} s  {s.title}")
+            extra = "  (opt-in: --only)" if s.opt_in and not a.only else ""
+            print(f"{s.name:16} {s.duration:6.0f} s  {s.title}{extra}")
         return 0
+    if not a.only:
+        scenarios = [s for s in scenarios if not s.opt_in]
     for b in [a.node_bin] + ([] if a.no_sim else [a.sim_bin]):
         if not os.access(b, os.X_OK):
             sys.exit(f"missing binary {b} (chaos/run.sh builds it)")

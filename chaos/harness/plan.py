@@ -43,6 +43,7 @@ class Scenario:
     loss: float = None  # network-wide loss override (percent per host per direction)
     sim: bool = True
     expect_heal: bool = True  # views must have converged at the end (--check)
+    opt_in: bool = False  # run only when named in --only (too long for the default run)
     notes: List[str] = field(default_factory=list)
 
 
@@ -129,6 +130,14 @@ def _build(hosts, quick, reps, acceptable_pause):
         "partition", f"partition {{{','.join(map(str, side))}}} | rest for {cut:g} s, then heal",
         settle + cut + after, [Fault("partition", settle, side, cut)]))
     if not quick:
+        # Longer than dead_retention (5 min): each side forgets the other before the
+        # heal, and only reconnect candidates (reconnect_timeout) bring them together.
+        long_cut = 360.0
+        out.append(Scenario(
+            "partition-long",
+            f"partition {{{','.join(map(str, side))}}} | rest for {long_cut:g} s "
+            "(longer than dead_retention), then heal",
+            settle + long_cut + 60.0, [Fault("partition", settle, side, long_cut)], opt_in=True))
         side1 = side[-2:] if len(side) >= 2 else side
         out.append(Scenario(
             "oneway", f"one-way cut: {{{','.join(map(str, side1))}}} -> rest dropped for 15 s",
