@@ -51,6 +51,7 @@ pub fn run(
         false_convictions: v.false_convictions,
         paused_convictions: v.paused_convictions,
         false_suspicions: v.false_suspicions,
+        false_dead_verdicts: v.false_dead_verdicts,
         crashes: v.crashes,
         detected: v.detected,
         pauses: w.counters.pauses,

@@ -113,6 +113,10 @@ pub struct Verdicts {
     pub paused_convictions: u64,
     /// Distinct (member, incarnation) suspected while alive or paused.
     pub false_suspicions: u64,
+    /// Dead verdicts about a member alive or paused, one per observer that reached one:
+    /// what applications see (a `MemberDead` each), where `false_convictions` counts
+    /// members.
+    pub false_dead_verdicts: u64,
     /// Crashes injected (restarts included).
     pub crashes: u64,
     /// Crashes seen dead by every eligible observer.
@@ -142,6 +146,7 @@ pub struct Oracle {
     false_convictions: BTreeSet<(usize, u64)>,
     paused_convictions: BTreeSet<(usize, u64)>,
     false_suspicions: BTreeSet<(usize, u64)>,
+    false_dead_verdicts: u64,
     heals: Vec<Heal>,
     views: Option<Views>,
 }
@@ -172,6 +177,7 @@ impl Oracle {
             false_convictions: BTreeSet::new(),
             paused_convictions: BTreeSet::new(),
             false_suspicions: BTreeSet::new(),
+            false_dead_verdicts: 0,
             heals: Vec::new(),
             views: None,
         }
@@ -352,9 +358,11 @@ impl Oracle {
             Event::MemberDead { member, .. } => match self.truth[s] {
                 Truth::Up => {
                     self.false_convictions.insert((s, member.incarnation));
+                    self.false_dead_verdicts += 1;
                 }
                 Truth::Paused => {
                     self.false_convictions.insert((s, member.incarnation));
+                    self.false_dead_verdicts += 1;
                     self.paused_convictions.insert((s, member.incarnation));
                 }
                 Truth::Crashed => {
@@ -411,6 +419,7 @@ impl Oracle {
             false_convictions: self.false_convictions.len() as u64,
             paused_convictions: self.paused_convictions.len() as u64,
             false_suspicions: self.false_suspicions.len() as u64,
+            false_dead_verdicts: self.false_dead_verdicts,
             crashes: self.crashes.len() as u64,
             ..Verdicts::default()
         };

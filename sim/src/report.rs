@@ -23,6 +23,9 @@ pub struct Report {
     pub paused_convictions: u64,
     /// Distinct (member, incarnation) suspected while alive or paused.
     pub false_suspicions: u64,
+    /// Dead verdicts (one per observer) about members alive or paused: the `MemberDead`
+    /// events applications saw in error, where `false_convictions` counts members.
+    pub false_dead_verdicts: u64,
     /// Crashes injected (including restarts' crashes).
     pub crashes: u64,
     /// Crashes seen dead by every live member.
@@ -110,6 +113,7 @@ impl Report {
                 ),
             ),
             ("false suspicions", self.false_suspicions.to_string()),
+            ("false dead verdicts", self.false_dead_verdicts.to_string()),
             (
                 "crashes detected",
                 format!("{} / {}", self.detected, self.crashes),
@@ -158,14 +162,14 @@ impl Report {
 
     /// CSV header matching [`Report::csv_row`].
     pub fn csv_header() -> &'static str {
-        "scenario,seed,nodes,strategy,sim_seconds,false_convictions,paused_convictions,false_suspicions,crashes,detected,pauses,detection_p50_ms,detection_p99_ms,detection_max_ms,first_suspicion_p50_ms,dissemination_p50_ms,dissemination_p99_ms,heal_p50_ms,heal_p99_ms,heal_max_ms,unhealed_partitions,msgs_per_node_per_sec,bytes_per_node_per_sec,max_packet_bytes,events,wall_ms,trace_hash"
+        "scenario,seed,nodes,strategy,sim_seconds,false_convictions,paused_convictions,false_suspicions,crashes,detected,pauses,detection_p50_ms,detection_p99_ms,detection_max_ms,first_suspicion_p50_ms,dissemination_p50_ms,dissemination_p99_ms,heal_p50_ms,heal_p99_ms,heal_max_ms,unhealed_partitions,false_dead_verdicts,msgs_per_node_per_sec,bytes_per_node_per_sec,max_packet_bytes,events,wall_ms,trace_hash"
     }
 
     /// One CSV row.
     pub fn csv_row(&self) -> String {
         let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.1}"));
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
             self.scenario,
             self.seed,
             self.nodes,
@@ -187,6 +191,7 @@ impl Report {
             o(self.heal_ms.p99),
             o(self.heal_ms.max),
             self.unhealed_partitions,
+            self.false_dead_verdicts,
             self.msgs_per_node_per_sec,
             self.bytes_per_node_per_sec,
             self.max_packet_bytes,

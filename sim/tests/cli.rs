@@ -70,6 +70,7 @@ fn check_contract(v: &Value) {
         "nodes",
         "false_convictions",
         "false_suspicions",
+        "false_dead_verdicts",
         "crashes",
         "detected",
         "pauses",
