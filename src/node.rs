@@ -1017,10 +1017,21 @@ impl Node {
     /// it is old news to the cluster (a joiner learning everyone would otherwise start
     /// `n` broadcasts). One that changes what we knew is news — after a partition heals
     /// it is how one side's changes reach the other — and is re-gossiped.
-    pub(crate) fn process_update(&mut self, u: Update, via_sync: bool) {
+    pub(crate) fn process_update(&mut self, mut u: Update, via_sync: bool) {
         if u.id == self.id() {
             self.news_about_self(&u);
             return;
+        }
+        if via_sync
+            && u.state == MemberState::Dead
+            && self.members.get(u.id).is_some_and(|e| e.state.is_live())
+        {
+            // memberlist's rule for state syncs: a peer's Dead about a member we hold
+            // live is taken as a suspicion. After a partition heals, each side's syncs
+            // carry its verdicts about the other; taken as verdicts they would convict
+            // here members this node reached all along, which then refute. As a
+            // suspicion the member refutes before anyone here acts on it.
+            u.state = MemberState::Suspect;
         }
         let now = self.now;
         let applied = self.members.apply(&u, now, self.cfg.max_members);

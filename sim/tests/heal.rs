@@ -127,3 +127,31 @@ fn a_partition_longer_than_dead_retention_heals() {
     assert_eq!(r.unhealed_partitions, 1, "{r:?}");
     assert!(r.stale_views_at_end > 0, "{r:?}");
 }
+
+/// 3 of 8 nodes cut off for 20 s: each side convicts the other, 2 × 3 × 5 = 30 dead
+/// verdicts that are the cut's. After the heal, each side's state syncs carry those
+/// verdicts across; taken as verdicts (not as memberlist's suspicions) they convicted
+/// members their observers had reached all along: 43–48 verdicts in seeds 1–4.
+#[test]
+fn a_healed_partition_convicts_no_one_on_the_near_side() {
+    let cut = r#"
+name = "cut-3-5"
+nodes = 8
+duration = "75s"
+[[partitions]]
+start = "20s"
+end = "40s"
+side = { nodes = [5, 6, 7] }
+"#;
+    for seed in 1..=4 {
+        let sc = Scenario::parse(cut, &[]).unwrap();
+        let r = rumor_sim::run(&sc, seed, "test", |_| {}).unwrap();
+        assert_eq!(r.false_convictions, 8, "seed {seed}: {r:?}");
+        assert_eq!(r.false_dead_verdicts, 30, "seed {seed}: {r:?}");
+        assert_eq!(
+            (r.unhealed_partitions, r.stale_views_at_end),
+            (0, 0),
+            "seed {seed}"
+        );
+    }
+}
