@@ -2,8 +2,9 @@
 //! ping-req relays (each costs a ping and an ack or nack), push-pull answers (each can
 //! cost many datagrams of member entries) and answers to accusations (our Alive, up to a
 //! full datagram with metadata, for a few bytes of Suspect: on a cluster without keys a
-//! spoofed accuser could otherwise aim a stream of them at a member). A source over budget within the current
-//! window is refused and counted; budgets reset every `probe_interval`.
+//! spoofed accuser could otherwise aim a stream of them at a member). A source over
+//! budget within the current window is refused and counted; budgets reset every
+//! `probe_interval`.
 //!
 //! Memory is bounded: at most [`MAX_SOURCES`] sources are tracked per window, and work
 //! from sources beyond that is refused until the window rolls over (a flood of spoofed

@@ -1146,8 +1146,9 @@ impl Node {
     /// gossip to the dead, by chance. We answer it directly with our Alive, once per
     /// datagram, only to a known member at its own address, so a forged accusation
     /// cannot aim our answers elsewhere, and at most `MAX_ANSWERS_PER_SOURCE` per
-    /// source per probe interval, so a stream of spoofed ones cannot aim many at it. Called after the accusation was applied, so a
-    /// current one has already been refuted.
+    /// source per probe interval, so a stream of spoofed ones cannot aim many at it.
+    /// Called after the accusation was applied, so a current one has already been
+    /// refuted.
     fn answer_accusation(&mut self, inb: &mut Inbound, member: u64, incarnation: u64) {
         if member != self.id().0
             || incarnation >= self.incarnation()

@@ -130,18 +130,23 @@ impl Node {
             .is_some_and(|e| e.state == MemberState::Dead && e.cause != Cause::Refused)
     }
 
-    /// Whether `id` is still a reconnect candidate: held dead by silence, or forgotten
-    /// since (`dead_retention`) without having been heard of again.
-    fn still_silenced(&self, id: NodeId) -> bool {
-        self.members.get(id).is_none() || self.held_dead_by_silence(id)
+    /// Whether `c` is still a reconnect candidate: held dead by silence, or forgotten
+    /// since (`dead_retention`) without having been heard of again and with no live
+    /// member at its address (one there now means it is gone for good: a knock would
+    /// only fetch that member's whole state, again and again).
+    fn still_silenced(&self, c: &Candidate) -> bool {
+        match self.members.get(c.id) {
+            Some(_) => self.held_dead_by_silence(c.id),
+            None => self.members.live_at(c.addr).is_none(),
+        }
     }
 
     /// Drops entries older than `reconnect_timeout` or no longer candidates from the
     /// front, and returns how many remain.
     fn prune_silenced(&mut self) -> usize {
         let horizon = self.now.saturating_sub(self.cfg.reconnect_timeout);
-        while let Some(&Candidate { at, id, .. }) = self.silenced.list.front() {
-            if at >= horizon && self.still_silenced(id) {
+        while let Some(&c) = self.silenced.list.front() {
+            if c.at >= horizon && self.still_silenced(&c) {
                 break;
             }
             self.silenced.list.pop_front();
@@ -205,10 +210,11 @@ impl Node {
             return;
         }
         let k = rand::Rng::random_range(&mut self.rng, 0..n);
-        let Candidate { id, addr, .. } = self.silenced.list[k];
-        if !self.still_silenced(id) {
+        let c = self.silenced.list[k];
+        if !self.still_silenced(&c) {
             return;
         }
+        let Candidate { id, addr, .. } = c;
         self.stats.reconnects += 1;
         if self.members.get(id).is_some() {
             self.send_digest(addr, Some(id));

@@ -507,3 +507,47 @@ fn a_join_storm_under_loss_converges() {
         "50 nodes under 5% loss did not converge within 150 s"
     );
 }
+
+/// A member convicted by silence stays a reconnect candidate after `dead_retention`
+/// forgets it (a long partition must still heal), but not once another member lives at
+/// its address: a knock there would only fetch that member's whole state, every
+/// interval, for `reconnect_timeout`.
+#[test]
+fn a_reused_address_is_no_longer_knocked_on() {
+    let mut cfg = Config::lan();
+    cfg.dead_retention = Duration::from_secs(10);
+    cfg.reconnect_interval = Duration::from_secs(1);
+    let mut c = Cluster::settled(3, cfg.clone(), 5);
+    c.run_for(Duration::from_secs(5));
+    c.crash(2);
+    c.run_for(Duration::from_secs(30));
+    assert!(c.dead_at(0, 2).is_some(), "the crash was not convicted");
+    let knocks = |c: &Cluster| c.slots[0].node().stats().reconnects;
+    let before = knocks(&c);
+    c.run_for(Duration::from_secs(20));
+    assert!(
+        knocks(&c) > before,
+        "a forgotten candidate is still knocked on"
+    );
+
+    // Another process, under another name, takes the address.
+    let id = rumor::Identity::new("newcomer", addr(2));
+    let now = c.now;
+    c.slots[2].node = Some(rumor::Node::new(id, cfg, 99, now).expect("valid config"));
+    c.join(2, &[addr(0)]);
+    c.run_for(Duration::from_secs(5));
+    assert!(
+        c.slots[0]
+            .node()
+            .members()
+            .any(|m| m.name() == "newcomer" && m.state.is_live()),
+        "the newcomer did not join"
+    );
+    let settled = knocks(&c);
+    c.run_for(Duration::from_secs(30));
+    assert_eq!(
+        knocks(&c),
+        settled,
+        "kept knocking on the newcomer's address"
+    );
+}
