@@ -13,7 +13,7 @@ Fault kinds and their simulator counterparts:
 | host-crash    | the host's switch port goes down, then SIGKILL; port up and restart `length` later | `restart` / `crash` |
 | partition     | nftables drops between `hosts` and the rest      | `[[partitions]]`                 |
 | oneway        | nftables drops from `hosts` to the rest only     | `[[partitions]]`, `one_way`      |
-| loss-burst    | `loss` % loss both ways at `hosts` for `length`  | none: the simulator has no timed per-node loss |
+| loss-burst    | `loss` % loss both ways at `hosts` for `length`  | `[[partitions]]` with `loss` (a partial cut) |
 
 Until the simulator distinguishes crash kinds (issue 7), both crash kinds map to the
 same silent crash there; `--sim-crash-field NAME` adds `NAME = "process"` / `"host"` to
@@ -156,8 +156,7 @@ def _build(hosts, quick, reps, acceptable_pause):
                             loss=5.0))
         h = tg[len(tg) // 2]
         out.append(Scenario("loss-burst", f"40 % loss both ways at h{h} for 30 s",
-                            settle + 30.0 + 20.0, [Fault("loss-burst", settle, [h], 30.0, loss=40.0)],
-                            sim=False))
+                            settle + 30.0 + 20.0, [Fault("loss-burst", settle, [h], 30.0, loss=40.0)]))
         rolling = [Fault("process-crash", settle + i * 15.0, [h], 8.0)
                    for i, h in enumerate(range(2, hosts + 1))]
         out.append(Scenario("rolling-restart", "rolling restart: each host but h1 killed, back after 8 s, 15 s apart",
@@ -217,11 +216,15 @@ def sim_toml(sc, hosts, sets, loss_pct, latency_us, crash_field=None):
             if crash_field:
                 lines.append(f'{crash_field} = "{f.kind.split("-")[0]}"')
             lines += [f'at = "{_dur(f.at)}"', f"targets = {{ nodes = {nodes} }}"]
-        elif f.kind in ("partition", "oneway"):
+        elif f.kind in ("partition", "oneway", "loss-burst"):
             lines += ["", "[[partitions]]", f'start = "{_dur(f.at)}"',
                       f'end = "{_dur(f.at + f.length)}"', f"side = {{ nodes = {nodes} }}"]
             if f.kind == "oneway":
                 lines.append("one_way = true")
+            if f.kind == "loss-burst":
+                # The burst's rule sits at the host's port, one filter per direction, on
+                # top of the base loss the network model already applies end to end.
+                lines.append(f"loss = {f.loss / 100.0:.6f}")
         else:
             raise ValueError(f"no simulator counterpart for {f.kind}")
     return "\n".join(lines) + "\n"

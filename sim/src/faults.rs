@@ -268,6 +268,7 @@ pub fn partitions(sc: &Scenario, rng: &mut Xoshiro256PlusPlus) -> Vec<ActivePart
                 end: time(p.end.0),
                 side,
                 one_way: p.one_way,
+                loss: p.loss,
             }
         })
         .collect()

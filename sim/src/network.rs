@@ -32,6 +32,18 @@ pub struct ActivePartition {
     pub side: Vec<bool>,
     /// Only side → rest is cut.
     pub one_way: bool,
+    /// Fraction of crossing datagrams dropped (1: a cut; less: a loss burst).
+    pub loss: f64,
+}
+
+impl ActivePartition {
+    /// Whether this partition, at `now`, stands between `from` and `to`.
+    fn crosses(&self, now: Time, from: usize, to: usize) -> bool {
+        now >= self.start
+            && now < self.end
+            && self.side.get(from) != self.side.get(to)
+            && (!self.one_way || self.side.get(from) == Some(&true))
+    }
 }
 
 /// The network between `n` nodes.
@@ -86,8 +98,16 @@ impl NetModel {
         from: usize,
         to: usize,
     ) -> Fate {
-        if self.partitioned(now, from, to) {
-            return Fate::Partitioned;
+        let mut burst_loss = 0.0_f64;
+        for p in self.partitions.iter().filter(|p| p.crosses(now, from, to)) {
+            if p.loss >= 1.0 {
+                return Fate::Partitioned;
+            }
+            burst_loss = burst_loss.max(p.loss);
+        }
+        // Drawn only while a loss burst is in force, so runs without one keep their draws.
+        if burst_loss > 0.0 && rng.random::<f64>() < burst_loss {
+            return Fate::Dropped;
         }
         let mut loss = self.cfg.loss;
         if let Some(b) = &self.cfg.burst {
@@ -150,14 +170,11 @@ impl NetModel {
         self.cfg.link_jitter.0.mul_f64(frac)
     }
 
-    /// Whether a partition in force at `now` cuts `from` → `to`.
+    /// Whether a partition in force at `now` cuts `from` → `to` (a loss burst does not).
     pub fn partitioned(&self, now: Time, from: usize, to: usize) -> bool {
-        self.partitions.iter().any(|p| {
-            now >= p.start
-                && now < p.end
-                && p.side.get(from) != p.side.get(to)
-                && (!p.one_way || p.side.get(from) == Some(&true))
-        })
+        self.partitions
+            .iter()
+            .any(|p| p.loss >= 1.0 && p.crosses(now, from, to))
     }
 }
 
@@ -221,6 +238,7 @@ mod tests {
             end: Time::from_secs(20),
             side: vec![true, true, false, false],
             one_way,
+            loss: 1.0,
         };
         let m = NetModel::new(Network::default(), 4, 1, vec![p(false)]).unwrap();
         assert!(!m.partitioned(Time::from_secs(5), 0, 2));
@@ -231,6 +249,37 @@ mod tests {
         let m = NetModel::new(Network::default(), 4, 1, vec![p(true)]).unwrap();
         assert!(m.partitioned(Time::from_secs(15), 0, 2));
         assert!(!m.partitioned(Time::from_secs(15), 2, 0));
+    }
+
+    #[test]
+    fn a_loss_burst_drops_its_share_across_the_cut_only() {
+        let burst = ActivePartition {
+            start: Time::from_secs(10),
+            end: Time::from_secs(20),
+            side: vec![true, false, false, false],
+            one_way: false,
+            loss: 0.4,
+        };
+        let mut m = NetModel::new(Network::default(), 4, 1, vec![burst]).unwrap();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut dropped = |m: &mut NetModel, at: u64, from: usize, to: usize| {
+            (0..10_000)
+                .filter(|_| {
+                    let f = m.fate(&mut rng, Time::from_secs(at), from, to);
+                    assert_ne!(f, Fate::Partitioned, "a burst is not a cut");
+                    f == Fate::Dropped
+                })
+                .count()
+        };
+        assert!((3_700..4_300).contains(&dropped(&mut m, 15, 0, 1)));
+        assert!((3_700..4_300).contains(&dropped(&mut m, 15, 2, 0)));
+        assert_eq!(
+            dropped(&mut m, 15, 1, 2),
+            0,
+            "links off the side are spared"
+        );
+        assert_eq!(dropped(&mut m, 25, 0, 1), 0, "the burst ends");
+        assert!(!m.partitioned(Time::from_secs(15), 0, 1));
     }
 
     #[test]

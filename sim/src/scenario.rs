@@ -202,6 +202,15 @@ pub struct Partition {
     /// Drop only datagrams from `side` to the rest (a one-way partition).
     #[serde(default)]
     pub one_way: bool,
+    /// Fraction of the datagrams across the cut that are dropped: 1 (the default) cuts
+    /// them all; less is a loss burst on the side's links, drawn per datagram on top of
+    /// `network.loss` (what the chaos harness's per-port nftables rule does). In (0, 1].
+    #[serde(default = "full_cut")]
+    pub loss: f64,
+}
+
+fn full_cut() -> f64 {
+    1.0
 }
 
 /// A pause length distribution.
@@ -434,6 +443,14 @@ impl Scenario {
                         "network.burst.{name} = {p}: must be between 0 and 1"
                     ));
                 }
+            }
+        }
+        for (i, p) in self.partitions.iter().enumerate() {
+            if !(p.loss > 0.0 && p.loss <= 1.0) {
+                return Err(format!(
+                    "partitions.{i}.loss = {}: must be above 0 and at most 1",
+                    p.loss
+                ));
             }
         }
         for (i, f) in self.faults.iter().enumerate() {
