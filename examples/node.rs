@@ -26,6 +26,8 @@
 //! - `--refusals on|off` (default `on`): convict a member whose port the network reports
 //!   closed (ICMP port unreachable, Linux) in `refusal_window`; `off` detects by silence
 //!   alone
+//! - `--log LEVEL` (`error` … `trace`; default none): the library's tracing lines on
+//!   stderr (`debug` shows each refusal the driver reads and each send that failed)
 //!
 //! Each stdout line is a JSON object with `at_ms` (since start), `event` and, for
 //! membership events, `member`, `incarnation`, `addr` and `cause` where relevant.
@@ -53,11 +55,12 @@ struct Args {
     drain: Duration,
     pauses: Option<String>,
     refusals: bool,
+    log: Option<tracing::Level>,
 }
 
 const USAGE: &str = "usage: node [--bind ADDR] [--advertise ADDR] [--seeds A,B] [--name NAME] \
 [--preset lan|wan|local] [--set field=value]... [--metadata TEXT] [--http ADDR] \
-[--drain DURATION] [--pauses FILE] [--refusals on|off]";
+[--drain DURATION] [--pauses FILE] [--refusals on|off] [--log error|warn|info|debug|trace]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -72,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
         drain: Duration::from_secs(5),
         pauses: None,
         refusals: true,
+        log: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -123,6 +127,11 @@ fn parse_args() -> Result<Args, String> {
                     "off" => false,
                     _ => return Err(format!("--refusals {value:?}: expected on or off")),
                 };
+            }
+            "--log" => {
+                a.log = Some(value.parse().map_err(|_| {
+                    format!("--log {value:?}: expected error, warn, info, debug or trace")
+                })?);
             }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
@@ -284,6 +293,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(level) = args.log {
+        // stderr, so stdout stays one JSON event per line.
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let cfg = match config(&args) {
         Ok(c) => c,
         Err(e) => {

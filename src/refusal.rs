@@ -23,6 +23,8 @@
 
 use std::net::SocketAddr;
 
+use tracing::debug;
+
 use crate::event::{Cause, MemberState};
 use crate::id::NodeId;
 use crate::node::{Node, Outgoing, Primary};
@@ -101,6 +103,7 @@ impl Node {
         // its port yet (processes started together), or to an earlier life.
         let just_appeared = e.state == MemberState::Alive && recent(e.since);
         if self.leaving || e.heard.is_some_and(recent) || just_appeared {
+            debug!(%addr, just_appeared, leaving = self.leaving, "refusal ignored: the member spoke or appeared within probe_timeout");
             return;
         }
         let incarnation = e.incarnation;
@@ -112,8 +115,10 @@ impl Node {
             return;
         }
         if self.refusals.len() >= MAX_REFUSALS {
+            debug!(%addr, "refusal ignored: too many under corroboration");
             return;
         }
+        debug!(%addr, "refusal: suspecting, corroborating");
         self.suspect(id, Cause::Refused);
         // One round under one seq: helpers probe it, and we ping it ourselves (under
         // Lifeguard and phi monitors the ping carries the Suspect, so a live member

@@ -297,6 +297,58 @@ async fn without_refusals_a_crash_is_convicted_by_silence() {
     crash_case("crash-silent", false).await;
 }
 
+/// Two nodes, one crashes: every datagram the survivor sends it is refused, and no
+/// datagram arrives from anywhere to wake the survivor's socket. The refusal must still
+/// be read at once (the driver drains the error queue when the socket reports the
+/// pending error on its next call, rather than only on error readiness, which tokio
+/// does not always report beside a pending `recv_from`): suspected within one period of
+/// the crash, convicted a `refusal_window` later, far inside `acceptable_pause`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_read_with_no_other_traffic() {
+    let mut cfg = fast_config("refusal-alone");
+    cfg.acceptable_pause = Duration::from_secs(6);
+    cfg.refusal_window = Duration::from_millis(300);
+    let a = builder("refusal-alone-a", &cfg, &[])
+        .refusals(true)
+        .start()
+        .await
+        .expect("start");
+    let b = builder("refusal-alone-b", &cfg, &[a.advertise_addr()])
+        .refusals(true)
+        .start()
+        .await
+        .expect("start");
+    wait_for("two nodes to converge", JOIN_LIMIT, || all_alive(&[&a, &b])).await;
+    // A few periods of history for the detectors.
+    sleep(Duration::from_secs(1)).await;
+    b.cancel_token().cancel();
+    timeout(Duration::from_secs(5), b.stopped())
+        .await
+        .expect("driver stops on cancel");
+    let took = wait_for(
+        "the survivor to convict",
+        Duration::from_secs(5),
+        || match state_of(&a, b.name()) {
+            Some(MemberState::Dead) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    eprintln!("alone: convicted by refusal after {took:?}");
+    if cfg!(target_os = "linux") {
+        assert!(
+            a.stats().refusal_convictions >= 1,
+            "not by refusal: {:?}",
+            a.stats()
+        );
+        // One period to the first refused ping, the window, and slack for a loaded
+        // machine: still well under the silence path's 6 s.
+        let bound = cfg.probe_interval + cfg.refusal_window + Duration::from_secs(1);
+        assert!(took < bound, "convicted after {took:?}, bound {bound:?}");
+    }
+    a.cancel_token().cancel();
+}
+
 /// Linux fails the send after a refused datagram with that refusal (the socket's
 /// pending error, set for every destination once `IP_RECVERR` is on), and does not send
 /// it. The driver must send it anyway: here the join to a live seed follows the join to

@@ -25,7 +25,8 @@ pub struct RuntimeStats {
     /// Sends retried because the socket reported an ICMP error that arrived for an
     /// earlier datagram (Linux fails the next send with it); the retry sent the datagram.
     pub send_retries: u64,
-    /// `recv_from` calls that failed (the driver went on).
+    /// `recv_from` calls that failed (the driver went on), other than with an earlier
+    /// datagram's ICMP error, which sends the driver to the error queue instead.
     pub recv_errors: u64,
     /// Refusals read from the socket's error queue (ICMP port unreachable, attributed to
     /// the destination) and handed to the core. Always 0 where unsupported.
