@@ -253,12 +253,14 @@ impl Driver {
     /// Entries of the error queue, `first` (read already) then whatever else is queued,
     /// up to a batch.
     ///
-    /// Error readiness alone is not enough to find them: beside a pending `recv_from`,
-    /// tokio does not always report it (on Linux, a refusal with no other datagram
-    /// arriving was never read: `tests/runtime_udp.rs`). So the queue is also drained
-    /// whenever a send or receive fails with the pending error a refusal leaves on the
-    /// socket, which is the very next socket call after the refusal arrives, and on
-    /// every sampling tick as a last resort.
+    /// Error readiness alone is not enough to find them: tokio's `recv_from` waits for
+    /// `READABLE | ERROR` (tokio-rs/tokio#8001), so it wakes on a refusal first (the
+    /// `select!` is biased), fails with the pending error, and its next WouldBlock
+    /// clears the error readiness our error-queue future was waiting on. With no other
+    /// datagram arriving, a refusal was never read (`tests/runtime_udp.rs`). So the
+    /// queue is drained whenever a send or receive fails with the pending error a
+    /// refusal leaves on the socket, which is the very next socket call after it
+    /// arrives, and on every sampling tick as a last resort.
     fn on_net_errors(&mut self, first: Option<io::Result<QueuedError>>) {
         if !self.refusals {
             return;
