@@ -449,8 +449,8 @@ impl Driver {
     }
 }
 
-/// Whether a failed `send_to` reports an ICMP error that arrived for an earlier datagram
-/// rather than anything about this one. Linux keeps such an error pending on the socket
+/// Whether a failed send or receive reports an ICMP error that arrived for an earlier
+/// datagram rather than anything about this call. Linux keeps such an error pending on the socket
 /// (with `IP_RECVERR`, for every destination of an unconnected socket) and fails the
 /// next send or receive with it, whoever that datagram is for, without sending it. A
 /// node that probes a crashed member would otherwise lose its next datagram (an ack, a
