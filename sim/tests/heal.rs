@@ -17,12 +17,16 @@ side = { fraction = 0.5 }
 "#;
 
 fn run(text: &str, sets: &[(&str, &str)]) -> Report {
+    run_seeded(text, sets, 1)
+}
+
+fn run_seeded(text: &str, sets: &[(&str, &str)], seed: u64) -> Report {
     let sets: Vec<(String, String)> = sets
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let sc = Scenario::parse(text, &sets).unwrap();
-    rumor_sim::run(&sc, 1, "test", |_| {}).unwrap()
+    rumor_sim::run(&sc, seed, "test", |_| {}).unwrap()
 }
 
 #[test]
@@ -113,8 +117,7 @@ side = { fraction = 0.5 }
 #[test]
 fn a_partition_longer_than_dead_retention_heals() {
     for seed in 1..=3 {
-        let sc = Scenario::parse(LONG_CUT, &[]).unwrap();
-        let r = rumor_sim::run(&sc, seed, "test", |_| {}).unwrap();
+        let r = run_seeded(LONG_CUT, &[], seed);
         assert_eq!(
             (r.unhealed_partitions, r.stale_views_at_end),
             (0, 0),
@@ -144,8 +147,7 @@ end = "40s"
 side = { nodes = [5, 6, 7] }
 "#;
     for seed in 1..=4 {
-        let sc = Scenario::parse(cut, &[]).unwrap();
-        let r = rumor_sim::run(&sc, seed, "test", |_| {}).unwrap();
+        let r = run_seeded(cut, &[], seed);
         assert_eq!(r.false_convictions, 8, "seed {seed}: {r:?}");
         assert_eq!(r.false_dead_verdicts, 30, "seed {seed}: {r:?}");
         assert_eq!(
