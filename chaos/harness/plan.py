@@ -108,9 +108,10 @@ def _build(hosts, quick, reps, acceptable_pause):
         down = 25.0
         # A process crash is detected by refusal, whose first suspicion is the next
         # datagram to the dead port: 0-1 s by the crash's phase against the monitors'
-        # pings, min of three phases, so a median of 3 samples swings by ±50 %. Three
-        # times the repetitions, each down only long enough to be convicted everywhere
-        # (about 1.3 s) and rejoin, in about the same wall time.
+        # pings, min of three phases, whose median of n samples has a standard error of
+        # about 1.3/sqrt(n) of itself: ±75 % at 3 (docs/chaos.md). Three times the
+        # repetitions, each down only long enough to be convicted everywhere (about
+        # 1.3 s) and rejoin, in about the same wall time.
         quick_down = 8.0
         f, d = spaced("process-crash", quick_down, quick_down + 5.0, down + 10.0,
                       targets(hosts, 3 * r))
@@ -140,8 +141,8 @@ def _build(hosts, quick, reps, acceptable_pause):
             settle + long_cut + 60.0, [Fault("partition", settle, side, long_cut)], opt_in=True))
         # The refusal path's first suspicion is the next datagram to the dead port, the
         # minimum of three monitors' phases (0-1 s): 21 samples pin its median to about
-        # ±20 %, where the 3-9 of the scenarios above cannot (the simulator's own
-        # per-seed medians of 7 crashes range 92-521 ms).
+        # ±28 % (one standard error), where the 3-9 of the scenarios above give ±75-43 %
+        # (the simulator's own per-seed medians of 7 crashes range 92-521 ms).
         f, d = spaced("process-crash", 8.0, 15.0, 25.0,
                       [2 + i % (hosts - 1) for i in range(21)])
         out.append(Scenario("refusal-sampling",
