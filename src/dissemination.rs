@@ -9,8 +9,8 @@ use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use indexmap::IndexMap;
 
+use crate::hashing::{Keyed, KeyedMap};
 use crate::id::NodeId;
 
 /// What an entry disseminates.
@@ -32,7 +32,7 @@ struct Slot {
 
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
-    slots: IndexMap<Key, Slot>,
+    slots: KeyedMap<Key, Slot>,
     /// (transmits, newest first, key): iteration order is send priority.
     order: BTreeSet<(u32, Reverse<u64>, Key)>,
     next_stamp: u64,
@@ -41,6 +41,14 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
+    /// An empty queue whose index hashes under `hasher` (see `hashing`).
+    pub fn new(hasher: Keyed) -> Queue {
+        Queue {
+            slots: KeyedMap::with_hasher(hasher),
+            ..Queue::default()
+        }
+    }
+
     /// Queues `key` afresh (transmit count back to zero), superseding its older entry.
     pub fn push(&mut self, key: Key, payload: Option<Bytes>) {
         self.remove(key);

@@ -42,6 +42,7 @@ mod detector;
 mod dissemination;
 mod error;
 mod event;
+mod hashing;
 #[cfg(feature = "tokio")]
 mod health;
 mod id;

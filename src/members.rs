@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use indexmap::{IndexMap, IndexSet};
 
 use crate::event::{Cause, Member, MemberState};
+use crate::hashing::{Keyed, KeyedMap, KeyedSet};
 use crate::id::NodeId;
 use crate::time::Time;
 
@@ -43,6 +43,11 @@ pub(crate) struct Entry {
 impl Entry {
     pub fn version(&self) -> (u64, u8) {
         (self.incarnation, self.state.rank())
+    }
+
+    /// The version as push-pull digests carry it.
+    pub fn digest_version(&self) -> u64 {
+        crate::wire::pack_version(self.incarnation, self.state.rank())
     }
 
     pub fn snapshot(&self) -> Member {
@@ -97,14 +102,19 @@ pub(crate) enum Applied {
 
 #[derive(Debug, Default)]
 pub(crate) struct Members {
-    entries: IndexMap<NodeId, Entry>,
+    /// Self first: the local entry is inserted at construction and never removed, and
+    /// removal (`reap`) keeps order, so it stays at index 0 and is read without a lookup.
+    entries: KeyedMap<NodeId, Entry>,
     /// Live members (self included) by ring position: monitors of a member are its
     /// successors on this ring.
     ring: BTreeSet<(u64, NodeId)>,
     /// Live members other than self, for uniform random choice in O(1).
-    live_peers: IndexSet<NodeId>,
-    /// Every known id, sorted: push-pull digests walk id ranges.
-    sorted: BTreeSet<NodeId>,
+    live_peers: KeyedSet<NodeId>,
+    /// Every known id, sorted, with its digest version (`wire::pack_version`): push-pull
+    /// digests walk id ranges here, sequentially, instead of looking up each member in
+    /// `entries` (a table of a thousand members is a thousand scattered cache lines,
+    /// and every node walks its whole table each push-pull round).
+    sorted: BTreeMap<NodeId, u64>,
     /// Live members other than self by address, to attribute a refusal the network
     /// reports for an address (ICMP port unreachable) to the member living there.
     live_by_addr: BTreeMap<SocketAddr, NodeId>,
@@ -112,13 +122,16 @@ pub(crate) struct Members {
 }
 
 impl Members {
-    pub fn new(local: Entry) -> Members {
+    /// A table holding only `local`, hashed under `hasher` (see `hashing`).
+    pub fn new(local: Entry, hasher: Keyed) -> Members {
         let mut m = Members {
+            entries: KeyedMap::with_hasher(hasher.clone()),
+            live_peers: KeyedSet::with_hasher(hasher),
             local: Some(local.id),
             ..Members::default()
         };
         m.ring.insert((local.id.ring_position(), local.id));
-        m.sorted.insert(local.id);
+        m.sorted.insert(local.id, local.digest_version());
         m.entries.insert(local.id, local);
         m
     }
@@ -136,16 +149,16 @@ impl Members {
     }
 
     pub fn get_mut_local(&mut self) -> &mut Entry {
-        let id = self.local_id();
-        // The local entry is inserted at construction and never removed.
         self.entries
-            .get_mut(&id)
+            .get_index_mut(0)
+            .map(|(_, e)| e)
             .expect("local member is always present")
     }
 
     pub fn local(&self) -> &Entry {
         self.entries
-            .get(&self.local_id())
+            .get_index(0)
+            .map(|(_, e)| e)
             .expect("local member is always present")
     }
 
@@ -158,7 +171,7 @@ impl Members {
         self.entries.values()
     }
 
-    #[cfg(test)]
+    /// Known members, self and tombstones included.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -168,7 +181,7 @@ impl Members {
         self.live_peers.len() + 1
     }
 
-    pub fn live_peers(&self) -> &IndexSet<NodeId> {
+    pub fn live_peers(&self) -> &KeyedSet<NodeId> {
         &self.live_peers
     }
 
@@ -212,6 +225,10 @@ impl Members {
                 }
                 let is_live = e.state.is_live();
                 let id = e.id;
+                let version = e.digest_version();
+                if let Some(v) = self.sorted.get_mut(&id) {
+                    *v = version;
+                }
                 if was_live != is_live && id != local {
                     self.set_live(id, is_live);
                 }
@@ -238,8 +255,8 @@ impl Members {
                     heard: None,
                 };
                 let live = e.state.is_live();
+                self.sorted.insert(u.id, e.digest_version());
                 self.entries.insert(u.id, e);
-                self.sorted.insert(u.id);
                 if live {
                     self.set_live(u.id, true);
                 }
@@ -291,6 +308,8 @@ impl Members {
             e.since = now;
         }
         e.state = state;
+        let (id, version) = (e.id, e.digest_version());
+        self.sorted.insert(id, version);
     }
 
     /// Forgets dead and departed members older than `retention`; returns their ids.
@@ -309,14 +328,18 @@ impl Members {
         }
     }
 
-    /// Known ids in `lo..=hi`, ascending.
-    pub fn ids_in_range(&self, lo: NodeId, hi: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+    /// Known members in `lo..=hi` with their digest versions, ascending by id.
+    pub fn versions_in_range(
+        &self,
+        lo: NodeId,
+        hi: NodeId,
+    ) -> impl Iterator<Item = (NodeId, u64)> + '_ {
         let range = if lo <= hi {
             Some(self.sorted.range(lo..=hi))
         } else {
             None
         };
-        range.into_iter().flatten().copied()
+        range.into_iter().flatten().map(|(id, v)| (*id, *v))
     }
 
     /// The members this node monitors: the `k` live members preceding it on the ring
@@ -418,7 +441,7 @@ mod tests {
             ((1, Left), (2, Alive), true),
         ];
         for ((ki, ks), (ii, is), accepted) in cases {
-            let mut m = Members::new(entry(100));
+            let mut m = Members::new(entry(100), Keyed::default());
             m.apply(&update(1, ki, Alive), Time::ZERO, 10);
             if ks != Alive {
                 m.apply(&update(1, ki, ks), Time::ZERO, 10);
@@ -434,7 +457,7 @@ mod tests {
 
     #[test]
     fn dead_member_leaves_ring_and_live_set() {
-        let mut m = Members::new(entry(100));
+        let mut m = Members::new(entry(100), Keyed::default());
         m.apply(&update(1, 0, Alive), Time::ZERO, 10);
         assert_eq!(m.live_count(), 2);
         m.apply(&update(1, 0, Dead), Time::ZERO, 10);
@@ -446,7 +469,7 @@ mod tests {
 
     #[test]
     fn max_members_bounds_new_entries() {
-        let mut m = Members::new(entry(100));
+        let mut m = Members::new(entry(100), Keyed::default());
         assert!(matches!(
             m.apply(&update(1, 0, Alive), Time::ZERO, 2),
             Applied::Changed { .. }
@@ -460,7 +483,7 @@ mod tests {
 
     #[test]
     fn reap_forgets_old_tombstones_only() {
-        let mut m = Members::new(entry(100));
+        let mut m = Members::new(entry(100), Keyed::default());
         m.apply(&update(1, 0, Alive), Time::ZERO, 10);
         m.apply(&update(2, 0, Alive), Time::ZERO, 10);
         m.apply(&update(1, 0, Dead), Time::from_secs(1), 10);
@@ -478,6 +501,34 @@ mod tests {
         );
         assert_eq!(out, vec![NodeId(1)]);
         assert_eq!(m.len(), 2);
+        // Reaping keeps the local entry first, where `local` reads it.
+        assert_eq!(m.local().id, NodeId(100));
+        let ids: Vec<_> = m.versions_in_range(NodeId(0), NodeId(u64::MAX)).collect();
+        assert_eq!(ids, vec![(NodeId(2), 0), (NodeId(100), 0)]);
+    }
+
+    #[test]
+    fn digest_versions_follow_every_change() {
+        let mut m = Members::new(entry(100), Keyed::default());
+        m.apply(&update(1, 0, Alive), Time::ZERO, 10);
+        m.apply(&update(1, 3, Suspect), Time::ZERO, 10);
+        m.update_local(7, Alive, Time::ZERO);
+        let versions: Vec<_> = m.versions_in_range(NodeId(0), NodeId(u64::MAX)).collect();
+        let expected: Vec<_> = [NodeId(1), NodeId(100)]
+            .iter()
+            .map(|id| (*id, m.get(*id).unwrap().digest_version()))
+            .collect();
+        assert_eq!(versions, expected);
+        assert_eq!(versions[0].1, crate::wire::pack_version(3, Suspect.rank()));
+        assert_eq!(versions[1].1, crate::wire::pack_version(7, Alive.rank()));
+        // A stale update changes nothing, the range bounds are inclusive.
+        m.apply(&update(1, 2, Dead), Time::ZERO, 10);
+        assert_eq!(
+            m.versions_in_range(NodeId(1), NodeId(1))
+                .collect::<Vec<_>>(),
+            vec![versions[0]]
+        );
+        assert_eq!(m.versions_in_range(NodeId(2), NodeId(1)).count(), 0);
     }
 
     #[test]
@@ -488,7 +539,7 @@ mod tests {
         let tables: Vec<Members> = ids
             .iter()
             .map(|&me| {
-                let mut m = Members::new(entry(me));
+                let mut m = Members::new(entry(me), Keyed::default());
                 for &o in &ids {
                     if o != me {
                         m.apply(&update(o, 0, Alive), Time::ZERO, 100);
@@ -508,7 +559,7 @@ mod tests {
             }
         }
         // Tiny clusters: monitor whoever exists.
-        let mut m = Members::new(entry(1));
+        let mut m = Members::new(entry(1), Keyed::default());
         let mut out = Vec::new();
         m.monitored_by_local(3, &mut out);
         assert!(out.is_empty());
@@ -526,7 +577,7 @@ mod tests {
         #[test]
         fn order_independent(updates in prop::collection::vec((1u64..5, 0u64..4, arb_state()), 1..40), seed in any::<u64>()) {
             let apply_all = |order: &[(u64, u64, MemberState)]| {
-                let mut m = Members::new(entry(100));
+                let mut m = Members::new(entry(100), Keyed::default());
                 // Every member is first introduced by an Alive(0) so Suspect/Dead about
                 // it are not about a stranger.
                 for id in 1..5 {

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use indexmap::IndexMap;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tracing::{debug, trace};
@@ -17,6 +16,7 @@ use crate::detector::{PhiParams, y_for_phi};
 use crate::dissemination::{Key, Queue};
 use crate::error::{CommandError, ConfigError};
 use crate::event::{Cause, Event, Member, MemberState};
+use crate::hashing::{self, KeyedMap};
 use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD};
 use crate::members::{Applied, Descriptor, Entry, Members, Update};
@@ -157,11 +157,11 @@ pub struct Node {
     pub(crate) queue: Queue,
     pub(crate) timers: Timers,
     pub(crate) health: LocalHealth,
-    pub(crate) suspicions: IndexMap<NodeId, Suspicion>,
+    pub(crate) suspicions: KeyedMap<NodeId, Suspicion>,
     /// Members reported refused, under corroboration (see `refusal`).
-    pub(crate) refusals: IndexMap<NodeId, Refusal>,
+    pub(crate) refusals: KeyedMap<NodeId, Refusal>,
     pub(crate) probes: Probes,
-    pub(crate) monitors: IndexMap<NodeId, MonitorState>,
+    pub(crate) monitors: KeyedMap<NodeId, MonitorState>,
     pub(crate) phi_params: PhiParams,
     /// `y` for `phi_suspect` and `phi_convict`, solved once.
     pub(crate) y_suspect: f64,
@@ -281,6 +281,7 @@ impl Node {
             max_messages: config.max_messages_per_packet,
             max_digest_entries: config.max_packet_size / 2,
         };
+        let hasher = hashing::keyed(seed);
         let mut node = Node {
             y_suspect: y_for_phi(config.phi_suspect),
             y_convict: y_for_phi(config.phi_convict),
@@ -299,13 +300,13 @@ impl Node {
             scratch_copy: bytes::BytesMut::new(),
             cfg: config,
             rng,
-            members: Members::new(local),
-            queue: Queue::default(),
+            members: Members::new(local, hasher.clone()),
+            queue: Queue::new(hasher.clone()),
             timers: Timers::default(),
-            suspicions: IndexMap::new(),
-            refusals: IndexMap::new(),
-            probes: Probes::default(),
-            monitors: IndexMap::new(),
+            suspicions: KeyedMap::with_hasher(hasher.clone()),
+            refusals: KeyedMap::with_hasher(hasher.clone()),
+            probes: Probes::new(hasher.clone()),
+            monitors: KeyedMap::with_hasher(hasher),
             phi_params,
             outbox: VecDeque::new(),
             events: VecDeque::new(),

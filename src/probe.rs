@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use indexmap::IndexMap;
 use rand::{Rng, RngCore};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -18,6 +17,7 @@ use crate::budget::Work;
 use crate::config::Strategy;
 use crate::detector::PhiDetector;
 use crate::event::{Cause, MemberState};
+use crate::hashing::{Keyed, KeyedMap};
 use crate::id::NodeId;
 use crate::node::{Node, Outgoing, Primary};
 use crate::time::Time;
@@ -72,7 +72,7 @@ impl Pending {
 /// Probes in flight and SWIM's round-robin order.
 #[derive(Debug, Default)]
 pub(crate) struct Probes {
-    pending: IndexMap<u32, Pending>,
+    pending: KeyedMap<u32, Pending>,
     relays: usize,
     /// SWIM's probe order: a shuffled list of members walked in turn, so each member is
     /// probed within `2n − 1` periods at worst.
@@ -81,6 +81,14 @@ pub(crate) struct Probes {
 }
 
 impl Probes {
+    /// No probes yet; the index of probes in flight hashes under `hasher`.
+    pub(crate) fn new(hasher: Keyed) -> Probes {
+        Probes {
+            pending: KeyedMap::with_hasher(hasher),
+            ..Probes::default()
+        }
+    }
+
     /// Records a probe under a fresh random seq: unpredictable, so a host off the path
     /// cannot forge the ack that would keep a dead member alive.
     pub(crate) fn insert(&mut self, rng: &mut Xoshiro256PlusPlus, p: Pending) -> u32 {

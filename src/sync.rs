@@ -54,19 +54,15 @@ impl Node {
             lo: 0,
             ..Default::default()
         };
-        let ids: Vec<NodeId> = self
+        let n = self.members.len();
+        for (i, (id, version)) in self
             .members
-            .ids_in_range(NodeId(0), NodeId(u64::MAX))
-            .collect();
-        for (i, id) in ids.iter().enumerate() {
-            let Some(e) = self.members.get(*id) else {
-                continue;
-            };
+            .versions_in_range(NodeId(0), NodeId(u64::MAX))
+            .enumerate()
+        {
             chunk.members.push(id.0);
-            chunk
-                .versions
-                .push(wire::pack_version(e.incarnation, e.state.rank()));
-            let last = i + 1 == ids.len();
+            chunk.versions.push(version);
+            let last = i + 1 == n;
             if chunk.members.len() == per_chunk || last {
                 chunk.hi = if last { u64::MAX } else { id.0 };
                 chunk.last = last;
@@ -100,32 +96,31 @@ impl Node {
             .collect();
         theirs.sort_unstable();
         theirs.dedup_by_key(|(m, _)| *m);
+        // One merge of two id-sorted lists: no lookup per member. What the peer knows
+        // older goes first, then what it lacks, each in id order.
         let mut give = VecDeque::new();
+        let mut lacks = Vec::new();
         let mut want = Vec::new();
+        let mut ours = self.members.versions_in_range(lo, hi).peekable();
         for &(id, v) in &theirs {
-            match self.members.get(id) {
+            while let Some((mine_id, _)) = ours.next_if(|&(m, _)| m < id) {
+                lacks.push(mine_id);
+            }
+            match ours.next_if(|&(m, _)| m == id) {
                 None => want.push(id.0),
-                Some(e) => {
-                    let mine = wire::pack_version(e.incarnation, e.state.rank());
-                    if mine < v {
-                        want.push(id.0);
-                    } else if mine > v {
-                        give.push_back(Delta {
-                            id,
-                            peer: PeerKnows::Older,
-                        });
-                    }
-                }
-            }
-        }
-        for id in self.members.ids_in_range(lo, hi) {
-            if theirs.binary_search_by_key(&id, |(m, _)| *m).is_err() {
-                give.push_back(Delta {
+                Some((_, mine)) if mine < v => want.push(id.0),
+                Some((_, mine)) if mine > v => give.push_back(Delta {
                     id,
-                    peer: PeerKnows::Nothing,
-                });
+                    peer: PeerKnows::Older,
+                }),
+                Some(_) => {}
             }
         }
+        lacks.extend(ours.map(|(id, _)| id));
+        give.extend(lacks.into_iter().map(|id| Delta {
+            id,
+            peer: PeerKnows::Nothing,
+        }));
         if !give.is_empty() {
             self.outbox.push_back(Outgoing {
                 to: from,

@@ -54,3 +54,18 @@ fn same_seed_same_report_other_seed_other_trace() {
     assert_ne!(ha, hc);
     assert_ne!(a, c);
 }
+
+#[test]
+fn a_run_split_in_two_is_the_same_run() {
+    let sc = Scenario::parse(TEXT, &[]).unwrap();
+    let mut whole = rumor_sim::world::World::new(&sc, 9).unwrap();
+    whole.run(|_| {});
+    let mut split = rumor_sim::world::World::new(&sc, 9).unwrap();
+    // Stop inside the partition and the pauses, then finish.
+    split.advance_to(rumor::Time::from_secs(65), |_| {});
+    assert!(split.counters.events > 0);
+    assert!(split.counters.events < whole.counters.events);
+    split.run(|_| {});
+    assert_eq!(split.trace_hash, whole.trace_hash);
+    assert_eq!(split.counters.events, whole.counters.events);
+}
