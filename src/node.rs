@@ -19,7 +19,7 @@ use crate::event::{Cause, Event, Member, MemberState};
 use crate::hashing::{self, KeyedMap};
 use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD};
-use crate::members::{Applied, Descriptor, Entry, Members, Update};
+use crate::members::{Applied, Descriptor, Entry, Members, Packed, Update};
 use crate::probe::{MonitorState, Probes};
 use crate::reconnect::Silenced;
 use crate::refusal::Refusal;
@@ -248,14 +248,20 @@ impl Node {
             ));
         }
         let id = identity.id();
+        // Lengths were checked above: the name here, an address's wire form is at most
+        // 18 bytes.
+        let packed = Packed::new(
+            &wire::encode_addr(identity.addr),
+            identity.name.as_bytes(),
+            &identity.metadata,
+        )
+        .unwrap_or_default();
         let local = Entry {
             id,
-            name: Bytes::from(identity.name.clone().into_bytes()),
             addr: identity.addr,
-            addr_wire: wire::encode_addr(identity.addr),
+            packed,
             incarnation: identity.incarnation,
             state: MemberState::Alive,
-            metadata: identity.metadata.clone(),
             cause: Cause::Silence,
             accuser: id,
             since: now,
@@ -518,7 +524,11 @@ impl Node {
             });
         }
         let inc = (self.incarnation() + 1).min(MAX_INCARNATION + 1);
-        self.members.get_mut_local().metadata = metadata;
+        let local = self.members.get_mut_local();
+        // Lengths: the address and the name are the ones packed already.
+        if let Some(p) = Packed::new(&local.packed.addr_wire(), &local.packed.name(), &metadata) {
+            local.packed = p;
+        }
         self.members.update_local(inc, MemberState::Alive, self.now);
         self.queue.push(Key::Member(self.id()), None);
         self.after_input();
@@ -1706,9 +1716,9 @@ fn alive_message(e: &Entry) -> Body {
     Body::Alive(wire::Alive {
         member: e.id.0,
         incarnation: e.incarnation,
-        name: e.name.clone(),
-        addr: e.addr_wire.clone(),
-        metadata: e.metadata.clone(),
+        name: e.packed.name(),
+        addr: e.packed.addr_wire(),
+        metadata: e.packed.metadata(),
     })
 }
 

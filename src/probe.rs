@@ -270,7 +270,7 @@ impl Node {
         let Some(e) = self.members.get(target) else {
             return 0;
         };
-        let addr = e.addr_wire.clone();
+        let addr = e.packed.addr_wire();
         let mut helpers = std::mem::take(&mut self.scratch_helpers);
         self.random_peers(self.cfg.indirect_checks, Some(target), &mut helpers);
         for &h in &helpers {
