@@ -1,8 +1,7 @@
 //! The discrete-event world: real `rumor::Node`s on a virtual clock, an event heap keyed
 //! by (time, sequence), the network model and the fault timeline.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rumor::{Config, Identity, Node, NodeId, NodeStats, Time};
 
+use crate::agenda::Agenda;
 use crate::faults::{self, Action, KeyOp};
 use crate::network::{ActivePartition, Fate, NetModel, mix};
 use crate::oracle::{Oracle, Truth, event_member};
@@ -55,29 +55,6 @@ enum Kind {
     },
     Fault(Action),
     Join(usize),
-}
-
-struct Ev {
-    at: Time,
-    seq: u64,
-    kind: Kind,
-}
-
-impl PartialEq for Ev {
-    fn eq(&self, o: &Ev) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Ev {}
-impl PartialOrd for Ev {
-    fn partial_cmp(&self, o: &Ev) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Ev {
-    fn cmp(&self, o: &Ev) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
 }
 
 struct SimNode {
@@ -138,8 +115,7 @@ pub struct World {
     pub now: Time,
     end: Time,
     warmup: Time,
-    heap: BinaryHeap<Reverse<Ev>>,
-    seq: u64,
+    agenda: Agenda<Kind>,
     nodes: Vec<SimNode>,
     ids: BTreeMap<NodeId, usize>,
     net: NetModel,
@@ -229,8 +205,7 @@ impl World {
             now: Time::ZERO,
             end,
             warmup: Time::ZERO + sc.warmup.0,
-            heap: BinaryHeap::new(),
-            seq: 0,
+            agenda: Agenda::default(),
             nodes: Vec::with_capacity(sc.nodes),
             ids: BTreeMap::new(),
             net,
@@ -283,12 +258,7 @@ impl World {
     }
 
     fn push(&mut self, at: Time, kind: Kind) {
-        self.seq += 1;
-        self.heap.push(Reverse(Ev {
-            at,
-            seq: self.seq,
-            kind,
-        }));
+        self.agenda.push(at, kind);
     }
 
     fn hash(&mut self, words: &[u64]) {
@@ -328,19 +298,19 @@ impl World {
     pub fn advance_to(&mut self, until: Time, mut progress: impl FnMut(f64)) {
         let until = until.min(self.end);
         let mut tick = 0u64;
-        while self.heap.peek().is_some_and(|Reverse(ev)| ev.at <= until) {
-            let Some(Reverse(ev)) = self.heap.pop() else {
+        while self.agenda.next_at().is_some_and(|at| at <= until) {
+            let Some((at, kind)) = self.agenda.pop() else {
                 break;
             };
-            self.heal_checks(Some(ev.at));
-            self.account(ev.at);
-            self.now = ev.at;
+            self.heal_checks(Some(at));
+            self.account(at);
+            self.now = at;
             self.counters.events += 1;
             tick += 1;
             if tick % 65_536 == 0 {
                 progress(self.now.as_secs_f64() / self.end.as_secs_f64().max(1e-9));
             }
-            self.dispatch(ev.kind);
+            self.dispatch(kind);
         }
     }
 
