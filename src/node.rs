@@ -380,6 +380,13 @@ impl Node {
         self.members.get(id).map(Entry::snapshot)
     }
 
+    /// The state this node holds for member `id` (this node included), without copying
+    /// its name and metadata as [`Node::member`] does: for callers that read many
+    /// views, such as a simulator's oracle.
+    pub fn member_state(&self, id: NodeId) -> Option<MemberState> {
+        self.members.get(id).map(|e| e.state)
+    }
+
     /// Every known member other than this node, dead and departed ones (kept for
     /// `dead_retention`) included, in a deterministic order.
     pub fn members(&self) -> impl Iterator<Item = Member> + '_ {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use rumor::{Config, Identity, Node, NodeId, NodeStats, Time};
+use rumor::{Config, Identity, MemberState, Node, NodeId, NodeStats, Time};
 
 use crate::agenda::Agenda;
 use crate::faults::{self, Action, KeyOp};
@@ -744,8 +744,8 @@ fn holds_live(nodes: &[SimNode], o: usize, s: usize) -> bool {
     nodes[o]
         .node
         .as_ref()
-        .and_then(|n| n.member(NodeId::from_name(&nodes[s].name)))
-        .is_some_and(|m| m.state.is_live())
+        .and_then(|n| n.member_state(NodeId::from_name(&nodes[s].name)))
+        .is_some_and(MemberState::is_live)
 }
 
 fn add_stats(total: &mut NodeStats, s: &NodeStats) {

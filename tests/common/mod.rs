@@ -182,11 +182,16 @@ impl Cluster {
     }
 
     pub fn state_at(&self, observer: usize, subject: usize) -> Option<MemberState> {
-        self.slots[observer]
-            .node
-            .as_ref()?
-            .member(self.id(subject))
-            .map(|m| m.state)
+        let node = self.slots[observer].node.as_ref()?;
+        let id = self.id(subject);
+        let state = node.member_state(id);
+        // The light accessor and the full snapshot must never disagree.
+        assert_eq!(
+            state,
+            node.member(id).map(|m| m.state),
+            "member_state of {id:?}"
+        );
+        state
     }
 
     /// Crash: the node vanishes without a word; datagrams to it are lost (a host crash
