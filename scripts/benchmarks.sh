@@ -296,8 +296,11 @@ $(cat "$out/rss.txt")
 
 ## Simulator
 
-Events per second on a 1,000-node steady cluster. The divan bench in \`sim/\`
-(\`cargo bench -p rumor-sim --bench steady\`, 100 and 300 nodes, join included):
+Member-periods per second. The divan bench in \`sim/\` (\`cargo bench -p rumor-sim
+--bench steady\`): \`member_periods\` times whole 60 s runs of 100 and 300 nodes, join
+included; \`steady_state\` runs a cluster of 100 or 1,000 nodes through its join
+untimed, then times twelve 10-simulated-second windows of the same world (items are
+member-periods):
 
 \`\`\`
 $(cat "$out/sim_steady.txt")
