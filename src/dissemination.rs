@@ -6,7 +6,7 @@
 //! dropped after `retransmit_mult × ceil(log2(n + 1))` sends.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -22,13 +22,19 @@ pub(crate) enum Key {
     Broadcast(NodeId, u64),
 }
 
-#[derive(Clone, Debug)]
+/// 16 bytes: during a join storm every node queues news of almost every member at
+/// once, so a slot's size is paid once per member per node. The payload of a user
+/// broadcast lives in `Queue::broadcasts` instead.
+#[derive(Clone, Copy, Debug)]
 struct Slot {
     transmits: u32,
     /// Insertion stamp: higher is newer.
     stamp: u64,
-    payload: Option<Bytes>,
 }
+
+/// Past this many slots of spare capacity, an emptied queue gives its memory back: the
+/// table a join storm grew would otherwise stay allocated for the node's lifetime.
+const SHRINK_ABOVE: usize = 64;
 
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
@@ -36,8 +42,9 @@ pub(crate) struct Queue {
     /// (transmits, newest first, key): iteration order is send priority.
     order: BTreeSet<(u32, Reverse<u64>, Key)>,
     next_stamp: u64,
-    /// Queued user broadcasts, oldest first (for dropping the oldest in O(log n)).
-    broadcasts: BTreeSet<(u64, Key)>,
+    /// Queued user broadcasts with their payloads, oldest first (for dropping the
+    /// oldest in O(log n)).
+    broadcasts: BTreeMap<(u64, Key), Option<Bytes>>,
 }
 
 impl Queue {
@@ -55,7 +62,7 @@ impl Queue {
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         if matches!(key, Key::Broadcast(..)) {
-            self.broadcasts.insert((stamp, key));
+            self.broadcasts.insert((stamp, key), payload);
         }
         self.order.insert((0, Reverse(stamp), key));
         self.slots.insert(
@@ -63,7 +70,6 @@ impl Queue {
             Slot {
                 transmits: 0,
                 stamp,
-                payload,
             },
         );
     }
@@ -71,7 +77,12 @@ impl Queue {
     pub fn remove(&mut self, key: Key) {
         if let Some(s) = self.slots.swap_remove(&key) {
             self.order.remove(&(s.transmits, Reverse(s.stamp), key));
-            self.broadcasts.remove(&(s.stamp, key));
+            if matches!(key, Key::Broadcast(..)) {
+                self.broadcasts.remove(&(s.stamp, key));
+            }
+            if self.slots.is_empty() && self.slots.capacity() > SHRINK_ABOVE {
+                self.slots.shrink_to_fit();
+            }
         }
     }
 
@@ -89,7 +100,7 @@ impl Queue {
 
     /// Drops the oldest queued user broadcast (to respect `max_pending_broadcasts`).
     pub fn drop_oldest_broadcast(&mut self) -> bool {
-        match self.broadcasts.first().map(|(_, k)| *k) {
+        match self.broadcasts.first_key_value().map(|((_, k), _)| *k) {
             Some(k) => {
                 self.remove(k);
                 true
@@ -104,7 +115,11 @@ impl Queue {
         self.order.iter().take(limit).map(|(_, _, k)| {
             // Only broadcasts carry a payload: spare member entries the lookup.
             let payload = match k {
-                Key::Broadcast(..) => self.slots.get(k).and_then(|s| s.payload.as_ref()),
+                Key::Broadcast(..) => self
+                    .slots
+                    .get(k)
+                    .and_then(|s| self.broadcasts.get(&(s.stamp, *k)))
+                    .and_then(Option::as_ref),
                 Key::Member(_) => None,
             };
             (*k, payload)
@@ -179,5 +194,41 @@ mod tests {
             keys(&q),
             vec![Key::Broadcast(NodeId(1), 2), Key::Member(NodeId(5))]
         );
+    }
+
+    #[test]
+    fn broadcasts_keep_their_payloads_and_members_have_none() {
+        let mut q = Queue::default();
+        q.push(Key::Broadcast(NodeId(1), 7), Some(Bytes::from_static(b"x")));
+        q.push(Key::Member(NodeId(2)), None);
+        q.push(Key::Broadcast(NodeId(1), 8), Some(Bytes::from_static(b"y")));
+        let got: Vec<_> = q
+            .candidates(10)
+            .map(|(k, p)| (k, p.map(|b| b.to_vec())))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Key::Broadcast(NodeId(1), 8), Some(b"y".to_vec())),
+                (Key::Member(NodeId(2)), None),
+                (Key::Broadcast(NodeId(1), 7), Some(b"x".to_vec())),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_its_table_back() {
+        let mut q = Queue::default();
+        for i in 0..1000 {
+            q.push(Key::Member(NodeId(i)), None);
+        }
+        assert!(q.slots.capacity() >= 1000);
+        for i in 0..999 {
+            q.sent(Key::Member(NodeId(i)), 1);
+        }
+        assert!(q.slots.capacity() >= 1000, "not empty yet: no shrinking");
+        q.remove(Key::Member(NodeId(999)));
+        assert!(q.is_empty());
+        assert!(q.slots.capacity() <= SHRINK_ABOVE);
     }
 }

@@ -133,6 +133,9 @@ const MAX_PIGGYBACK_MISSES: usize = 4;
 /// Bytes below which no update fits (a Leave with small ids is about 12).
 const MIN_UPDATE_LEN: usize = 12;
 
+/// Events' capacity an emptied event queue keeps (see `poll_event`).
+const EVENTS_KEPT: usize = 64;
+
 /// A member of a cluster, as a sans-IO state machine: it owns no socket, no clock, no
 /// thread. The caller feeds it datagrams and time and drains what it wants sent.
 ///
@@ -805,7 +808,14 @@ impl Node {
 
     /// The next event for the caller.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        // A join delivers one event per member learned; once the caller has drained
+        // them, give back the queue they grew (hundreds of bytes per member otherwise
+        // held for the node's lifetime).
+        if event.is_none() && self.events.capacity() > EVENTS_KEPT {
+            self.events.shrink_to(EVENTS_KEPT);
+        }
+        event
     }
 }
 
