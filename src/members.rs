@@ -14,7 +14,11 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::event::{Cause, Member, MemberState};
-use crate::hashing::{Keyed, KeyedMap, KeyedSet};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::hashing::{Keyed, KeyedSet};
 use crate::id::NodeId;
 use crate::time::Time;
 
@@ -153,11 +157,20 @@ pub(crate) enum Applied {
     },
 }
 
+/// Entries a table grows by at least, and the fraction of its length it grows by
+/// otherwise (1/4): geometric, so inserts stay amortized O(1), with at most a quarter
+/// of the table spare instead of the doubling's half. Every node of a simulated cluster
+/// holds a table of every member, so the spare capacity is paid n² times.
+const GROW_MIN: usize = 16;
+
 #[derive(Debug, Default)]
 pub(crate) struct Members {
     /// Self first: the local entry is inserted at construction and never removed, and
     /// removal (`reap`) keeps order, so it stays at index 0 and is read without a lookup.
-    entries: KeyedMap<NodeId, Entry>,
+    entries: Vec<Entry>,
+    /// Positions in `entries`, hashed by id.
+    by_id: HashTable<u32>,
+    hasher: Keyed,
     /// Live members (self included) by ring position: monitors of a member are its
     /// successors on this ring.
     ring: BTreeSet<(u64, NodeId)>,
@@ -168,9 +181,12 @@ pub(crate) struct Members {
     /// `entries` (a table of a thousand members is a thousand scattered cache lines,
     /// and every node walks its whole table each push-pull round).
     sorted: BTreeMap<NodeId, u64>,
-    /// Live members other than self by address, to attribute a refusal the network
-    /// reports for an address (ICMP port unreachable) to the member living there.
-    live_by_addr: BTreeMap<SocketAddr, NodeId>,
+    /// Live members other than self, as positions in `entries` hashed by address, to
+    /// attribute a refusal the network reports for an address (ICMP port unreachable)
+    /// to the member living there. At most one per address: the latest to come alive
+    /// there. Every position here is of an entry whose `addr` is the one it is hashed
+    /// under (`apply` re-files a member before its address changes).
+    live_by_addr: HashTable<u32>,
     local: Option<NodeId>,
 }
 
@@ -178,40 +194,94 @@ impl Members {
     /// A table holding only `local`, hashed under `hasher` (see `hashing`).
     pub fn new(local: Entry, hasher: Keyed) -> Members {
         let mut m = Members {
-            entries: KeyedMap::with_hasher(hasher.clone()),
-            live_peers: KeyedSet::with_hasher(hasher),
+            live_peers: KeyedSet::with_hasher(hasher.clone()),
+            hasher,
             local: Some(local.id),
             ..Members::default()
         };
         m.ring.insert((local.id.ring_position(), local.id));
         m.sorted.insert(local.id, local.digest_version());
-        m.entries.insert(local.id, local);
+        m.push(local);
         m
     }
 
+    fn id_hash(&self, id: NodeId) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    fn addr_hash(&self, addr: SocketAddr) -> u64 {
+        self.hasher.hash_one(addr)
+    }
+
+    /// The position of `id` in `entries`.
+    fn position(&self, id: NodeId) -> Option<usize> {
+        let entries = &self.entries;
+        self.by_id
+            .find(self.id_hash(id), |&i| entries[i as usize].id == id)
+            .map(|&i| i as usize)
+    }
+
+    /// Appends a member not in the table.
+    fn push(&mut self, e: Entry) {
+        if self.entries.len() == self.entries.capacity() {
+            self.entries
+                .reserve_exact((self.entries.len() / 4).max(GROW_MIN));
+        }
+        let i = u32::try_from(self.entries.len()).expect("max_members is far below u32::MAX");
+        let hash = self.id_hash(e.id);
+        self.entries.push(e);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.by_id
+            .insert_unique(hash, i, |&j| hasher.hash_one(entries[j as usize].id));
+    }
+
+    /// Files entry `i` as the live member at its address, replacing whoever was.
+    fn file_addr(&mut self, i: usize) {
+        let addr = self.entries[i].addr;
+        let hash = self.addr_hash(addr);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        match self
+            .live_by_addr
+            .find_mut(hash, |&j| entries[j as usize].addr == addr)
+        {
+            Some(slot) => *slot = i as u32,
+            None => {
+                self.live_by_addr.insert_unique(hash, i as u32, |&j| {
+                    hasher.hash_one(entries[j as usize].addr)
+                });
+            }
+        }
+    }
+
+    /// Unfiles entry `i` from its address, if it is the member filed there.
+    fn unfile_addr(&mut self, i: usize) {
+        let hash = self.addr_hash(self.entries[i].addr);
+        if let Ok(slot) = self.live_by_addr.find_entry(hash, |&j| j as usize == i) {
+            slot.remove();
+        }
+    }
+
     pub fn get(&self, id: NodeId) -> Option<&Entry> {
-        self.entries.get(&id)
+        self.position(id).map(|i| &self.entries[i])
     }
 
     /// The accuser of a member suspected at `incarnation`, to name a new confirmer.
     pub fn accuser_mut(&mut self, id: NodeId, incarnation: u64) -> Option<&mut NodeId> {
-        self.entries
-            .get_mut(&id)
+        let i = self.position(id)?;
+        Some(&mut self.entries[i])
             .filter(|e| e.state == MemberState::Suspect && e.incarnation == incarnation)
             .map(|e| &mut e.accuser)
     }
 
     pub fn get_mut_local(&mut self) -> &mut Entry {
         self.entries
-            .get_index_mut(0)
-            .map(|(_, e)| e)
+            .first_mut()
             .expect("local member is always present")
     }
 
     pub fn local(&self) -> &Entry {
         self.entries
-            .get_index(0)
-            .map(|(_, e)| e)
+            .first()
             .expect("local member is always present")
     }
 
@@ -221,7 +291,7 @@ impl Members {
 
     /// Every known member, self and tombstones included, in a deterministic order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.entries.iter()
     }
 
     /// Known members, self and tombstones included.
@@ -241,8 +311,9 @@ impl Members {
     /// Applies `u` under the precedence order. `max_members` bounds new entries.
     pub fn apply(&mut self, u: &Update, now: Time, max_members: usize) -> Applied {
         let local = self.local_id();
-        match self.entries.get_mut(&u.id) {
-            Some(e) => {
+        match self.position(u.id) {
+            Some(i) => {
+                let e = &mut self.entries[i];
                 if (u.incarnation, u.state.rank()) <= e.version() {
                     return Applied::Stale;
                 }
@@ -263,23 +334,25 @@ impl Members {
                     {
                         e.packed = p;
                     }
-                    if e.addr != d.addr && was_live && e.id != local {
-                        // Moved while live: re-file it under the new address.
-                        if self.live_by_addr.get(&e.addr) == Some(&u.id) {
-                            self.live_by_addr.remove(&e.addr);
+                    if e.addr != d.addr {
+                        if was_live && u.id != local {
+                            // Moved while live: re-file it under the new address.
+                            self.unfile_addr(i);
+                            self.entries[i].addr = d.addr;
+                            self.file_addr(i);
+                        } else {
+                            self.entries[i].addr = d.addr;
                         }
-                        self.live_by_addr.insert(d.addr, u.id);
                     }
-                    e.addr = d.addr;
                 }
+                let e = &self.entries[i];
                 let is_live = e.state.is_live();
-                let id = e.id;
                 let version = e.digest_version();
-                if let Some(v) = self.sorted.get_mut(&id) {
+                if let Some(v) = self.sorted.get_mut(&u.id) {
                     *v = version;
                 }
-                if was_live != is_live && id != local {
-                    self.set_live(id, is_live);
+                if was_live != is_live && u.id != local {
+                    self.set_live(i, is_live);
                 }
                 Applied::Changed { previous }
             }
@@ -306,46 +379,44 @@ impl Members {
                 };
                 let live = e.state.is_live();
                 self.sorted.insert(u.id, e.digest_version());
-                self.entries.insert(u.id, e);
+                self.push(e);
                 if live {
-                    self.set_live(u.id, true);
+                    self.set_live(self.entries.len() - 1, true);
                 }
                 Applied::Changed { previous: None }
             }
         }
     }
 
-    fn set_live(&mut self, id: NodeId, live: bool) {
-        let addr = self.entries.get(&id).map(|e| e.addr);
+    /// Moves entry `i` (not self) into or out of the live indexes.
+    fn set_live(&mut self, i: usize, live: bool) {
+        let id = self.entries[i].id;
         if live {
             self.ring.insert((id.ring_position(), id));
             self.live_peers.insert(id);
-            if let Some(a) = addr {
-                self.live_by_addr.insert(a, id);
-            }
+            self.file_addr(i);
         } else {
             self.ring.remove(&(id.ring_position(), id));
             self.live_peers.swap_remove(&id);
-            if let Some(a) = addr
-                && self.live_by_addr.get(&a) == Some(&id)
-            {
-                self.live_by_addr.remove(&a);
-            }
+            self.unfile_addr(i);
         }
     }
 
     /// The live member (other than self) at `addr`, if any.
     pub fn live_at(&self, addr: SocketAddr) -> Option<NodeId> {
-        self.live_by_addr.get(&addr).copied()
+        let entries = &self.entries;
+        self.live_by_addr
+            .find(self.addr_hash(addr), |&j| entries[j as usize].addr == addr)
+            .map(|&j| entries[j as usize].id)
     }
 
     /// Notes that a datagram from member `id` arrived from `from` at `now` (ignored
     /// unless `from` is the member's own address).
     pub fn heard_from(&mut self, id: NodeId, from: SocketAddr, now: Time) {
-        if let Some(e) = self.entries.get_mut(&id)
-            && e.addr == from
+        if let Some(i) = self.position(id)
+            && self.entries[i].addr == from
         {
-            e.heard = Some(now);
+            self.entries[i].heard = Some(now);
         }
     }
 
@@ -365,15 +436,43 @@ impl Members {
     /// Forgets dead and departed members older than `retention`; returns their ids.
     pub fn reap(&mut self, now: Time, retention: std::time::Duration, out: &mut Vec<NodeId>) {
         let local = self.local_id();
-        self.entries.retain(|id, e| {
-            let keep =
-                *id == local || e.state.is_live() || now.saturating_since(e.since) < retention;
-            if !keep {
-                out.push(*id);
+        let before = out.len();
+        let reaped = |e: &Entry| {
+            e.id != local && !e.state.is_live() && now.saturating_since(e.since) >= retention
+        };
+        out.extend(self.entries.iter().filter(|e| reaped(e)).map(|e| e.id));
+        if out.len() == before {
+            return;
+        }
+        // Removal keeps order, so every later entry moves down: renumber the indexes.
+        // The reaped are not live, so none of them is filed by address.
+        let mut moved_to = vec![u32::MAX; self.entries.len()];
+        let mut next = 0u32;
+        for (slot, e) in moved_to.iter_mut().zip(&self.entries) {
+            if !reaped(e) {
+                *slot = next;
+                next += 1;
             }
-            keep
-        });
-        for id in out.iter() {
+        }
+        for id in &out[before..] {
+            let hash = self.id_hash(*id);
+            let entries = &self.entries;
+            if let Ok(slot) = self
+                .by_id
+                .find_entry(hash, |&j| entries[j as usize].id == *id)
+            {
+                slot.remove();
+            }
+        }
+        self.entries.retain(|e| !reaped(e));
+        // Ids and addresses do not change, so neither do the hashes: renumber in place.
+        for j in self.by_id.iter_mut() {
+            *j = moved_to[*j as usize];
+        }
+        for j in self.live_by_addr.iter_mut() {
+            *j = moved_to[*j as usize];
+        }
+        for id in &out[before..] {
             self.sorted.remove(id);
         }
     }
@@ -425,6 +524,39 @@ impl Members {
             .filter(|id| *id != target)
             .take(k)
             .collect()
+    }
+}
+
+#[cfg(test)]
+impl Members {
+    /// Panics unless every index agrees with `entries`.
+    fn check_indexes(&self) {
+        let local = self.local_id();
+        assert_eq!(self.entries[0].id, local, "self first");
+        assert_eq!(self.by_id.len(), self.entries.len());
+        let mut live = BTreeSet::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            assert_eq!(
+                self.position(e.id),
+                Some(i),
+                "{} filed at its position",
+                e.id
+            );
+            assert_eq!(self.sorted.get(&e.id), Some(&e.digest_version()));
+            if e.state.is_live() || e.id == local {
+                live.insert((e.id.ring_position(), e.id));
+            }
+            let is_peer = e.state.is_live() && e.id != local;
+            assert_eq!(self.live_peers.contains(&e.id), is_peer);
+        }
+        assert_eq!(self.sorted.len(), self.entries.len());
+        assert_eq!(self.ring, live);
+        assert_eq!(self.live_peers.len() + 1, live.len());
+        for &j in &self.live_by_addr {
+            let e = &self.entries[j as usize];
+            assert!(e.state.is_live() && e.id != local);
+            assert_eq!(self.live_at(e.addr), Some(e.id));
+        }
     }
 }
 
@@ -675,6 +807,81 @@ mod tests {
                 shuffled.swap(i, (s >> 33) as usize % (i + 1));
             }
             prop_assert_eq!(apply_all(&updates), apply_all(&shuffled));
+        }
+    }
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    /// `update`, with the descriptor's address at `port` (Alive only).
+    fn update_at(id: u64, incarnation: u64, state: MemberState, port: u16) -> Update {
+        let mut u = update(id, incarnation, state);
+        if let Some(d) = u.descriptor.as_mut() {
+            d.addr = at(port);
+        }
+        u
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Apply(u64, u64, MemberState, u16),
+        Reap(u64),
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1u64..7, 0u64..4, arb_state(), 1u16..4).prop_map(|(i, n, s, p)| Op::Apply(i, n, s, p)),
+            1 => (0u64..20).prop_map(Op::Reap),
+        ]
+    }
+
+    proptest! {
+        /// The indexes agree with the entries after any sequence of updates and reaps,
+        /// and the address index follows the rules of a map from address to the latest
+        /// member to come alive (or move) there, which is what refusal attribution reads.
+        #[test]
+        fn indexes_follow_the_entries(ops in prop::collection::vec(arb_op(), 1..60)) {
+            let mut m = Members::new(entry(100), Keyed::default());
+            let mut by_addr: BTreeMap<SocketAddr, NodeId> = BTreeMap::new();
+            let mut now = Time::ZERO;
+            for op in ops {
+                match op {
+                    Op::Apply(id, inc, state, port) => {
+                        let before = m.get(NodeId(id)).map(|e| (e.addr, e.state.is_live()));
+                        let u = update_at(id, inc, state, port);
+                        if let Applied::Changed { .. } = m.apply(&u, now, 100) {
+                            let (old_addr, was_live) = before.unwrap_or((at(port), false));
+                            let new_addr = u.descriptor.as_ref().map_or(old_addr, |d| d.addr);
+                            let is_live = state.is_live();
+                            if was_live && is_live && old_addr != new_addr {
+                                if by_addr.get(&old_addr) == Some(&NodeId(id)) {
+                                    by_addr.remove(&old_addr);
+                                }
+                                by_addr.insert(new_addr, NodeId(id));
+                            }
+                            if !was_live && is_live {
+                                by_addr.insert(new_addr, NodeId(id));
+                            }
+                            if was_live && !is_live && by_addr.get(&new_addr) == Some(&NodeId(id)) {
+                                by_addr.remove(&new_addr);
+                            }
+                        }
+                    }
+                    Op::Reap(secs) => {
+                        now += std::time::Duration::from_secs(secs);
+                        let mut out = Vec::new();
+                        m.reap(now, std::time::Duration::from_secs(10), &mut out);
+                        for id in out {
+                            prop_assert!(m.get(id).is_none());
+                        }
+                    }
+                }
+                m.check_indexes();
+                for port in 1u16..4 {
+                    prop_assert_eq!(m.live_at(at(port)), by_addr.get(&at(port)).copied());
+                }
+            }
         }
     }
 }
