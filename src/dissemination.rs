@@ -32,9 +32,10 @@ struct Slot {
     stamp: u64,
 }
 
-/// Past this many slots of spare capacity, an emptied queue gives its memory back: the
-/// table a join storm grew would otherwise stay allocated for the node's lifetime.
-const SHRINK_ABOVE: usize = 64;
+/// The capacity, in slots, an emptied queue keeps: past it, the queue gives the rest of
+/// its memory back, since the table a join storm grew would otherwise stay allocated for
+/// the node's lifetime. Keeping some avoids reallocating on every small fill and drain.
+const KEPT_WHEN_EMPTY: usize = 64;
 
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
@@ -80,8 +81,8 @@ impl Queue {
             if matches!(key, Key::Broadcast(..)) {
                 self.broadcasts.remove(&(s.stamp, key));
             }
-            if self.slots.is_empty() && self.slots.capacity() > SHRINK_ABOVE {
-                self.slots.shrink_to_fit();
+            if self.slots.is_empty() && self.slots.capacity() > KEPT_WHEN_EMPTY {
+                self.slots.shrink_to(KEPT_WHEN_EMPTY);
             }
         }
     }
@@ -229,6 +230,6 @@ mod tests {
         assert!(q.slots.capacity() >= 1000, "not empty yet: no shrinking");
         q.remove(Key::Member(NodeId(999)));
         assert!(q.is_empty());
-        assert!(q.slots.capacity() <= SHRINK_ABOVE);
+        assert!(q.slots.capacity() <= KEPT_WHEN_EMPTY);
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! The key is derived from the caller's seed, never from OS randomness, so a run is
 //! reproducible all the way down to each table's layout. No output depends on that
-//! layout: the tables are `IndexMap`s, which iterate in insertion order.
+//! layout: the tables that are iterated are `IndexMap`s, which iterate in insertion order,
+//! and the member table's `HashTable` indexes are iterated only to renumber each position in
+//! place, which no order can change.
 
 use foldhash::fast::FixedState;
 use indexmap::{IndexMap, IndexSet};

@@ -9,15 +9,13 @@
 //! rejoins. A total order makes convergence independent of delivery order.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-
-use crate::event::{Cause, Member, MemberState};
-use std::hash::BuildHasher;
-
 use hashbrown::HashTable;
 
+use crate::event::{Cause, Member, MemberState};
 use crate::hashing::{Keyed, KeyedSet};
 use crate::id::NodeId;
 use crate::time::Time;
@@ -157,10 +155,11 @@ pub(crate) enum Applied {
     },
 }
 
-/// Entries a table grows by at least, and the fraction of its length it grows by
-/// otherwise (1/4): geometric, so inserts stay amortized O(1), with at most a quarter
-/// of the table spare instead of the doubling's half. Every node of a simulated cluster
-/// holds a table of every member, so the spare capacity is paid n² times.
+/// Entries the entry `Vec` grows by at least, and the fraction of its length it grows
+/// by otherwise (1/4): geometric, so inserts stay amortized O(1), with at most a quarter
+/// of it spare instead of the doubling's half. Every node of a simulated cluster holds a
+/// table of every member, so the spare capacity is paid n² times. (The indexes, of
+/// 4-byte positions, grow by hashbrown's own doubling: their slack is small.)
 const GROW_MIN: usize = 16;
 
 #[derive(Debug, Default)]
@@ -184,8 +183,9 @@ pub(crate) struct Members {
     /// Live members other than self, as positions in `entries` hashed by address, to
     /// attribute a refusal the network reports for an address (ICMP port unreachable)
     /// to the member living there. At most one per address: the latest to come alive
-    /// there. Every position here is of an entry whose `addr` is the one it is hashed
-    /// under (`apply` re-files a member before its address changes).
+    /// there or, live, to move there. Every position here is of an entry whose `addr`
+    /// is the one it is hashed under (`apply` unfiles a member before its address
+    /// changes and files it again after).
     live_by_addr: HashTable<u32>,
     local: Option<NodeId>,
 }
