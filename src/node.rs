@@ -997,11 +997,15 @@ impl Node {
     fn alive_update(&self, a: wire::Alive) -> Option<Update> {
         if a.name.is_empty()
             || a.name.len() > MAX_NAME_LEN
-            || std::str::from_utf8(&a.name).is_err()
             || a.metadata.len() > self.cfg.max_metadata_size
-            || NodeId::from_name(std::str::from_utf8(&a.name).ok()?) != NodeId(a.member)
             || a.incarnation > MAX_INCARNATION
         {
+            return None;
+        }
+        // Validated once: a join storm decodes every member's Alive λ log n times per
+        // node, and the validation was about 5 % of its instructions when done twice.
+        let name = std::str::from_utf8(&a.name).ok()?;
+        if NodeId::from_name(name) != NodeId(a.member) {
             return None;
         }
         // The decoder already checked the address.
