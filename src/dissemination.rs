@@ -49,10 +49,10 @@ pub(crate) struct Queue {
 
 /// Send priority as one integer: fewest transmits first, then newest first. Stamps are
 /// unique within a queue, so no two slots share a priority. Every datagram's piggyback
-/// moves each update it carries within `order`, so this is a hot comparison: one `u128`
-/// compares in two instructions where the tuple it encodes, `(transmits,
-/// Reverse(stamp), key)`, compared field by field (a join storm spent about 15 % of its
-/// instructions moving updates in `order`).
+/// moves each update it carries within `order` (about 17 % of a join storm's
+/// instructions), and one `u128` compares in two instructions where the tuple it encodes,
+/// `(transmits, Reverse(stamp), key)`, compared field by field. The saving measured
+/// small (0.5 % of a join): most of a move is the B-tree's node work.
 fn priority(s: Slot) -> u128 {
     (u128::from(s.transmits) << 64) | u128::from(u64::MAX - s.stamp)
 }
