@@ -13,7 +13,7 @@ use crate::hashing::{Keyed, KeyedMap};
 use crate::id::NodeId;
 
 /// What an entry disseminates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
     /// The member's current state, read from the member table when packed.
     Member(NodeId),
@@ -55,6 +55,11 @@ pub(crate) struct Queue {
 /// small (0.5 % of a join): most of a move is the B-tree's node work.
 fn priority(s: Slot) -> u128 {
     (u128::from(s.transmits) << 64) | u128::from(u64::MAX - s.stamp)
+}
+
+/// The stamp a `priority` was made from.
+fn stamp_of(priority: u128) -> u64 {
+    u64::MAX - priority as u64
 }
 
 impl Queue {
@@ -123,10 +128,10 @@ impl Queue {
         self.order.iter().take(limit).map(|(&rank, k)| {
             // Only broadcasts carry a payload: spare member entries the lookup.
             let payload = match k {
-                Key::Broadcast(..) => {
-                    let stamp = u64::MAX - rank as u64;
-                    self.broadcasts.get(&stamp).and_then(|(_, p)| p.as_ref())
-                }
+                Key::Broadcast(..) => self
+                    .broadcasts
+                    .get(&stamp_of(rank))
+                    .and_then(|(_, p)| p.as_ref()),
                 Key::Member(_) => None,
             };
             (*k, payload)

@@ -187,7 +187,6 @@ pub(crate) struct Members {
     /// is the one it is hashed under (`apply` unfiles a member before its address
     /// changes and files it again after).
     live_by_addr: HashTable<u32>,
-    local: Option<NodeId>,
 }
 
 impl Members {
@@ -196,7 +195,6 @@ impl Members {
         let mut m = Members {
             live_peers: KeyedSet::with_hasher(hasher.clone()),
             hasher,
-            local: Some(local.id),
             ..Members::default()
         };
         m.ring.insert((local.id.ring_position(), local.id));
@@ -286,7 +284,7 @@ impl Members {
     }
 
     pub fn local_id(&self) -> NodeId {
-        self.local.unwrap_or(NodeId(0))
+        self.local().id
     }
 
     /// Every known member, self and tombstones included, in a deterministic order.
