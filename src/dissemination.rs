@@ -230,6 +230,12 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_is_16_bytes() {
+        // Paid once per member per node during a join storm (see `Slot`).
+        assert_eq!(std::mem::size_of::<Slot>(), 16);
+    }
+
+    #[test]
     fn an_emptied_queue_gives_its_table_back() {
         let mut q = Queue::default();
         for i in 0..1000 {

@@ -598,6 +598,12 @@ mod tests {
     use MemberState::*;
 
     #[test]
+    fn an_entry_fits_128_bytes() {
+        // Every node holds one per member; sim/README.md's memory figures count on it.
+        assert!(std::mem::size_of::<Entry>() <= 128);
+    }
+
+    #[test]
     fn swim_precedence() {
         let cases = [
             // (known, incoming, accepted)
