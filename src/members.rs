@@ -54,6 +54,18 @@ impl Packed {
         start..start + usize::from(self.name_len)
     }
 
+    pub fn addr_wire_ref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.addr_len)]
+    }
+
+    pub fn name_ref(&self) -> &[u8] {
+        &self.bytes[self.name_range()]
+    }
+
+    pub fn metadata_ref(&self) -> &[u8] {
+        &self.bytes[self.name_range().end..]
+    }
+
     pub fn addr_wire(&self) -> Bytes {
         self.bytes.slice(..usize::from(self.addr_len))
     }

@@ -27,7 +27,7 @@ use crate::stats::NodeStats;
 use crate::suspicion::Suspicion;
 use crate::time::Time;
 use crate::timers::{Due, OneShot, Periodic, Timers};
-use crate::wire::{self, Body, DecodeLimits, Message, Packet};
+use crate::wire::{self, AliveRef, Body, DecodeLimits, Message, Packet, PacketWriter};
 
 /// A datagram produced by [`Node::poll_transmit`]: send `buf[..len]` to `destination`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,7 +207,6 @@ pub struct Node {
     scratch_in: Packet,
     scratch_copy: bytes::BytesMut,
     /// Reused across `poll_transmit` calls so the steady state does not allocate.
-    scratch_packet: Packet,
     scratch_sent: Vec<Key>,
     pub(crate) scratch_ids: Vec<NodeId>,
     pub(crate) scratch_helpers: Vec<NodeId>,
@@ -333,7 +332,6 @@ impl Node {
             seen_broadcasts: BTreeSet::new(),
             seen_order: VecDeque::new(),
             limits,
-            scratch_packet: Packet::default(),
             scratch_sent: Vec::new(),
             scratch_ids: Vec::new(),
             scratch_helpers: Vec::new(),
@@ -756,14 +754,13 @@ impl Node {
         } else {
             (0, budget)
         };
-        let mut packet = std::mem::take(&mut self.scratch_packet);
-        packet.messages.clear();
-        packet.sync_entries = 0;
-        packet.version = wire::PROTOCOL_VERSION;
-        packet.cluster = self.cluster.clone();
-        packet.sender = self.id().0;
-        packet.incarnation = self.incarnation();
-        let mut used = prost::Message::encoded_len(&packet);
+        let envelope = Packet {
+            version: wire::PROTOCOL_VERSION,
+            cluster: self.cluster.clone(),
+            sender: self.id().0,
+            incarnation: self.incarnation(),
+            ..Packet::default()
+        };
         let destination = out.to;
         let to_id = out.to_id;
         // Under phi monitors, pings and acks travel between fixed ring neighbours, so
@@ -776,18 +773,18 @@ impl Node {
         // news as sync entries, which it does not re-gossip, so piggybacked copies there
         // would spend the updates' retransmissions where they spread nothing.
         let gossip = !matches!(out.primary, Primary::Entries(_) | Primary::Want(_));
-        self.write_primary(out, &mut packet, &mut used, budget);
-        if gossip {
-            self.piggyback(&mut packet, &mut used, budget, counts, to_id);
-        }
-        let len = buf
-            .get_mut(start..start + budget)
-            .and_then(|b| wire::encode_packet(&packet, b));
-        self.stats.messages_out += packet.messages.len() as u64;
-        self.scratch_packet = packet;
+        let max_messages = self.cfg.max_messages_per_packet;
         // Packing never exceeds the budget, so this fails only for a caller buffer too
-        // small for the envelope itself.
-        let mut len = len?;
+        // small for the envelope itself; the datagram is then lost, like any other.
+        let mut w = buf
+            .get_mut(start..start + budget)
+            .and_then(|b| PacketWriter::new(b, &envelope, max_messages))?;
+        self.write_primary(out, &mut w);
+        if gossip {
+            self.piggyback(&mut w, counts, to_id);
+        }
+        self.stats.messages_out += w.messages() as u64;
+        let mut len = w.finish();
         if sealing {
             let key = self.keyring.primary()?;
             let mut nonce = [0u8; 24];
@@ -1524,32 +1521,14 @@ impl Node {
 
     // ----- packing ---------------------------------------------------------------------
 
-    fn write_primary(
-        &mut self,
-        out: Outgoing,
-        packet: &mut Packet,
-        used: &mut usize,
-        budget: usize,
-    ) {
+    fn write_primary(&mut self, out: Outgoing, w: &mut PacketWriter<'_>) {
         // Peers drop a packet with more than `max_messages_per_packet` messages whole,
-        // so every message written here counts against it as well as the byte budget.
-        let max_messages = self.cfg.max_messages_per_packet;
-        let push = |packet: &mut Packet, used: &mut usize, body: Body| {
-            let msg = Message { body: Some(body) };
-            let len = wire::message_len(&msg);
-            if *used + len <= budget && packet.messages.len() < max_messages {
-                *used += len;
-                packet.messages.push(msg);
-                true
-            } else {
-                false
-            }
-        };
+        // so the writer counts every message against it as well as the byte budget.
+        let push = |w: &mut PacketWriter<'_>, body: Body| w.push(&Message { body: Some(body) });
         match out.primary {
             Primary::Ping { seq, target } => {
                 push(
-                    packet,
-                    used,
+                    w,
                     Body::Ping(wire::Ping {
                         seq,
                         target: target.0,
@@ -1557,12 +1536,11 @@ impl Node {
                 );
             }
             Primary::Ack { seq } => {
-                push(packet, used, Body::Ack(wire::Ack { seq }));
+                push(w, Body::Ack(wire::Ack { seq }));
             }
             Primary::PingReq { seq, target, addr } => {
                 push(
-                    packet,
-                    used,
+                    w,
                     Body::PingReq(wire::PingReq {
                         seq,
                         target: target.0,
@@ -1571,7 +1549,7 @@ impl Node {
                 );
             }
             Primary::Nack { seq, refused } => {
-                push(packet, used, Body::Nack(wire::Nack { seq, refused }));
+                push(w, Body::Nack(wire::Nack { seq, refused }));
             }
             Primary::Gossip => {}
             Primary::Join => {
@@ -1585,21 +1563,22 @@ impl Node {
                     versions: vec![version],
                     last: true,
                 };
-                push(packet, used, alive);
-                push(packet, used, Body::SyncDigest(digest));
+                push(w, alive);
+                push(w, Body::SyncDigest(digest));
             }
             Primary::Digest(d) => {
                 // Our Alive first, so a peer that does not know us can place the digest.
-                push(packet, used, member_message(self.members.local()));
-                push(packet, used, Body::SyncDigest(d));
+                push(w, member_message(self.members.local()));
+                push(w, Body::SyncDigest(d));
             }
-            Primary::Want(w) => {
-                push(packet, used, Body::SyncWant(w));
+            Primary::Want(want) => {
+                push(w, Body::SyncWant(want));
             }
             Primary::Entries(mut deltas) => {
-                // Room for the `sync_entries` field itself (tag + varint ≤ 2 bytes).
-                *used += 3;
-                let before = packet.messages.len();
+                // Room for the `sync_entries` field itself (a key and a varint of at
+                // most 2 bytes).
+                w.reserve(3);
+                let before = w.messages();
                 let mut progressed = false;
                 while let Some(d) = deltas.front().copied() {
                     let Some(e) = self.members.get(d.id) else {
@@ -1609,23 +1588,14 @@ impl Node {
                     let fits = match (d.peer, e.state) {
                         (PeerKnows::Nothing, MemberState::Dead | MemberState::Left) => true,
                         (PeerKnows::Nothing | PeerKnows::Unsure, MemberState::Suspect) => {
-                            let alive = Message {
-                                body: Some(alive_message(e)),
-                            };
+                            let alive = alive_ref(e);
                             let suspect = Message {
                                 body: Some(member_message(e)),
                             };
-                            let len = wire::message_len(&alive) + wire::message_len(&suspect);
-                            if *used + len <= budget && packet.messages.len() + 2 <= max_messages {
-                                *used += len;
-                                packet.messages.push(alive);
-                                packet.messages.push(suspect);
-                                true
-                            } else {
-                                false
-                            }
+                            let len = alive.len() + wire::message_len(&suspect);
+                            w.fits(len, 2) && w.push_alive(&alive) && w.push(&suspect)
                         }
-                        _ => push(packet, used, member_message(e)),
+                        _ => push_member(w, e),
                     };
                     if !fits && progressed {
                         break;
@@ -1635,7 +1605,7 @@ impl Node {
                     deltas.pop_front();
                     progressed = true;
                 }
-                packet.sync_entries = (packet.messages.len() - before) as u32;
+                w.set_sync_entries((w.messages() - before) as u32);
                 if !deltas.is_empty() {
                     self.outbox.push_front(Outgoing {
                         to: out.to,
@@ -1655,13 +1625,7 @@ impl Node {
             && let Some(e) = self.members.get(id)
             && e.state == MemberState::Suspect
         {
-            let body = member_message(e);
-            let msg = Message { body: Some(body) };
-            let len = wire::message_len(&msg);
-            if *used + len <= budget && packet.messages.len() < max_messages {
-                *used += len;
-                packet.messages.push(msg);
-            }
+            push_member(w, e);
         }
     }
 
@@ -1671,14 +1635,7 @@ impl Node {
     /// the one member that needs it least: a node whose view is still tiny would spend
     /// a joiner's whole retransmission budget gossiping the joiner to itself); news that
     /// it is suspected or dead is, so it can refute.
-    fn piggyback(
-        &mut self,
-        packet: &mut Packet,
-        used: &mut usize,
-        budget: usize,
-        counts: bool,
-        to: Option<NodeId>,
-    ) {
+    fn piggyback(&mut self, w: &mut PacketWriter<'_>, counts: bool, to: Option<NodeId>) {
         if self.queue.is_empty() {
             return;
         }
@@ -1690,13 +1647,14 @@ impl Node {
         for (key, payload) in self.queue.candidates(PIGGYBACK_SCAN) {
             // Stop when the packet is all but full: the smallest update (a Leave) takes
             // about 12 bytes, and a few misses in a row mean little else will fit.
-            if packet.messages.len() >= max_messages
-                || budget.saturating_sub(*used) < MIN_UPDATE_LEN
+            if w.messages() >= max_messages
+                || w.room() < MIN_UPDATE_LEN
                 || misses >= MAX_PIGGYBACK_MISSES
             {
                 break;
             }
-            let body = match key {
+            // With the message count checked above, a refusal means too few bytes left.
+            let written = match key {
                 Key::Member(id)
                     if Some(id) == to
                         && self.members.get(id).is_none_or(|e| {
@@ -1706,24 +1664,22 @@ impl Node {
                     continue;
                 }
                 Key::Member(id) => match self.members.get(id) {
-                    Some(e) => member_message(e),
+                    Some(e) => push_member(w, e),
                     None => continue,
                 },
-                Key::Broadcast(origin, seq) => Body::Broadcast(wire::UserBroadcast {
-                    origin: origin.0,
-                    seq,
-                    payload: payload.cloned().unwrap_or_default(),
+                Key::Broadcast(origin, seq) => w.push(&Message {
+                    body: Some(Body::Broadcast(wire::UserBroadcast {
+                        origin: origin.0,
+                        seq,
+                        payload: payload.cloned().unwrap_or_default(),
+                    })),
                 }),
             };
-            let msg = Message { body: Some(body) };
-            let len = wire::message_len(&msg);
-            if *used + len > budget {
+            if written {
+                sent.push(key);
+            } else {
                 misses += 1;
-                continue;
             }
-            *used += len;
-            packet.messages.push(msg);
-            sent.push(key);
         }
         for key in sent.iter().filter(|_| counts) {
             self.queue.sent(*key, limit);
@@ -1741,6 +1697,28 @@ fn alive_message(e: &Entry) -> Body {
         addr: e.packed.addr_wire(),
         metadata: e.packed.metadata(),
     })
+}
+
+/// A member's Alive as its entry holds it, borrowed: writing it touches no reference
+/// count of the member's descriptor (see `wire::PacketWriter`).
+fn alive_ref(e: &Entry) -> AliveRef<'_> {
+    AliveRef {
+        member: e.id.0,
+        incarnation: e.incarnation,
+        name: e.packed.name_ref(),
+        addr: e.packed.addr_wire_ref(),
+        metadata: e.packed.metadata_ref(),
+    }
+}
+
+/// Writes the message that states `e`'s current state; false if it does not fit.
+fn push_member(w: &mut PacketWriter<'_>, e: &Entry) -> bool {
+    match e.state {
+        MemberState::Alive => w.push_alive(&alive_ref(e)),
+        _ => w.push(&Message {
+            body: Some(member_message(e)),
+        }),
+    }
 }
 
 /// The message that states a member's current state.

@@ -23,6 +23,9 @@ pub mod generated {
     include!("generated/rumor.v1.rs");
 }
 
+mod writer;
+pub(crate) use writer::{AliveRef, PacketWriter};
+
 // The module's whole vocabulary, so the rest of the crate names `wire::Alive` and never
 // reaches into `generated`.
 pub(crate) use generated::{
@@ -393,12 +396,10 @@ fn split_addr<const N: usize>(b: &[u8]) -> Option<([u8; N], u16)> {
 /// Encodes `packet` into `buf`; returns the number of bytes written, or `None` if it
 /// does not fit (`buf` may then have been partly written).
 ///
-/// Writes straight into `buf` without allocating, so the send path can encode every
-/// datagram into one reused buffer. One caveat lies in prost, not here: it copies each
-/// non-empty `Bytes` field out through a clone, and the very first clone of a `Bytes`
-/// still backed by a uniquely owned `Vec` allocates its small shared header (once per
-/// value, ever). Values from [`encode_addr`], static ones, and any already cloned into a
-/// message cost nothing.
+/// prost's encoder over a whole `Packet`, for tests, benches and fuzzing. The node
+/// writes its datagrams with `PacketWriter` (`wire/writer.rs`), which gives the same
+/// bytes (a property test holds it to this function) without building the message list.
+#[cfg(any(test, feature = "internals"))]
 pub fn encode_packet(packet: &Packet, buf: &mut [u8]) -> Option<usize> {
     let capacity = buf.len();
     let mut out = buf;
@@ -946,7 +947,7 @@ mod props {
     }
 
     /// A packet `decode_packet` accepts under `LIMITS`.
-    fn valid_packet() -> impl Strategy<Value = Packet> {
+    pub(super) fn valid_packet() -> impl Strategy<Value = Packet> {
         (
             bytes(16),
             any::<(u64, u64, u32)>(),
