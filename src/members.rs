@@ -21,13 +21,14 @@ use crate::id::NodeId;
 use crate::time::Time;
 
 /// A member's address in wire form, name and metadata, in one buffer: one allocation
-/// per member instead of three, and gossiping its Alive touches one reference count
-/// instead of three (at a thousand members a node's table is far larger than any cache,
-/// so each of those was a cache miss).
+/// per member instead of three. A plain box, not a reference-counted `Bytes`: gossiping
+/// the member borrows the slices (`wire::AliveRef`), so nothing ever shares the buffer,
+/// and a `Bytes` would add a 32-byte shared header per member the first time it was
+/// cloned, and a reference-count write to a cold cache line per clone and per drop.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Packed {
     /// `addr_wire`, then `name`, then `metadata`.
-    bytes: Bytes,
+    bytes: Box<[u8]>,
     addr_len: u16,
     name_len: u16,
 }
@@ -38,12 +39,13 @@ impl Packed {
     pub fn new(addr_wire: &[u8], name: &[u8], metadata: &[u8]) -> Option<Packed> {
         let addr_len = u16::try_from(addr_wire.len()).ok()?;
         let name_len = u16::try_from(name.len()).ok()?;
+        // Exactly sized, so `into_boxed_slice` keeps the allocation.
         let mut v = Vec::with_capacity(addr_wire.len() + name.len() + metadata.len());
         v.extend_from_slice(addr_wire);
         v.extend_from_slice(name);
         v.extend_from_slice(metadata);
         Some(Packed {
-            bytes: Bytes::from(v),
+            bytes: v.into_boxed_slice(),
             addr_len,
             name_len,
         })
@@ -54,28 +56,16 @@ impl Packed {
         start..start + usize::from(self.name_len)
     }
 
-    pub fn addr_wire_ref(&self) -> &[u8] {
+    pub fn addr_wire(&self) -> &[u8] {
         &self.bytes[..usize::from(self.addr_len)]
     }
 
-    pub fn name_ref(&self) -> &[u8] {
+    pub fn name(&self) -> &[u8] {
         &self.bytes[self.name_range()]
     }
 
-    pub fn metadata_ref(&self) -> &[u8] {
+    pub fn metadata(&self) -> &[u8] {
         &self.bytes[self.name_range().end..]
-    }
-
-    pub fn addr_wire(&self) -> Bytes {
-        self.bytes.slice(..usize::from(self.addr_len))
-    }
-
-    pub fn name(&self) -> Bytes {
-        self.bytes.slice(self.name_range())
-    }
-
-    pub fn metadata(&self) -> Bytes {
-        self.bytes.slice(self.name_range().end..)
     }
 
     /// Whether these are the fields packed here, compared without cloning.
@@ -120,12 +110,22 @@ impl Entry {
     pub fn snapshot(&self) -> Member {
         Member {
             id: self.id,
-            name: self.packed.name(),
+            name: copy(self.packed.name()),
             addr: self.addr,
             incarnation: self.incarnation,
             state: self.state,
-            metadata: self.packed.metadata(),
+            metadata: copy(self.packed.metadata()),
         }
+    }
+}
+
+/// An owned copy for an event or a snapshot; empty fields (most metadata) allocate
+/// nothing.
+fn copy(b: &[u8]) -> Bytes {
+    if b.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(b)
     }
 }
 
@@ -599,7 +599,7 @@ mod tests {
             cause: Cause::Silence,
             accuser: NodeId(99),
             descriptor: (state == MemberState::Alive).then(|| Descriptor {
-                name: e.packed.name(),
+                name: Bytes::copy_from_slice(e.packed.name()),
                 addr: e.addr,
                 addr_wire: Bytes::new(),
                 metadata: Bytes::new(),
@@ -610,9 +610,9 @@ mod tests {
     use MemberState::*;
 
     #[test]
-    fn an_entry_fits_128_bytes() {
+    fn an_entry_fits_112_bytes() {
         // Every node holds one per member; sim/README.md's memory figures count on it.
-        assert!(std::mem::size_of::<Entry>() <= 128);
+        assert!(std::mem::size_of::<Entry>() <= 112);
     }
 
     #[test]
@@ -706,9 +706,9 @@ mod tests {
     #[test]
     fn packed_fields_come_back_apart() {
         let p = Packed::new(&[1, 2, 3, 4, 0, 80], b"node-7", b"zone=a").unwrap();
-        assert_eq!(&p.addr_wire()[..], &[1, 2, 3, 4, 0, 80]);
-        assert_eq!(&p.name()[..], b"node-7");
-        assert_eq!(&p.metadata()[..], b"zone=a");
+        assert_eq!(p.addr_wire(), &[1, 2, 3, 4, 0, 80]);
+        assert_eq!(p.name(), b"node-7");
+        assert_eq!(p.metadata(), b"zone=a");
         assert!(p.holds(&[1, 2, 3, 4, 0, 80], b"node-7", b"zone=a"));
         // Moving a byte from one field to the next is a different descriptor.
         assert!(!p.holds(&[1, 2, 3, 4, 0, 80], b"node-", b"7zone=a"));
@@ -728,8 +728,8 @@ mod tests {
         }
         m.apply(&u, Time::ZERO, 10);
         let e = m.get(NodeId(1)).unwrap();
-        assert_eq!(&e.packed.metadata()[..], b"v2");
-        assert_eq!(&e.packed.name()[..], b"n1");
+        assert_eq!(e.packed.metadata(), b"v2");
+        assert_eq!(e.packed.name(), b"n1");
     }
 
     #[test]

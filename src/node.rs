@@ -534,7 +534,7 @@ impl Node {
         let inc = (self.incarnation() + 1).min(MAX_INCARNATION + 1);
         let local = self.members.get_mut_local();
         // Lengths: the address and the name are the ones packed already.
-        if let Some(p) = Packed::new(&local.packed.addr_wire(), &local.packed.name(), &metadata) {
+        if let Some(p) = Packed::new(local.packed.addr_wire(), local.packed.name(), &metadata) {
             local.packed = p;
         }
         self.members.update_local(inc, MemberState::Alive, self.now);
@@ -1554,7 +1554,6 @@ impl Node {
             Primary::Gossip => {}
             Primary::Join => {
                 let me = self.members.local();
-                let alive = member_message(me);
                 let version = wire::pack_version(me.incarnation, me.state.rank());
                 let digest = wire::SyncDigest {
                     lo: 0,
@@ -1563,12 +1562,12 @@ impl Node {
                     versions: vec![version],
                     last: true,
                 };
-                push(w, alive);
+                push_member(w, me);
                 push(w, Body::SyncDigest(digest));
             }
             Primary::Digest(d) => {
                 // Our Alive first, so a peer that does not know us can place the digest.
-                push(w, member_message(self.members.local()));
+                push_member(w, self.members.local());
                 push(w, Body::SyncDigest(d));
             }
             Primary::Want(want) => {
@@ -1589,9 +1588,7 @@ impl Node {
                         (PeerKnows::Nothing, MemberState::Dead | MemberState::Left) => true,
                         (PeerKnows::Nothing | PeerKnows::Unsure, MemberState::Suspect) => {
                             let alive = alive_ref(e);
-                            let suspect = Message {
-                                body: Some(member_message(e)),
-                            };
+                            let suspect = Message { body: verdict(e) };
                             let len = alive.len() + wire::message_len(&suspect);
                             w.fits(len, 2) && w.push_alive(&alive) && w.push(&suspect)
                         }
@@ -1688,59 +1685,56 @@ impl Node {
     }
 }
 
-/// Alive at the member's current incarnation: its descriptor.
-fn alive_message(e: &Entry) -> Body {
-    Body::Alive(wire::Alive {
-        member: e.id.0,
-        incarnation: e.incarnation,
-        name: e.packed.name(),
-        addr: e.packed.addr_wire(),
-        metadata: e.packed.metadata(),
-    })
-}
-
 /// A member's Alive as its entry holds it, borrowed: writing it touches no reference
 /// count of the member's descriptor (see `wire::PacketWriter`).
 fn alive_ref(e: &Entry) -> AliveRef<'_> {
     AliveRef {
         member: e.id.0,
         incarnation: e.incarnation,
-        name: e.packed.name_ref(),
-        addr: e.packed.addr_wire_ref(),
-        metadata: e.packed.metadata_ref(),
+        name: e.packed.name(),
+        addr: e.packed.addr_wire(),
+        metadata: e.packed.metadata(),
     }
 }
 
 /// Writes the message that states `e`'s current state; false if it does not fit.
 fn push_member(w: &mut PacketWriter<'_>, e: &Entry) -> bool {
-    match e.state {
-        MemberState::Alive => w.push_alive(&alive_ref(e)),
-        _ => w.push(&Message {
-            body: Some(member_message(e)),
-        }),
+    match verdict(e) {
+        None => w.push_alive(&alive_ref(e)),
+        Some(body) => w.push(&Message { body: Some(body) }),
     }
 }
 
-/// The message that states a member's current state.
-pub(crate) fn member_message(e: &Entry) -> Body {
+/// What [`push_member`] adds to a packet.
+pub(crate) fn member_len(e: &Entry) -> usize {
+    match verdict(e) {
+        None => alive_ref(e).len(),
+        Some(body) => wire::message_len(&Message { body: Some(body) }),
+    }
+}
+
+/// The message that states a suspect, dead or departed member's state; `None` for a
+/// live one, whose Alive is written from its entry (`alive_ref`).
+fn verdict(e: &Entry) -> Option<Body> {
+    let (member, incarnation) = (e.id.0, e.incarnation);
     match e.state {
-        MemberState::Alive => alive_message(e),
-        MemberState::Suspect => Body::Suspect(wire::Suspect {
-            member: e.id.0,
-            incarnation: e.incarnation,
+        MemberState::Alive => None,
+        MemberState::Suspect => Some(Body::Suspect(wire::Suspect {
+            member,
+            incarnation,
             from: e.accuser.0,
             cause: cause_to_wire(e.cause),
-        }),
-        MemberState::Dead => Body::Dead(wire::Dead {
-            member: e.id.0,
-            incarnation: e.incarnation,
+        })),
+        MemberState::Dead => Some(Body::Dead(wire::Dead {
+            member,
+            incarnation,
             from: e.accuser.0,
             cause: cause_to_wire(e.cause),
-        }),
-        MemberState::Left => Body::Leave(wire::Leave {
-            member: e.id.0,
-            incarnation: e.incarnation,
-        }),
+        })),
+        MemberState::Left => Some(Body::Leave(wire::Leave {
+            member,
+            incarnation,
+        })),
     }
 }
 

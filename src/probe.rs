@@ -270,7 +270,8 @@ impl Node {
         let Some(e) = self.members.get(target) else {
             return 0;
         };
-        let addr = e.packed.addr_wire();
+        // Shared by the helpers' copies of the ping-req.
+        let addr = bytes::Bytes::copy_from_slice(e.packed.addr_wire());
         let mut helpers = std::mem::take(&mut self.scratch_helpers);
         self.random_peers(self.cfg.indirect_checks, Some(target), &mut helpers);
         for &h in &helpers {

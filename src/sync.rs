@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::id::NodeId;
 use crate::keyring::SEAL_OVERHEAD;
-use crate::node::{Delta, Node, Outgoing, PeerKnows, Primary, member_message};
+use crate::node::{Delta, Node, Outgoing, PeerKnows, Primary, member_len};
 use crate::wire;
 
 /// Worst-case bytes a digest entry adds: a packed fixed64 id and a varint version.
@@ -41,14 +41,11 @@ impl Node {
         // Every chunk also carries our own Alive (see `write_primary`): a peer that does
         // not know us yet (our join's gossip was lost) would otherwise refuse the digest,
         // and we could never make ourselves known again.
-        let alive = wire::Message {
-            body: Some(member_message(self.members.local())),
-        };
         let room = self
             .cfg
             .max_packet_size
             .saturating_sub(self.cfg.cluster_label.len() + DIGEST_OVERHEAD + SEAL_OVERHEAD)
-            .saturating_sub(wire::message_len(&alive));
+            .saturating_sub(member_len(self.members.local()));
         let per_chunk = (room / DIGEST_ENTRY_BYTES).max(1);
         let mut chunk = wire::SyncDigest {
             lo: 0,
