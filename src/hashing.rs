@@ -14,16 +14,13 @@
 //! place, which no order can change.
 
 use foldhash::fast::FixedState;
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexMap;
 
 /// The keyed hasher of one node's tables.
 pub(crate) type Keyed = FixedState;
 
 /// A hash map in insertion order under the node's keyed hasher.
 pub(crate) type KeyedMap<K, V> = IndexMap<K, V, Keyed>;
-
-/// A hash set in insertion order under the node's keyed hasher.
-pub(crate) type KeyedSet<K> = IndexSet<K, Keyed>;
 
 /// The hasher for a node started with `seed`. Mixed apart from the node's RNG, so keying
 /// the tables does not change any of the protocol's random choices.

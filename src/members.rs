@@ -16,7 +16,7 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 
 use crate::event::{Cause, Member, MemberState};
-use crate::hashing::{Keyed, KeyedSet};
+use crate::hashing::Keyed;
 use crate::id::NodeId;
 use crate::time::Time;
 
@@ -95,7 +95,13 @@ pub(crate) struct Entry {
     /// When a datagram from it (sender id and address both its own) last arrived: a
     /// refusal reported while it keeps talking to us is not evidence of a crash.
     pub heard: Option<Time>,
+    /// Its index in `Members::live_peers`, or `NOT_A_PEER`. Kept by `Members` alone:
+    /// whatever an entry is built with is overwritten when it is filed.
+    pub peer_slot: u32,
 }
+
+/// `Entry::peer_slot` of a member that is not a live peer (dead, departed, or self).
+pub(crate) const NOT_A_PEER: u32 = u32::MAX;
 
 impl Entry {
     pub fn version(&self) -> (u64, u8) {
@@ -185,8 +191,11 @@ pub(crate) struct Members {
     /// Live members (self included) by ring position: monitors of a member are its
     /// successors on this ring.
     ring: BTreeSet<(u64, NodeId)>,
-    /// Live members other than self, for uniform random choice in O(1).
-    live_peers: KeyedSet<NodeId>,
+    /// Live members other than self, for uniform random choice in O(1). Each one's
+    /// index here is kept in its entry (`peer_slot`), so removal is a swap with the
+    /// last: 8 bytes a member, where an `IndexSet` took about 35 (a hash, the key again
+    /// and an index table), in a table every node holds for every member.
+    live_peers: Vec<NodeId>,
     /// Every known id, sorted, with its digest version (`wire::pack_version`): push-pull
     /// digests walk id ranges here, sequentially, instead of looking up each member in
     /// `entries` (a table of a thousand members is a thousand scattered cache lines,
@@ -205,7 +214,6 @@ impl Members {
     /// A table holding only `local`, hashed under `hasher` (see `hashing`).
     pub fn new(local: Entry, hasher: Keyed) -> Members {
         let mut m = Members {
-            live_peers: KeyedSet::with_hasher(hasher.clone()),
             hasher,
             ..Members::default()
         };
@@ -232,7 +240,8 @@ impl Members {
     }
 
     /// Appends a member not in the table.
-    fn push(&mut self, e: Entry) {
+    fn push(&mut self, mut e: Entry) {
+        e.peer_slot = NOT_A_PEER;
         if self.entries.len() == self.entries.capacity() {
             self.entries
                 .reserve_exact((self.entries.len() / 4).max(GROW_MIN));
@@ -314,8 +323,16 @@ impl Members {
         self.live_peers.len() + 1
     }
 
-    pub fn live_peers(&self) -> &KeyedSet<NodeId> {
+    /// Live members other than self, in an order that depends only on the sequence of
+    /// changes (a seeded choice of index is a deterministic choice of member).
+    pub fn live_peers(&self) -> &[NodeId] {
         &self.live_peers
+    }
+
+    /// Whether `id` is a live member other than self.
+    pub fn is_live_peer(&self, id: NodeId) -> bool {
+        self.position(id)
+            .is_some_and(|i| self.entries[i].peer_slot != NOT_A_PEER)
     }
 
     /// Applies `u` under the precedence order. `max_members` bounds new entries.
@@ -386,6 +403,7 @@ impl Members {
                     accuser: u.accuser,
                     since: now,
                     heard: None,
+                    peer_slot: NOT_A_PEER,
                 };
                 let live = e.state.is_live();
                 self.sorted.insert(u.id, e.digest_version());
@@ -403,11 +421,25 @@ impl Members {
         let id = self.entries[i].id;
         if live {
             self.ring.insert((id.ring_position(), id));
-            self.live_peers.insert(id);
+            if self.entries[i].peer_slot == NOT_A_PEER {
+                self.entries[i].peer_slot = u32::try_from(self.live_peers.len())
+                    .expect("max_members is far below u32::MAX");
+                self.live_peers.push(id);
+            }
             self.file_addr(i);
         } else {
             self.ring.remove(&(id.ring_position(), id));
-            self.live_peers.swap_remove(&id);
+            let slot = std::mem::replace(&mut self.entries[i].peer_slot, NOT_A_PEER);
+            if slot != NOT_A_PEER {
+                let slot = slot as usize;
+                self.live_peers.swap_remove(slot);
+                // The last peer moved into the hole: tell its entry.
+                if let Some(&moved) = self.live_peers.get(slot)
+                    && let Some(j) = self.position(moved)
+                {
+                    self.entries[j].peer_slot = slot as u32;
+                }
+            }
             self.unfile_addr(i);
         }
     }
@@ -558,6 +590,11 @@ impl Members {
             }
             let is_peer = e.state.is_live() && e.id != local;
             assert_eq!(self.live_peers.contains(&e.id), is_peer);
+            if is_peer {
+                assert_eq!(self.live_peers[e.peer_slot as usize], e.id, "peer slot");
+            } else {
+                assert_eq!(e.peer_slot, NOT_A_PEER);
+            }
         }
         assert_eq!(self.sorted.len(), self.entries.len());
         assert_eq!(self.ring, live);
@@ -587,6 +624,7 @@ mod tests {
             accuser: NodeId(0),
             since: Time::ZERO,
             heard: None,
+            peer_slot: NOT_A_PEER,
         }
     }
 

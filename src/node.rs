@@ -19,7 +19,7 @@ use crate::event::{Cause, Event, Member, MemberState};
 use crate::hashing::{self, KeyedMap};
 use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD};
-use crate::members::{Applied, Descriptor, Entry, Members, Packed, Update};
+use crate::members::{Applied, Descriptor, Entry, Members, NOT_A_PEER, Packed, Update};
 use crate::probe::{MonitorState, Probes};
 use crate::reconnect::Silenced;
 use crate::refusal::Refusal;
@@ -268,6 +268,7 @@ impl Node {
             accuser: id,
             since: now,
             heard: None,
+            peer_slot: NOT_A_PEER,
         };
         let phi_params = PhiParams {
             window: config.phi_window,
@@ -1471,7 +1472,7 @@ impl Node {
         out.clear();
         let peers = self.members.live_peers();
         let n = peers.len();
-        let available = n - usize::from(exclude.is_some_and(|x| peers.contains(&x)));
+        let available = n - usize::from(exclude.is_some_and(|x| self.members.is_live_peer(x)));
         let k = k.min(available);
         if k == 0 {
             return;
