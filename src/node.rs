@@ -27,7 +27,7 @@ use crate::stats::NodeStats;
 use crate::suspicion::Suspicion;
 use crate::time::Time;
 use crate::timers::{Due, OneShot, Periodic, Timers};
-use crate::wire::{self, AliveRef, Body, DecodeLimits, Message, Packet, PacketWriter};
+use crate::wire::{self, AliveRef, Body, DecodeLimits, Envelope, Message, Packet, PacketWriter};
 
 /// A datagram produced by [`Node::poll_transmit`]: send `buf[..len]` to `destination`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -755,12 +755,11 @@ impl Node {
         } else {
             (0, budget)
         };
-        let envelope = Packet {
+        let envelope = Envelope {
             version: wire::PROTOCOL_VERSION,
-            cluster: self.cluster.clone(),
+            cluster: &self.cluster,
             sender: self.id().0,
             incarnation: self.incarnation(),
-            ..Packet::default()
         };
         let destination = out.to;
         let to_id = out.to_id;

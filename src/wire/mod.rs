@@ -24,7 +24,7 @@ pub mod generated {
 }
 
 mod writer;
-pub(crate) use writer::{AliveRef, PacketWriter};
+pub(crate) use writer::{AliveRef, Envelope, PacketWriter};
 
 // The module's whole vocabulary, so the rest of the crate names `wire::Alive` and never
 // reaches into `generated`.

@@ -11,9 +11,9 @@
 
 use bytes::BufMut;
 use prost::Message as _;
-use prost::encoding::{encode_varint, encoded_len_varint};
+use prost::encoding::encoded_len_varint;
 
-use super::{Message, Packet};
+use super::{Body, Message};
 
 /// Key of `Packet.messages` and of `Message.alive` alike: field 5, length-delimited.
 const KEY_5_LEN: u8 = (5 << 3) | 2;
@@ -74,6 +74,186 @@ impl AliveRef<'_> {
     }
 }
 
+/// A write position in a buffer whose room the caller has checked. It cannot panic:
+/// a write past the end (which the length checks before every write rule out) would
+/// be dropped, and the packet's length would then be wrong, never the memory.
+struct Out<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+}
+
+impl<'b> Out<'b> {
+    fn new(buf: &'b mut [u8]) -> Self {
+        Out { buf, pos: 0 }
+    }
+
+    #[inline]
+    fn byte(&mut self, v: u8) {
+        if let Some(b) = self.buf.get_mut(self.pos) {
+            *b = v;
+        }
+        self.pos += 1;
+    }
+
+    #[inline]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    #[inline]
+    fn slice(&mut self, src: &[u8]) {
+        if let Some(dst) = self.buf.get_mut(self.pos..self.pos + src.len()) {
+            dst.copy_from_slice(src);
+        }
+        self.pos += src.len();
+    }
+
+    /// A length-delimited field: key, length, bytes.
+    #[inline]
+    fn bytes_field(&mut self, key: u8, src: &[u8]) {
+        self.byte(key);
+        self.varint(src.len() as u64);
+        self.slice(src);
+    }
+}
+
+/// A packet's envelope: the fields before its messages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Envelope<'a> {
+    pub version: u32,
+    pub cluster: &'a [u8],
+    pub sender: u64,
+    pub incarnation: u64,
+}
+
+impl Envelope<'_> {
+    fn len(&self) -> usize {
+        let cluster = if self.cluster.is_empty() {
+            0
+        } else {
+            1 + encoded_len_varint(self.cluster.len() as u64) + self.cluster.len()
+        };
+        Scalar::Varint(varint_key(1), u64::from(self.version)).len()
+            + cluster
+            + Scalar::Fixed64(fixed64_key(3), self.sender).len()
+            + Scalar::Varint(varint_key(4), self.incarnation).len()
+    }
+}
+
+/// A field of a message made of scalars only: its key, and its value as a varint or
+/// as 8 little-endian bytes. A value of 0 is proto3's default and is not written.
+#[derive(Clone, Copy)]
+enum Scalar {
+    Varint(u8, u64),
+    Fixed64(u8, u64),
+}
+
+impl Scalar {
+    #[inline]
+    fn len(self) -> usize {
+        match self {
+            Scalar::Varint(_, 0) | Scalar::Fixed64(_, 0) => 0,
+            Scalar::Varint(_, v) => 1 + encoded_len_varint(v),
+            Scalar::Fixed64(..) => 9,
+        }
+    }
+
+    #[inline]
+    fn write(self, out: &mut Out<'_>) {
+        match self {
+            Scalar::Varint(_, 0) | Scalar::Fixed64(_, 0) => {}
+            Scalar::Varint(key, v) => {
+                out.byte(key);
+                out.varint(v);
+            }
+            Scalar::Fixed64(key, v) => {
+                out.byte(key);
+                out.slice(&v.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Keys of a message's fields 1 to 4 by wire type.
+const fn varint_key(field: u8) -> u8 {
+    field << 3
+}
+const fn fixed64_key(field: u8) -> u8 {
+    (field << 3) | 1
+}
+
+/// The `Message.body` key and the fields of the bodies made of scalars only, which are
+/// most of what a node sends (pings, acks, nacks, and the verdicts it gossips); `None`
+/// for the others (prost writes those). prost's generic path costs about 300
+/// instructions for a ping, most of it measuring the message twice.
+fn scalar_body(body: &Body) -> Option<(u8, [Scalar; 4])> {
+    let none = Scalar::Varint(0, 0);
+    // An enum is an int32, written as its sign-extended 64-bit varint.
+    let cause = |c: i32| Scalar::Varint(varint_key(4), c as i64 as u64);
+    let (field, fields) = match body {
+        Body::Ping(p) => (
+            1,
+            [
+                Scalar::Varint(varint_key(1), u64::from(p.seq)),
+                Scalar::Fixed64(fixed64_key(2), p.target),
+                none,
+                none,
+            ],
+        ),
+        Body::Ack(a) => (
+            2,
+            [
+                Scalar::Varint(varint_key(1), u64::from(a.seq)),
+                none,
+                none,
+                none,
+            ],
+        ),
+        Body::Nack(n) => (
+            4,
+            [
+                Scalar::Varint(varint_key(1), u64::from(n.seq)),
+                Scalar::Varint(varint_key(2), u64::from(n.refused)),
+                none,
+                none,
+            ],
+        ),
+        Body::Suspect(v) => (
+            6,
+            [
+                Scalar::Fixed64(fixed64_key(1), v.member),
+                Scalar::Varint(varint_key(2), v.incarnation),
+                Scalar::Fixed64(fixed64_key(3), v.from),
+                cause(v.cause),
+            ],
+        ),
+        Body::Dead(v) => (
+            7,
+            [
+                Scalar::Fixed64(fixed64_key(1), v.member),
+                Scalar::Varint(varint_key(2), v.incarnation),
+                Scalar::Fixed64(fixed64_key(3), v.from),
+                cause(v.cause),
+            ],
+        ),
+        Body::Leave(l) => (
+            8,
+            [
+                Scalar::Fixed64(fixed64_key(1), l.member),
+                Scalar::Varint(varint_key(2), l.incarnation),
+                none,
+                none,
+            ],
+        ),
+        _ => return None,
+    };
+    Some(((field << 3) | 2, fields))
+}
+
 /// A packet being written into a buffer: the envelope first, then messages while they
 /// fit, then [`finish`](PacketWriter::finish) adds the trailing fields.
 ///
@@ -92,15 +272,18 @@ pub(crate) struct PacketWriter<'a> {
 }
 
 impl<'a> PacketWriter<'a> {
-    /// Starts a packet with `envelope`'s fields other than `messages`, `sealed`,
-    /// `key_id` and `sync_entries` (the writer never writes the middle two, which only
-    /// a sealed frame would use). `None` if `buf` cannot hold even the envelope.
-    pub fn new(buf: &'a mut [u8], envelope: &Packet, max_messages: usize) -> Option<Self> {
-        debug_assert!(envelope.messages.is_empty() && envelope.sync_entries == 0);
-        let capacity = buf.len();
-        let mut out = &mut buf[..];
-        envelope.encode(&mut out).ok()?;
-        let len = capacity - out.len();
+    /// Starts a packet with the envelope's fields (`Packet` fields 1 to 4; the writer
+    /// never writes `sealed` or `key_id`, which only a sealed frame would use). `None`
+    /// if `buf` cannot hold even the envelope.
+    pub fn new(buf: &'a mut [u8], envelope: &Envelope<'_>, max_messages: usize) -> Option<Self> {
+        let len = envelope.len();
+        let mut out = Out::new(buf.get_mut(..len)?);
+        Scalar::Varint(varint_key(1), u64::from(envelope.version)).write(&mut out);
+        if !envelope.cluster.is_empty() {
+            out.bytes_field((2 << 3) | 2, envelope.cluster);
+        }
+        Scalar::Fixed64(fixed64_key(3), envelope.sender).write(&mut out);
+        Scalar::Varint(varint_key(4), envelope.incarnation).write(&mut out);
         Some(PacketWriter {
             buf,
             len,
@@ -137,22 +320,46 @@ impl<'a> PacketWriter<'a> {
         self.sync_entries = n;
     }
 
-    /// The rest of the buffer, for writing `len` bytes that fit.
-    fn tail(&mut self) -> &mut [u8] {
-        &mut self.buf[self.len..]
+    /// The rest of the buffer, for writing bytes that fit.
+    fn out(&mut self) -> Out<'_> {
+        Out::new(self.buf.get_mut(self.len..).unwrap_or_default())
     }
 
     /// Appends `msg`; false (nothing written) if it does not fit.
     pub fn push(&mut self, msg: &Message) -> bool {
+        if let Some((key, fields)) = msg.body.as_ref().and_then(scalar_body) {
+            return self.push_scalars(key, &fields);
+        }
         let len = super::message_len(msg);
         if !self.fits(len, 1) {
             return false;
         }
-        let mut out = self.tail();
+        let mut out = self.buf.get_mut(self.len..).unwrap_or_default();
         out.put_u8(KEY_5_LEN);
         // Cannot fail: `len` counts the key, the length prefix and the body.
         let written = msg.encode_length_delimited(&mut out).is_ok();
         debug_assert!(written);
+        self.len += len;
+        self.messages += 1;
+        true
+    }
+
+    /// Appends a `Message` whose body (under `key`) is made of `fields`.
+    fn push_scalars(&mut self, key: u8, fields: &[Scalar]) -> bool {
+        let body: usize = fields.iter().map(|f| f.len()).sum();
+        let inner = 1 + encoded_len_varint(body as u64) + body;
+        let len = 1 + encoded_len_varint(inner as u64) + inner;
+        if !self.fits(len, 1) {
+            return false;
+        }
+        let mut out = self.out();
+        out.byte(KEY_5_LEN);
+        out.varint(inner as u64);
+        out.byte(key);
+        out.varint(body as u64);
+        for f in fields {
+            f.write(&mut out);
+        }
         self.len += len;
         self.messages += 1;
         true
@@ -164,28 +371,20 @@ impl<'a> PacketWriter<'a> {
         if !self.fits(len, 1) {
             return false;
         }
-        let mut out = self.tail();
-        out.put_u8(KEY_5_LEN);
-        encode_varint(alive.message_body_len() as u64, &mut out);
-        out.put_u8(KEY_5_LEN);
-        encode_varint(alive.body_len() as u64, &mut out);
-        if alive.member != 0 {
-            out.put_u8(KEY_MEMBER);
-            out.put_u64_le(alive.member);
-        }
-        if alive.incarnation != 0 {
-            out.put_u8(KEY_INCARNATION);
-            encode_varint(alive.incarnation, &mut out);
-        }
+        let mut out = self.out();
+        out.byte(KEY_5_LEN);
+        out.varint(alive.message_body_len() as u64);
+        out.byte(KEY_5_LEN);
+        out.varint(alive.body_len() as u64);
+        Scalar::Fixed64(KEY_MEMBER, alive.member).write(&mut out);
+        Scalar::Varint(KEY_INCARNATION, alive.incarnation).write(&mut out);
         for (key, field) in [
             (KEY_NAME, alive.name),
             (KEY_ADDR, alive.addr),
             (KEY_METADATA, alive.metadata),
         ] {
             if !field.is_empty() {
-                out.put_u8(key);
-                encode_varint(field.len() as u64, &mut out);
-                out.put_slice(field);
+                out.bytes_field(key, field);
             }
         }
         self.len += len;
@@ -206,9 +405,9 @@ impl<'a> PacketWriter<'a> {
             // The caller reserved this room; should it not have, the field is dropped
             // rather than written past the buffer (the receiver then re-gossips the
             // entries, which costs load, not correctness).
-            if let Some(mut out) = buf.get_mut(len..len + need) {
-                out.put_u8(KEY_SYNC_ENTRIES);
-                encode_varint(u64::from(sync_entries), &mut out);
+            if let Some(dst) = buf.get_mut(len..len + need) {
+                let mut out = Out::new(dst);
+                Scalar::Varint(KEY_SYNC_ENTRIES, u64::from(sync_entries)).write(&mut out);
                 len += need;
             }
         }
@@ -219,17 +418,18 @@ impl<'a> PacketWriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::super::props::valid_packet;
-    use super::super::{Alive, Body, encode_packet, message_len};
+    use super::super::{Alive, Body, Packet, encode_packet, message_len};
     use super::*;
     use bytes::Bytes;
     use proptest::prelude::*;
 
     /// Writes `p` with the writer, Alives through `push_alive`.
     fn write(p: &Packet, buf: &mut [u8]) -> Option<usize> {
-        let envelope = Packet {
-            messages: Vec::new(),
-            sync_entries: 0,
-            ..p.clone()
+        let envelope = Envelope {
+            version: p.version,
+            cluster: &p.cluster,
+            sender: p.sender,
+            incarnation: p.incarnation,
         };
         let mut w = PacketWriter::new(buf, &envelope, usize::MAX)?;
         if p.sync_entries != 0 {
@@ -292,9 +492,11 @@ mod tests {
 
     #[test]
     fn a_refused_message_writes_nothing() {
-        let envelope = Packet {
+        let envelope = Envelope {
             version: 1,
-            ..Packet::default()
+            cluster: b"",
+            sender: 0,
+            incarnation: 0,
         };
         let mut buf = [0u8; 80];
         let mut w = PacketWriter::new(&mut buf, &envelope, 2).unwrap();
