@@ -89,5 +89,7 @@ pub use wire::{DecodeError, DecodeErrorKind};
 #[doc(hidden)]
 pub mod internals {
     pub use crate::wire::generated as proto;
-    pub use crate::wire::{DecodeLimits, decode_packet, encode_addr, encode_packet, pack_version};
+    pub use crate::wire::{
+        DecodeLimits, decode_packet, encode_addr, encode_packet, pack_version, write_packet,
+    };
 }

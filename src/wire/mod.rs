@@ -24,6 +24,8 @@ pub mod generated {
 }
 
 mod writer;
+#[cfg(any(test, feature = "internals"))]
+pub use writer::write_packet;
 pub(crate) use writer::{AliveRef, Envelope, PacketWriter};
 
 // The module's whole vocabulary, so the rest of the crate names `wire::Alive` and never

@@ -415,6 +415,47 @@ impl<'a> PacketWriter<'a> {
     }
 }
 
+/// Writes a whole `Packet` the way the node writes its datagrams (an `Alive` through
+/// [`PacketWriter::push_alive`], everything else through [`PacketWriter::push`]), for
+/// the codec bench and the tests; `None` if it does not fit `buf`. Fields 6 and 7
+/// (`sealed`, `key_id`) are not written: a node never sets them.
+#[cfg(any(test, feature = "internals"))]
+pub fn write_packet(p: &super::Packet, buf: &mut [u8]) -> Option<usize> {
+    let envelope = Envelope {
+        version: p.version,
+        cluster: &p.cluster,
+        sender: p.sender,
+        incarnation: p.incarnation,
+    };
+    let mut w = PacketWriter::new(buf, &envelope, usize::MAX)?;
+    if p.sync_entries != 0 {
+        // Exactly the field's size (the node reserves 3 bytes), so that the writer
+        // fits what prost fits.
+        let need = 1 + encoded_len_varint(u64::from(p.sync_entries));
+        if w.room() < need {
+            return None;
+        }
+        w.reserve(need);
+    }
+    for m in &p.messages {
+        let ok = match &m.body {
+            Some(Body::Alive(a)) => w.push_alive(&AliveRef {
+                member: a.member,
+                incarnation: a.incarnation,
+                name: &a.name,
+                addr: &a.addr,
+                metadata: &a.metadata,
+            }),
+            _ => w.push(m),
+        };
+        if !ok {
+            return None;
+        }
+    }
+    w.set_sync_entries(p.sync_entries);
+    Some(w.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::props::valid_packet;
@@ -422,42 +463,6 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use proptest::prelude::*;
-
-    /// Writes `p` with the writer, Alives through `push_alive`.
-    fn write(p: &Packet, buf: &mut [u8]) -> Option<usize> {
-        let envelope = Envelope {
-            version: p.version,
-            cluster: &p.cluster,
-            sender: p.sender,
-            incarnation: p.incarnation,
-        };
-        let mut w = PacketWriter::new(buf, &envelope, usize::MAX)?;
-        if p.sync_entries != 0 {
-            // Exactly the field's size, so that the writer fits what prost fits.
-            let need = 1 + encoded_len_varint(u64::from(p.sync_entries));
-            if w.room() < need {
-                return None;
-            }
-            w.reserve(need);
-        }
-        for m in &p.messages {
-            let ok = match &m.body {
-                Some(Body::Alive(a)) => w.push_alive(&AliveRef {
-                    member: a.member,
-                    incarnation: a.incarnation,
-                    name: &a.name,
-                    addr: &a.addr,
-                    metadata: &a.metadata,
-                }),
-                _ => w.push(m),
-            };
-            if !ok {
-                return None;
-            }
-        }
-        w.set_sync_entries(p.sync_entries);
-        Some(w.finish())
-    }
 
     fn alive(member: u64, incarnation: u64, name: &'static [u8]) -> Alive {
         Alive {
@@ -533,7 +538,7 @@ mod tests {
             let p = Packet { key_id: 0, ..p };
             let want = p.encode_to_vec();
             let mut buf = vec![0u8; want.len()];
-            let len = write(&p, &mut buf);
+            let len = write_packet(&p, &mut buf);
             prop_assert_eq!(len, Some(want.len()));
             prop_assert_eq!(&buf, &want);
             // A shorter buffer: prost refuses the packet, and so does the writer.
@@ -542,7 +547,7 @@ mod tests {
                 let mut a = vec![0u8; short];
                 prop_assert_eq!(encode_packet(&p, &mut a), None);
                 let mut b = vec![0u8; short];
-                prop_assert_eq!(write(&p, &mut b), None);
+                prop_assert_eq!(write_packet(&p, &mut b), None);
             }
         }
     }
