@@ -775,7 +775,9 @@ impl Node {
         let gossip = !matches!(out.primary, Primary::Entries(_) | Primary::Want(_));
         let max_messages = self.cfg.max_messages_per_packet;
         // Packing never exceeds the budget, so this fails only for a caller buffer too
-        // small for the envelope itself; the datagram is then lost, like any other.
+        // small for the envelope itself (below ~40 bytes, against the documented
+        // `max_packet_size`): the datagram is then lost like any other, a batch of sync
+        // entries included (push-pull asks again next round).
         let mut w = buf
             .get_mut(start..start + budget)
             .and_then(|b| PacketWriter::new(b, &envelope, max_messages))?;

@@ -337,8 +337,12 @@ impl<'a> PacketWriter<'a> {
         let mut out = self.buf.get_mut(self.len..).unwrap_or_default();
         out.put_u8(KEY_5_LEN);
         // Cannot fail: `len` counts the key, the length prefix and the body.
+        let room = out.len();
         let written = msg.encode_length_delimited(&mut out).is_ok();
-        debug_assert!(written);
+        debug_assert!(
+            written && room - out.len() + 1 == len,
+            "message_len is exact"
+        );
         self.len += len;
         self.messages += 1;
         true
@@ -398,10 +402,12 @@ impl<'a> PacketWriter<'a> {
             buf,
             mut len,
             sync_entries,
+            reserved: self_reserved,
             ..
         } = self;
         if sync_entries != 0 {
             let need = 1 + encoded_len_varint(u64::from(sync_entries));
+            debug_assert!(self_reserved >= need, "room for sync_entries was reserved");
             // The caller reserved this room; should it not have, the field is dropped
             // rather than written past the buffer (the receiver then re-gossips the
             // entries, which costs load, not correctness).
@@ -416,11 +422,15 @@ impl<'a> PacketWriter<'a> {
 }
 
 /// Writes a whole `Packet` the way the node writes its datagrams (an `Alive` through
-/// [`PacketWriter::push_alive`], everything else through [`PacketWriter::push`]), for
-/// the codec bench and the tests; `None` if it does not fit `buf`. Fields 6 and 7
-/// (`sealed`, `key_id`) are not written: a node never sets them.
+/// `PacketWriter::push_alive`, everything else through `PacketWriter::push`), for
+/// the codec bench and the tests; `None` if it does not fit `buf`, or if it sets
+/// `sealed` or `key_id`, which a node never sets and the writer cannot write.
 #[cfg(any(test, feature = "internals"))]
 pub fn write_packet(p: &super::Packet, buf: &mut [u8]) -> Option<usize> {
+    if !p.sealed.is_empty() || p.key_id != 0 {
+        // Fields the writer has no way to write: refuse rather than drop them.
+        return None;
+    }
     let envelope = Envelope {
         version: p.version,
         cluster: &p.cluster,
@@ -533,9 +543,20 @@ mod tests {
         #[test]
         fn the_writer_writes_what_prost_writes(
             p in valid_packet(),
+            version in prop_oneof![Just(1u32), any::<u32>()],
+            cluster in proptest::collection::vec(any::<u8>(), 0..300),
+            sync_entries in prop_oneof![0u32..8, any::<u32>()],
             cut in 0usize..4096,
         ) {
-            let p = Packet { key_id: 0, ..p };
+            // Wider envelopes than a decodable packet has: any version, labels with
+            // two-byte length prefixes, `sync_entries` of up to five bytes.
+            let p = Packet {
+                key_id: 0,
+                version,
+                cluster: Bytes::from(cluster),
+                sync_entries,
+                ..p
+            };
             let want = p.encode_to_vec();
             let mut buf = vec![0u8; want.len()];
             let len = write_packet(&p, &mut buf);
