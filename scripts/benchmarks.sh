@@ -218,7 +218,8 @@ What each measures (the module doc of each bench says more):
   about 6 % of the instructions, see below). \`push_pull_interval\` is set to 1 h so that
   push-pull (which needs peers that answer digests) stays out; everything else is
   \`Config::lan()\`.
-- \`codec\`: \`decode_packet\` (including dropping the decoded packet) and \`write_packet\`
+- \`codec\`: \`read_datagram\` (the reader \`handle_packet\` uses, \`src/wire/reader.rs\`: every
+  check, then every message read, borrowed) and \`write_packet\`
   (the writer \`poll_transmit\` uses, \`src/wire/writer.rs\`; prost's \`encode_packet\`
   writes the same bytes) of a real 37-byte ping and of a real 1,377-byte ack carrying 41
   piggybacked \`Alive\`s, both taken from a node's \`poll_transmit\`.
@@ -233,7 +234,7 @@ What each measures (the module doc of each bench says more):
 ## Instructions (callgrind)
 
 \`scripts/callgrind.sh\`: instructions per protocol period, by the difference of two runs
-(100 and 1,100 periods) so the setup cancels out, and per \`decode_packet\` call. "harness
+(100 and 1,100 periods) so the setup cancels out, and per \`read_datagram\` call. "harness
 Ir" is the emulated peers' share (their own functions, self cost). Profiles land in
 \`target/callgrind/\`.
 
@@ -333,13 +334,13 @@ so read a function's largest entry as its inclusive cost.
 $(awk 'f && n < 45 { print; n++ } /probe_count::common::Steady::period$/ && !f { f = 1; print }' target/callgrind/probe_phi_1000.inclusive.txt)
 \`\`\`
 
-### \`decode_packet\` of the 1,400-byte compound packet (callgrind, self)
+### \`read_datagram\` of the 1,400-byte compound packet (callgrind, self)
 
 \`\`\`
 $(sed -n '/^Ir  *file:function/,$p' target/callgrind/decode_compound_1400.self.txt | sed -n '3,27p')
 \`\`\`
 
-### \`decode_packet\` of a ping (callgrind, self)
+### \`read_datagram\` of a ping (callgrind, self)
 
 \`\`\`
 $(sed -n '/^Ir  *file:function/,$p' target/callgrind/decode_ping.self.txt | sed -n '3,22p')
@@ -353,8 +354,8 @@ cat <<'EOF'
 Written against the profiles at commit 3d490a6. Done since: the keyed foldhash hasher
 (7ae9d93), timer cancels by probe kind, and direct encoding (1e40d98, 8fade8e: the
 envelope, pings, acks, verdicts and \`Alive\`s are written without prost, an \`Alive\`
-from borrowed slices of the member table). The decoder below is still prost's. The
-shares quoted are of the probe loop's ~36,600 instructions per period at 1,000 members
+from borrowed slices of the member table), and the borrowing reader the first bullet
+below describes (\`src/wire/reader.rs\`, 2026-12-04). The shares quoted are of the probe loop's ~36,600 instructions per period at 1,000 members
 (12 datagrams, ~3,050 instructions each), of which ~2,100 are the emulated peers'.
 
 - **Decoding is a quarter of the probe loop, and all of the decode budgets.**

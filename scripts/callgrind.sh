@@ -12,7 +12,8 @@
 # datagram (the `benches/common` share is printed beside it).
 #
 # Decode: the codec bench's decode benches under callgrind collecting only inside
-# `rumor::wire::decode_packet`; instructions per call from the calls the bench made.
+# `rumor::wire::read_datagram` (the node's reader); instructions per call from the
+# calls the bench made.
 #
 # Profiles (callgrind_annotate, inclusive and self) go to target/callgrind/.
 # Needs valgrind (apt-get install valgrind).
@@ -86,16 +87,16 @@ done
 if [ "$decode" = 1 ]; then
     codec_bin=$(bench_bin codec)
     echo
-    echo "instructions per decode_packet call (callgrind, collected in rumor::wire::decode_packet)"
+    echo "instructions per datagram read (callgrind, collected in rumor::wire::read_datagram)"
     for b in decode_ping decode_compound_1400; do
         valgrind --tool=callgrind --callgrind-out-file="$out/$b.out" \
-            '--toggle-collect=rumor::wire::decode_packet' \
+            '--toggle-collect=rumor::wire::read_datagram' \
             "$codec_bin" --bench "$b" --sample-count 3 --sample-size 1000 >"$out/$b.log" 2>&1
         # The calls made by the bench itself (not by the setup's nodes), and their cost.
-        # In the caller tree, the block of decode_packet lists its callers above it; the
+        # In the caller tree, the block of read_datagram lists its callers above it; the
         # bench loop is the caller inside divan (`TaskShared...::call`).
         line=$(callgrind_annotate --auto=no --inclusive=yes --tree=caller "$out/$b.out" 2>/dev/null \
-            | awk '/^$/ { block = ""; next } { block = block $0 "\n" } !done && /\*  .*:rumor::wire::decode_packet$/ { printf "%s", block; done = 1 }' \
+            | awk '/^$/ { block = ""; next } { block = block $0 "\n" } !done && /\*  .*:rumor::wire::read_datagram$/ { printf "%s", block; done = 1 }' \
             | grep -E '< .*TaskShared.*\(([0-9,]+)x\)' | sed -n 1p)
         calls=$(echo "$line" | sed -E 's/.*\(([0-9,]+)x\).*/\1/; s/,//g')
         ir=$(echo "$line" | awk '{gsub(",","",$1); print $1}')

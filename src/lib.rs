@@ -90,6 +90,7 @@ pub use wire::{DecodeError, DecodeErrorKind};
 pub mod internals {
     pub use crate::wire::generated as proto;
     pub use crate::wire::{
-        DecodeLimits, decode_packet, encode_addr, encode_packet, pack_version, write_packet,
+        DecodeLimits, decode_packet, encode_addr, encode_packet, pack_version, read_datagram,
+        write_packet,
     };
 }

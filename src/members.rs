@@ -137,24 +137,24 @@ fn copy(b: &[u8]) -> Bytes {
 
 /// An incoming claim about a member.
 #[derive(Clone, Debug)]
-pub(crate) struct Update {
+pub(crate) struct Update<'a> {
     pub id: NodeId,
     pub incarnation: u64,
     pub state: MemberState,
     pub cause: Cause,
     pub accuser: NodeId,
     /// Present only with Alive: the member's descriptor.
-    pub descriptor: Option<Descriptor>,
+    pub descriptor: Option<Descriptor<'a>>,
 }
 
-/// What an Alive message carries besides the version. From the wire, the `Bytes` are
-/// slices of the received datagram; `Members::apply` copies what it keeps.
-#[derive(Clone, Debug)]
-pub(crate) struct Descriptor {
-    pub name: Bytes,
+/// What an Alive message carries besides the version, borrowed from the received
+/// datagram; `Members::apply` copies what it keeps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Descriptor<'a> {
+    pub name: &'a [u8],
     pub addr: SocketAddr,
-    pub addr_wire: Bytes,
-    pub metadata: Bytes,
+    pub addr_wire: &'a [u8],
+    pub metadata: &'a [u8],
 }
 
 /// What applying an update did.
@@ -336,7 +336,7 @@ impl Members {
     }
 
     /// Applies `u` under the precedence order. `max_members` bounds new entries.
-    pub fn apply(&mut self, u: &Update, now: Time, max_members: usize) -> Applied {
+    pub fn apply(&mut self, u: &Update<'_>, now: Time, max_members: usize) -> Applied {
         let local = self.local_id();
         match self.position(u.id) {
             Some(i) => {
@@ -356,8 +356,8 @@ impl Members {
                 if let Some(d) = &u.descriptor {
                     // Descriptor fields are slices of the received datagram: copy
                     // them if they changed, so the entry does not pin the datagram.
-                    if !e.packed.holds(&d.addr_wire, &d.name, &d.metadata)
-                        && let Some(p) = Packed::new(&d.addr_wire, &d.name, &d.metadata)
+                    if !e.packed.holds(d.addr_wire, d.name, d.metadata)
+                        && let Some(p) = Packed::new(d.addr_wire, d.name, d.metadata)
                     {
                         e.packed = p;
                     }
@@ -390,7 +390,7 @@ impl Members {
                 if self.entries.len() >= max_members {
                     return Applied::Full;
                 }
-                let Some(packed) = Packed::new(&d.addr_wire, &d.name, &d.metadata) else {
+                let Some(packed) = Packed::new(d.addr_wire, d.name, d.metadata) else {
                     return Applied::Unknown;
                 };
                 let e = Entry {
@@ -628,19 +628,21 @@ mod tests {
         }
     }
 
-    fn update(id: u64, incarnation: u64, state: MemberState) -> Update {
+    fn update(id: u64, incarnation: u64, state: MemberState) -> Update<'static> {
         let e = entry(id);
+        // Leaked: tests only, and an update borrows its descriptor from a datagram.
+        let name: &'static [u8] = Box::leak(e.packed.name().to_vec().into_boxed_slice());
         Update {
             id: NodeId(id),
             incarnation,
             state,
             cause: Cause::Silence,
             accuser: NodeId(99),
-            descriptor: (state == MemberState::Alive).then(|| Descriptor {
-                name: Bytes::copy_from_slice(e.packed.name()),
+            descriptor: (state == MemberState::Alive).then_some(Descriptor {
+                name,
                 addr: e.addr,
-                addr_wire: Bytes::new(),
-                metadata: Bytes::new(),
+                addr_wire: &[],
+                metadata: &[],
             }),
         }
     }
@@ -762,7 +764,7 @@ mod tests {
         m.apply(&update(1, 0, Alive), Time::ZERO, 10);
         let mut u = update(1, 1, Alive);
         if let Some(d) = u.descriptor.as_mut() {
-            d.metadata = Bytes::from_static(b"v2");
+            d.metadata = b"v2";
         }
         m.apply(&u, Time::ZERO, 10);
         let e = m.get(NodeId(1)).unwrap();
@@ -869,7 +871,7 @@ mod tests {
     }
 
     /// `update`, with the descriptor's address at `port` (Alive only).
-    fn update_at(id: u64, incarnation: u64, state: MemberState, port: u16) -> Update {
+    fn update_at(id: u64, incarnation: u64, state: MemberState, port: u16) -> Update<'static> {
         let mut u = update(id, incarnation, state);
         if let Some(d) = u.descriptor.as_mut() {
             d.addr = at(port);

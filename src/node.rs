@@ -27,7 +27,7 @@ use crate::stats::NodeStats;
 use crate::suspicion::Suspicion;
 use crate::time::Time;
 use crate::timers::{Due, OneShot, Periodic, Timers};
-use crate::wire::{self, AliveRef, Body, DecodeLimits, Envelope, Message, Packet, PacketWriter};
+use crate::wire::{self, AliveRef, Body, BodyRef, DecodeLimits, Envelope, Message, PacketWriter};
 
 /// A datagram produced by [`Node::poll_transmit`]: send `buf[..len]` to `destination`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,10 +202,6 @@ pub struct Node {
     nonce_counter: u64,
     /// Where an opened packet is decrypted, reused across datagrams.
     scratch_open: Vec<u8>,
-    /// The decoded packet and the datagram's copy its fields slice, reused across
-    /// datagrams so receiving allocates nothing in the steady state.
-    scratch_in: Packet,
-    scratch_copy: bytes::BytesMut,
     /// Reused across `poll_transmit` calls so the steady state does not allocate.
     scratch_sent: Vec<Key>,
     pub(crate) scratch_ids: Vec<NodeId>,
@@ -305,8 +301,6 @@ impl Node {
             nonce_prefix,
             nonce_counter: 0,
             scratch_open: Vec::new(),
-            scratch_in: Packet::default(),
-            scratch_copy: bytes::BytesMut::new(),
             cfg: config,
             rng,
             members: Members::new(local, hasher.clone()),
@@ -674,32 +668,31 @@ impl Node {
         } else {
             data
         };
-        let mut packet = std::mem::take(&mut self.scratch_in);
-        let decoded =
-            wire::decode_packet_into(data, &self.limits, &mut self.scratch_copy, &mut packet);
-        self.scratch_open = opened;
-        if let Err(e) = decoded {
-            self.stats.decode_errors[e.kind().index()] += 1;
-            debug!(%from, error = %e, "dropped undecodable packet");
-            self.scratch_in = packet;
-            return;
-        }
+        let packet = match wire::read_packet(data, &self.limits) {
+            Ok(p) => p,
+            Err(e) => {
+                self.scratch_open = opened;
+                self.stats.decode_errors[e.kind().index()] += 1;
+                debug!(%from, error = %e, "dropped undecodable packet");
+                return;
+            }
+        };
         let sender = NodeId(packet.sender);
-        let foreign = packet.cluster != self.cluster;
+        let foreign = packet.cluster != &self.cluster[..];
         if foreign {
             self.stats.cluster_mismatch += 1;
             debug!(%from, "dropped packet from another cluster");
         }
         if foreign || sender == self.id() {
-            self.scratch_in = packet;
+            self.scratch_open = opened;
             return;
         }
-        trace!(%from, %sender, messages = packet.messages.len(), "packet");
+        trace!(%from, %sender, messages = packet.messages, "packet");
         self.members.heard_from(sender, from, self.now);
         if self.refusals.contains_key(&sender) && self.is_member_at(sender, from) {
             self.withdraw_refusal(sender);
         }
-        self.stats.messages_in += packet.messages.len() as u64;
+        self.stats.messages_in += packet.messages as u64;
         let sync_entries = packet.sync_entries as usize;
         let mut inb = Inbound {
             from,
@@ -710,14 +703,12 @@ impl Node {
             wanted: false,
             corrected: false,
         };
-        for (i, msg) in packet.messages.drain(..).enumerate() {
-            if let Some(body) = msg.body {
-                self.handle_message(&mut inb, body, i < sync_entries);
-            }
+        // The messages borrow the datagram (or `opened`, a local until here), never the
+        // node, so handling them can change anything.
+        for (i, body) in packet.bodies().enumerate() {
+            self.handle_message(&mut inb, body, i < sync_entries);
         }
-        // Kept for the next datagram with its capacity; its remaining slices (the
-        // cluster label) are dropped by the next decode before the copy buffer is reused.
-        self.scratch_in = packet;
+        self.scratch_open = opened;
         if !self.joined && self.seeds.contains(&from) {
             self.joined = true;
             self.events.push_back(Event::JoinedCluster);
@@ -878,7 +869,7 @@ impl Node {
     }
 
     /// `sync`: the message is a state-sync delta, not gossip (see `process_update`).
-    fn handle_message(&mut self, inb: &mut Inbound, body: Body, sync: bool) {
+    fn handle_message(&mut self, inb: &mut Inbound, body: BodyRef<'_>, sync: bool) {
         let (from, sender) = (inb.from, inb.sender);
         let update = |id: u64, incarnation: u64, state, cause, accuser: u64| Update {
             id: NodeId(id),
@@ -887,6 +878,16 @@ impl Node {
             cause,
             accuser: NodeId(accuser),
             descriptor: None,
+        };
+        let body = match body {
+            BodyRef::Alive(a) => {
+                match self.alive_update(a) {
+                    Some(u) => self.process_update(u, sync),
+                    None => self.stats.messages_rejected += 1,
+                }
+                return;
+            }
+            BodyRef::Owned(body) => body,
         };
         match body {
             Body::Ping(p) => {
@@ -915,10 +916,21 @@ impl Node {
                 self.on_ping_req(from, sender, r);
             }
             Body::Nack(n) => self.on_nack(n.seq, n.refused),
-            Body::Alive(a) => match self.alive_update(a) {
-                Some(u) => self.process_update(u, sync),
-                None => self.stats.messages_rejected += 1,
-            },
+            // The reader hands every Alive over borrowed (above); one built elsewhere
+            // goes the same way.
+            Body::Alive(a) => {
+                let alive = AliveRef {
+                    member: a.member,
+                    incarnation: a.incarnation,
+                    name: &a.name,
+                    addr: &a.addr,
+                    metadata: &a.metadata,
+                };
+                match self.alive_update(alive) {
+                    Some(u) => self.process_update(u, sync),
+                    None => self.stats.messages_rejected += 1,
+                }
+            }
             Body::Suspect(m) => {
                 let cause = cause_from_wire(m.cause);
                 self.checked_update(
@@ -985,7 +997,7 @@ impl Node {
 
     /// Suspect/Dead/Leave from the wire: incarnations beyond what a member can ever
     /// refute are rejected, so a forged huge incarnation cannot pin a member dead.
-    fn checked_update(&mut self, u: Update, sync: bool) {
+    fn checked_update(&mut self, u: Update<'_>, sync: bool) {
         if u.incarnation > MAX_INCARNATION {
             self.stats.messages_rejected += 1;
             return;
@@ -993,7 +1005,7 @@ impl Node {
         self.process_update(u, sync);
     }
 
-    fn alive_update(&self, a: wire::Alive) -> Option<Update> {
+    fn alive_update<'a>(&self, a: AliveRef<'a>) -> Option<Update<'a>> {
         if a.name.is_empty()
             || a.name.len() > MAX_NAME_LEN
             || a.metadata.len() > self.cfg.max_metadata_size
@@ -1003,12 +1015,12 @@ impl Node {
         }
         // Validated once: a join storm decodes every member's Alive λ log n times per
         // node, and the validation was about 5 % of its instructions when done twice.
-        let name = std::str::from_utf8(&a.name).ok()?;
+        let name = std::str::from_utf8(a.name).ok()?;
         if NodeId::from_name(name) != NodeId(a.member) {
             return None;
         }
         // The decoder already checked the address.
-        let addr = wire::decode_addr(&a.addr).ok()?;
+        let addr = wire::decode_addr(a.addr).ok()?;
         Some(Update {
             id: NodeId(a.member),
             incarnation: a.incarnation,
@@ -1048,7 +1060,7 @@ impl Node {
     /// it is old news to the cluster (a joiner learning everyone would otherwise start
     /// `n` broadcasts). One that changes what we knew is news — after a partition heals
     /// it is how one side's changes reach the other — and is re-gossiped.
-    pub(crate) fn process_update(&mut self, mut u: Update, via_sync: bool) {
+    pub(crate) fn process_update(&mut self, mut u: Update<'_>, via_sync: bool) {
         if u.id == self.id() {
             self.news_about_self(&u);
             return;
@@ -1150,7 +1162,7 @@ impl Node {
 
     /// A repeat of a suspicion we already hold, from another accuser, is an independent
     /// confirmation (Lifeguard): the timeout shrinks and the news is re-gossiped.
-    fn maybe_confirm(&mut self, u: &Update) {
+    fn maybe_confirm(&mut self, u: &Update<'_>) {
         if u.state != MemberState::Suspect || !self.cfg.strategy.lifeguard() {
             return;
         }
@@ -1209,7 +1221,7 @@ impl Node {
     /// Someone says we are suspect, dead or gone, or speaks for an older or newer life
     /// of ours: move above their incarnation and gossip Alive. Only a member raises its
     /// own incarnation, so this is the one way out of a suspicion or a wrong conviction.
-    fn news_about_self(&mut self, u: &Update) {
+    fn news_about_self(&mut self, u: &Update<'_>) {
         if self.leaving {
             return;
         }

@@ -28,7 +28,7 @@ const KEY_ADDR: u8 = (4 << 3) | 2;
 const KEY_METADATA: u8 = (5 << 3) | 2;
 
 /// An `Alive` whose byte fields are borrowed from wherever they live.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct AliveRef<'a> {
     pub member: u64,
     pub incarnation: u64,
