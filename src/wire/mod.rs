@@ -229,6 +229,7 @@ impl DecodeErrorKind {
 #[cfg(any(test, feature = "internals"))]
 pub fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet, DecodeError> {
     let p = read_packet(buf, limits)?;
+    let (key_id, sync_entries) = (p.key_id, p.sync_entries);
     Ok(Packet {
         version: p.version,
         cluster: Bytes::copy_from_slice(p.cluster),
@@ -250,8 +251,8 @@ pub fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet, Decode
             })
             .collect(),
         sealed: Bytes::new(),
-        key_id: p.key_id,
-        sync_entries: p.sync_entries,
+        key_id,
+        sync_entries,
     })
 }
 

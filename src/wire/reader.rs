@@ -34,7 +34,7 @@ pub(crate) enum BodyRef<'a> {
 }
 
 /// A datagram that passed every check of [`read_packet`].
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct PacketRef<'a> {
     pub version: u32,
     pub cluster: &'a [u8],
@@ -44,8 +44,11 @@ pub(crate) struct PacketRef<'a> {
     pub sync_entries: u32,
     /// How many messages it holds.
     pub messages: usize,
-    /// The whole datagram, walked again by `bodies()`.
-    buf: &'a [u8],
+    /// The first message, kept from the checking pass: most datagrams (pings, acks)
+    /// hold one, which then is not read twice.
+    first: Option<BodyRef<'a>>,
+    /// What follows the first message, walked again by `bodies()`.
+    after_first: &'a [u8],
 }
 
 /// Structure that is not well-formed protobuf, or not the schema's.
@@ -340,7 +343,8 @@ pub(crate) fn read_packet<'a>(
         key_id: 0,
         sync_entries: 0,
         messages: 0,
-        buf,
+        first: None,
+        after_first: &[],
     };
     let mut sealed = false;
     // Malformations found inside fields: they lose to too many messages, which the
@@ -376,6 +380,10 @@ pub(crate) fn read_packet<'a>(
                             && let Err(e) = check_body_ref(body.as_ref(), limits)
                         {
                             invalid = Some(e);
+                        }
+                        if p.messages == 1 {
+                            p.first = body;
+                            p.after_first = rest;
                         }
                     }
                     Err(Malformed) => malformed = true,
@@ -420,10 +428,14 @@ fn check_body_ref(body: Option<&BodyRef<'_>>, limits: &DecodeLimits) -> Result<(
 
 impl<'a> PacketRef<'a> {
     /// The messages, in order. Every one was read and checked by `read_packet`, so
-    /// none is skipped here.
-    pub fn bodies(&self) -> impl Iterator<Item = BodyRef<'a>> + use<'a> {
-        let mut rest = self.buf;
+    /// none is skipped here; the first comes from that pass, the rest are read again.
+    pub fn bodies(self) -> impl Iterator<Item = BodyRef<'a>> {
+        let mut rest = self.after_first;
+        let mut first = self.first;
         std::iter::from_fn(move || {
+            if let Some(body) = first.take() {
+                return Some(body);
+            }
             while !rest.is_empty() {
                 let (tag, wire) = key(&mut rest).ok()?;
                 if let (5, Value::Len(x)) = (tag, value(&mut rest, tag, wire).ok()?)
