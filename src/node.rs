@@ -916,21 +916,8 @@ impl Node {
                 self.on_ping_req(from, sender, r);
             }
             Body::Nack(n) => self.on_nack(n.seq, n.refused),
-            // The reader hands every Alive over borrowed (above); one built elsewhere
-            // goes the same way.
-            Body::Alive(a) => {
-                let alive = AliveRef {
-                    member: a.member,
-                    incarnation: a.incarnation,
-                    name: &a.name,
-                    addr: &a.addr,
-                    metadata: &a.metadata,
-                };
-                match self.alive_update(alive) {
-                    Some(u) => self.process_update(u, sync),
-                    None => self.stats.messages_rejected += 1,
-                }
-            }
+            // The reader hands every Alive over borrowed (above), never as an owned body.
+            Body::Alive(_) => self.stats.messages_rejected += 1,
             Body::Suspect(m) => {
                 let cause = cause_from_wire(m.cause);
                 self.checked_update(

@@ -1138,6 +1138,59 @@ mod props {
     /// uniform noise this often decodes, and it brings the non-canonical encodings that
     /// re-encoding normalises: duplicate scalars, repeated fields split or unpacked,
     /// overlong varints, unknown fields, two alternatives of one oneof.
+    /// What the soup never draws: a group (nested, unterminated), a stray end-group,
+    /// or a key of wire type 6 or 7, at the top level, at the `Message` level, or inside
+    /// a ping or an `Alive`, under a field number that is known there or not.
+    fn odd_wire() -> impl Strategy<Value = Vec<u8>> {
+        (
+            0..4u8,
+            1..14u64,
+            0..4u64,
+            0..4u8,
+            proptest::collection::vec(any::<u8>(), 0..6),
+        )
+            .prop_map(|(kind, field, depth, level, filler)| {
+                let mut g = Vec::new();
+                match kind {
+                    0 => {
+                        for d in 0..=depth {
+                            put_varint(&mut g, (field + d) << 3 | 3, 0);
+                        }
+                        put_field(&mut g, 1, 0, 5, 0, &[]);
+                        for d in (0..=depth).rev() {
+                            put_varint(&mut g, (field + d) << 3 | 4, 0);
+                        }
+                    }
+                    1 => {
+                        put_varint(&mut g, field << 3 | 3, 0);
+                        g.extend_from_slice(&filler);
+                    }
+                    2 => put_varint(&mut g, field << 3 | 4, 0),
+                    _ => {
+                        put_varint(&mut g, field << 3 | (6 + (depth & 1)), 0);
+                        g.extend_from_slice(&filler);
+                    }
+                }
+                let mut out = Vec::new();
+                put_field(&mut out, 1, 0, 1, 0, &[]);
+                match level {
+                    0 => out.extend_from_slice(&g),
+                    _ => {
+                        let message = if level == 1 {
+                            g
+                        } else {
+                            // Inside a ping (oneof 1) or an Alive (oneof 5).
+                            let mut m = Vec::new();
+                            put_field(&mut m, if level == 2 { 1 } else { 5 }, 2, 0, 0, &g);
+                            m
+                        };
+                        put_field(&mut out, 5, 2, 0, 0, &message);
+                    }
+                }
+                out
+            })
+    }
+
     fn soup() -> impl Strategy<Value = Vec<u8>> {
         // Mostly empty payloads: empty is a valid message, byte string or packed list
         // wherever it lands; 6 and 18 bytes make addresses, 8 and 16 packed fixed64s.
@@ -1253,6 +1306,7 @@ mod props {
             buf in prop_oneof![
                 1 => noise(),
                 3 => soup(),
+                1 => odd_wire(),
                 2 => valid_packet().prop_map(|p| encode_vec(&p).unwrap_or_default()),
                 2 => (valid_packet(), any::<Index>(), 0..8u8).prop_map(|(p, at, bit)| {
                     let mut buf = encode_vec(&p).unwrap_or_default();

@@ -12,9 +12,10 @@
 //! of the datagram, as are groups in unknown fields (which nothing in the schema uses).
 //!
 //! One difference is deliberate and harmless: prost counts its recursion limit (100)
-//! from the envelope, this reader from each group it skips, so a message holding groups
-//! nested 97 to 99 deep in an unknown field is accepted here where prost refused it.
-//! Either way the work is bounded by the datagram's length.
+//! from the envelope, this reader afresh for each group it skips, so groups nested in an
+//! unknown field up to 100 deep are accepted here where prost stopped at 98 or 99
+//! (depending on the level). Either way the recursion is at most 100 frames and the
+//! work is bounded by the datagram's length.
 
 use prost::Message as _;
 use prost::encoding::{DecodeContext, WireType, skip_field};
@@ -374,6 +375,11 @@ pub(crate) fn read_packet<'a>(
             (4, Value::Varint(x)) => p.incarnation = x,
             (5, Value::Len(x)) => {
                 p.messages += 1;
+                if p.messages > limits.max_messages {
+                    // Refused whatever the rest holds (too many messages is reported
+                    // before any other malformation): read no more bodies.
+                    continue;
+                }
                 match read_message(x) {
                     Ok(body) => {
                         if invalid.is_none()
