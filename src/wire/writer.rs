@@ -38,6 +38,19 @@ pub(crate) struct AliveRef<'a> {
     pub metadata: &'a [u8],
 }
 
+#[cfg(any(test, feature = "internals"))]
+impl<'a> From<&'a super::Alive> for AliveRef<'a> {
+    fn from(a: &'a super::Alive) -> Self {
+        AliveRef {
+            member: a.member,
+            incarnation: a.incarnation,
+            name: &a.name,
+            addr: &a.addr,
+            metadata: &a.metadata,
+        }
+    }
+}
+
 impl AliveRef<'_> {
     /// The size of the `Alive` itself, without the keys and lengths that wrap it.
     fn body_len(&self) -> usize {
@@ -449,13 +462,7 @@ pub fn write_packet(p: &super::Packet, buf: &mut [u8]) -> Option<usize> {
     }
     for m in &p.messages {
         let ok = match &m.body {
-            Some(Body::Alive(a)) => w.push_alive(&AliveRef {
-                member: a.member,
-                incarnation: a.incarnation,
-                name: &a.name,
-                addr: &a.addr,
-                metadata: &a.metadata,
-            }),
+            Some(Body::Alive(a)) => w.push_alive(&AliveRef::from(a)),
             _ => w.push(m),
         };
         if !ok {
@@ -491,13 +498,7 @@ mod tests {
             alive(1, 0, b"n"),
             alive(u64::MAX, u64::MAX, &[b'x'; 200]),
         ] {
-            let r = AliveRef {
-                member: a.member,
-                incarnation: a.incarnation,
-                name: &a.name,
-                addr: &a.addr,
-                metadata: &a.metadata,
-            };
+            let r = AliveRef::from(&a);
             let msg = Message {
                 body: Some(Body::Alive(a.clone())),
             };
@@ -516,13 +517,7 @@ mod tests {
         let mut buf = [0u8; 80];
         let mut w = PacketWriter::new(&mut buf, &envelope, 2).unwrap();
         let a = alive(7, 1, b"node-7");
-        let r = AliveRef {
-            member: a.member,
-            incarnation: a.incarnation,
-            name: &a.name,
-            addr: &a.addr,
-            metadata: &a.metadata,
-        };
+        let r = AliveRef::from(&a);
         assert!(w.push_alive(&r));
         let used = 80 - w.room();
         // Too big for what is left: refused, and the room is unchanged.
