@@ -430,7 +430,9 @@ impl Members {
         } else {
             self.ring.remove(&(id.ring_position(), id));
             let slot = std::mem::replace(&mut self.entries[i].peer_slot, NOT_A_PEER);
-            if slot != NOT_A_PEER {
+            // `peer_slot` always indexes `live_peers` (`check_indexes`); the bound is
+            // checked anyway, since `swap_remove` would panic past it.
+            if slot != NOT_A_PEER && (slot as usize) < self.live_peers.len() {
                 let slot = slot as usize;
                 self.live_peers.swap_remove(slot);
                 // The last peer moved into the hole: tell its entry.
