@@ -50,6 +50,7 @@ mod keyring;
 mod members;
 mod node;
 mod probe;
+mod probe_tokens;
 mod reconnect;
 mod refusal;
 #[cfg(feature = "tokio")]
@@ -71,6 +72,7 @@ pub use id::{Identity, MAX_NAME_LEN, NodeId};
 pub use keyring::{KEY_LEN, Key, Keyring, MAX_KEYS, SEAL_OVERHEAD};
 pub use node::{Node, Transmit};
 pub use probe::DetectorView;
+pub use probe_tokens::QUOTE_PREFIX;
 #[cfg(feature = "tokio")]
 pub use runtime::{
     DEFAULT_PORT, EventStream, Handle, HandleError, Lagged, MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN,

@@ -21,6 +21,7 @@ use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD};
 use crate::members::{Applied, Descriptor, Entry, Members, NOT_A_PEER, Packed, Update};
 use crate::probe::{MonitorState, Probes};
+use crate::probe_tokens::ProbeTokens;
 use crate::reconnect::Silenced;
 use crate::refusal::Refusal;
 use crate::stats::NodeStats;
@@ -200,6 +201,8 @@ pub struct Node {
     /// Nonces are this per-process prefix and a counter (see `keyring`).
     nonce_prefix: [u8; 16],
     nonce_counter: u64,
+    /// Tokens for probes and the probes sent lately, to check refusals' quotes against.
+    pub(crate) tokens: ProbeTokens,
     /// Where an opened packet is decrypted, reused across datagrams.
     scratch_open: Vec<u8>,
     /// Reused across `poll_transmit` calls so the steady state does not allocate.
@@ -300,6 +303,7 @@ impl Node {
             keyring: config.keyring.clone(),
             nonce_prefix,
             nonce_counter: 0,
+            tokens: ProbeTokens::new(ProbeTokens::secret_from_seed(seed), seed),
             scratch_open: Vec::new(),
             cfg: config,
             rng,
@@ -569,6 +573,15 @@ impl Node {
         self.nonce_counter = 0;
     }
 
+    /// Sets the secret that this node's probe tokens are drawn from (see
+    /// [`handle_unreachable`](Node::handle_unreachable)). The runtime calls it with fresh
+    /// OS randomness at start. Without it the secret is derived from the seed, which
+    /// suits a simulation; in production a forger who could guess the seed could guess
+    /// the tokens, so a driver of its own should call this with 32 random bytes.
+    pub fn set_token_secret(&mut self, secret: [u8; 32]) {
+        self.tokens.rekey(secret);
+    }
+
     /// Spends one unit of `work` from `from`'s budget for this probe interval.
     pub(crate) fn spend(&mut self, from: SocketAddr, work: Work, limit: u32) -> bool {
         self.budgets
@@ -751,9 +764,23 @@ impl Node {
             cluster: &self.cluster,
             sender: self.id().0,
             incarnation: self.incarnation(),
+            token: 0,
         };
         let destination = out.to;
         let to_id = out.to_id;
+        // A probe carries a token, so that a refusal of it can prove itself.
+        let probe = match out.primary {
+            Primary::Ping { seq, .. } => Some(seq),
+            _ => None,
+        };
+        let envelope = Envelope {
+            token: if probe.is_some() {
+                self.tokens.token()
+            } else {
+                0
+            },
+            ..envelope
+        };
         // Under phi monitors, pings and acks travel between fixed ring neighbours, so
         // updates piggybacked on them ride along for free but do not count toward an
         // update's retransmissions: only sends to random members (gossip rounds, syncs)
@@ -785,6 +812,14 @@ impl Node {
             nonce[16..].copy_from_slice(&self.nonce_counter.to_le_bytes());
             self.nonce_counter = self.nonce_counter.wrapping_add(1);
             len = keyring::seal(key, nonce, &self.cluster, buf, len)?;
+        }
+        if let Some(seq) = probe {
+            self.tokens.record(
+                destination,
+                buf.get(..len).unwrap_or_default(),
+                self.now,
+                seq,
+            );
         }
         self.stats.packets_out += 1;
         self.stats.bytes_out += len as u64;

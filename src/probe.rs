@@ -111,9 +111,9 @@ impl Probes {
         seq
     }
 
-    /// Probes in flight, by seq.
-    pub(crate) fn pending_iter(&self) -> impl Iterator<Item = (u32, &Pending)> + '_ {
-        self.pending.iter().map(|(s, p)| (*s, p))
+    /// The probe in flight under `seq`.
+    pub(crate) fn get(&self, seq: u32) -> Option<&Pending> {
+        self.pending.get(&seq)
     }
 
     fn remove(&mut self, seq: u32) -> Option<Pending> {

@@ -7,16 +7,20 @@
 //! process keeps its socket open, queues what it is sent, and produces none. So a
 //! refusal, corroborated, convicts in `refusal_window` instead of `acceptable_pause`.
 //!
-//! A refusal is evidence, not a verdict:
+//! A refusal counts only if it proves itself: the bytes it quotes must match a probe
+//! this node sent to that address lately (see `probe_tokens`, RFC 5927's check of ICMP
+//! errors against TCP's sequence numbers). Others are counted
+//! ([`NodeStats::refusals_unverified`](crate::NodeStats::refusals_unverified)) and change
+//! nothing. A proven refusal is evidence, not a verdict:
 //! - it is ignored while the member keeps talking to us (a datagram from it within
 //!   `probe_timeout`) or has only just turned Alive here (within `probe_timeout`: the
 //!   refused datagram may predate it), and any datagram from it afterwards withdraws it;
 //! - the member is suspected at once (cause [`Cause::Refused`]) and told so (buddy
 //!   system), so a live member wrongly reported refutes within the window;
-//! - helpers are asked to probe it (ping-req). A helper whose own ping is refused says so
-//!   at once with a refused nack: the independent evidence that corroborates ours, since
-//!   a forger who fools this node does not also fool the helpers' kernels. With no
-//!   helper to ask (a tiny cluster), a second refusal corroborates;
+//! - helpers are asked to probe it (ping-req). A helper whose own relayed ping is refused,
+//!   by a refusal that proves itself against that very ping, says so at once with a
+//!   refused nack: the independent evidence that corroborates ours. With no helper to
+//!   ask (a tiny cluster), a second proven refusal (of another probe) corroborates;
 //! - when the window ends, a corroborated member still suspect at the same incarnation
 //!   is convicted with cause Refused. An uncorroborated one is left to the silence path,
 //!   which waits out `acceptable_pause` as before.
@@ -29,6 +33,7 @@ use crate::event::{Cause, MemberState};
 use crate::id::NodeId;
 use crate::node::{Node, Outgoing, Primary};
 use crate::probe::{Kind, Pending};
+use crate::probe_tokens::HORIZON_PERIODS;
 use crate::time::Time;
 use crate::timers::OneShot;
 
@@ -51,40 +56,55 @@ pub(crate) struct Refusal {
 }
 
 impl Node {
-    /// The network reported `addr` unreachable: a datagram this node sent there was
-    /// refused (on Linux, ICMP port unreachable read from the socket's error queue; the
-    /// runtime does this). Evidence, not a verdict: see the module docs. Reports for
-    /// addresses no live member has are counted and ignored.
-    pub fn handle_unreachable(&mut self, now: Time, addr: SocketAddr) {
+    /// The network reported that a datagram this node sent to `addr` was refused (on
+    /// Linux, ICMP port unreachable read from the socket's error queue; the runtime does
+    /// this). `quoted` is the start of the refused datagram as the error quotes it (the
+    /// payload the error queue returns; at least [`QUOTE_PREFIX`](crate::QUOTE_PREFIX)
+    /// bytes of it are needed).
+    ///
+    /// Evidence, not a verdict, and only if it proves itself: the quote must match a
+    /// probe this node sent to `addr` within the last two protocol periods; anything
+    /// else is counted in [`NodeStats::refusals_unverified`](crate::NodeStats) and
+    /// ignored. See the module docs for what a proven refusal does. Reports for
+    /// addresses no live member has are counted and ignored too.
+    pub fn handle_unreachable(&mut self, now: Time, addr: SocketAddr, quoted: &[u8]) {
         self.observe_time(now);
         self.stats.refusals += 1;
-        self.relays_refused(addr);
+        let horizon = self.cfg.probe_interval * HORIZON_PERIODS;
+        let Some(sent) = self.tokens.take(addr, quoted, self.now, horizon) else {
+            self.stats.refusals_unverified += 1;
+            debug!(%addr, quoted = quoted.len(), "refusal ignored: it quotes no probe we sent there lately");
+            return;
+        };
+        self.relay_refused(sent.seq, addr);
         self.own_refusal(addr);
         self.after_input();
     }
 
-    /// A helper's relayed ping went to a closed port: tell each requester now, rather
-    /// than let it wait for a plain nack that says only "silent".
-    fn relays_refused(&mut self, addr: SocketAddr) {
-        let hits: Vec<u32> = self
+    /// The refused probe was a ping this node relayed for a requester: tell it now,
+    /// rather than let it wait for a plain nack that says only "silent". This is the one
+    /// way a helper says `refused`, so the requester's corroboration rests on the
+    /// helper's own proven refusal.
+    fn relay_refused(&mut self, seq: u32, addr: SocketAddr) {
+        let relayed = self
             .probes
-            .pending_iter()
-            .filter(|(_, p)| matches!(p.kind, Kind::Relay { to, .. } if to == addr))
-            .map(|(seq, _)| seq)
-            .collect();
-        for seq in hits {
-            let Some(p) = self.finish_probe(seq) else {
-                continue;
-            };
-            if let Kind::Relay {
-                requester,
-                requester_id,
-                seq: rseq,
-                ..
-            } = p.kind
-            {
-                self.send_nack(requester, requester_id, rseq, true);
-            }
+            .get(seq)
+            .is_some_and(|p| matches!(p.kind, Kind::Relay { to, .. } if to == addr));
+        if !relayed {
+            return;
+        }
+        if let Some(Pending {
+            kind:
+                Kind::Relay {
+                    requester,
+                    requester_id,
+                    seq: rseq,
+                    ..
+                },
+            ..
+        }) = self.finish_probe(seq)
+        {
+            self.send_nack(requester, requester_id, rseq, true);
         }
     }
 
@@ -184,5 +204,114 @@ impl Node {
         } else {
             self.withdraw_refusal(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::id::Identity;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn at(ms: u64) -> Time {
+        Time::ZERO + Duration::from_millis(ms)
+    }
+
+    /// Two nodes that know each other, exchanging datagrams instantly, until `until`.
+    /// Returns the last probe `a` sent to `b` (the datagram, as sent).
+    fn pair(until: u64) -> (Node, Node, Vec<u8>) {
+        let cfg = Config::lan();
+        let mut a = Node::new(Identity::new("a", addr(1)), cfg.clone(), 1, at(0)).unwrap();
+        let mut b = Node::new(Identity::new("b", addr(2)), cfg, 2, at(0)).unwrap();
+        a.join(at(0), &[]);
+        b.join(at(0), &[addr(1)]);
+        let mut probe = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        let mut now = 0;
+        while now <= until {
+            for _ in 0..64 {
+                let mut quiet = true;
+                while let Some(t) = a.poll_transmit(at(now), &mut buf) {
+                    quiet = false;
+                    if buf[0] == (9 << 3) | 5 {
+                        probe = buf[..t.len].to_vec();
+                    }
+                    b.handle_packet(at(now), addr(1), &buf[..t.len]);
+                }
+                while let Some(t) = b.poll_transmit(at(now), &mut buf) {
+                    quiet = false;
+                    a.handle_packet(at(now), addr(2), &buf[..t.len]);
+                }
+                if quiet {
+                    break;
+                }
+            }
+            now += 10;
+            a.handle_timeout(at(now));
+            b.handle_timeout(at(now));
+        }
+        (a, b, probe)
+    }
+
+    /// What a refusal can change: the member's state, the refusals under
+    /// corroboration, anything to send.
+    fn observable(n: &mut Node) -> (Option<MemberState>, usize, usize) {
+        let b = NodeId::from_name("b");
+        let mut buf = vec![0u8; 2048];
+        let mut sent = 0;
+        while n.poll_transmit(n.now, &mut buf).is_some() {
+            sent += 1;
+        }
+        (n.member_state(b), n.refusals.len(), sent)
+    }
+
+    #[test]
+    fn a_refusal_that_quotes_no_sent_probe_changes_nothing() {
+        let (mut a, _b, probe) = pair(5_000);
+        assert!(!probe.is_empty(), "a never probed b");
+        // Past probe_timeout since b last spoke, so a proven refusal would count.
+        let now = a.now + Duration::from_millis(600);
+        a.handle_timeout(now);
+        let before = observable(&mut a);
+        assert_eq!(before, (Some(MemberState::Alive), 0, before.2));
+        let stats = a.stats();
+        let mut wrong_token = probe.clone();
+        wrong_token[1] ^= 1;
+        for quote in [
+            &wrong_token[..],
+            &probe[..crate::probe_tokens::QUOTE_PREFIX - 1],
+            &[][..],
+        ] {
+            a.handle_unreachable(now, addr(2), quote);
+            assert_eq!(observable(&mut a), (Some(MemberState::Alive), 0, 0));
+        }
+        // The right quote, but reported about another address.
+        a.handle_unreachable(now, addr(3), &probe);
+        assert_eq!(observable(&mut a), (Some(MemberState::Alive), 0, 0));
+        assert_eq!(a.stats().refusals_unverified, stats.refusals_unverified + 4);
+        assert_eq!(a.stats().refusal_convictions, 0);
+    }
+
+    #[test]
+    fn a_refusal_that_quotes_a_sent_probe_is_evidence_once() {
+        let (mut a, _b, probe) = pair(5_000);
+        let now = a.now + Duration::from_millis(600);
+        a.handle_timeout(now);
+        observable(&mut a);
+        let stats = a.stats();
+        a.handle_unreachable(now, addr(2), &probe);
+        let (state, refusals, sent) = observable(&mut a);
+        assert_eq!((state, refusals), (Some(MemberState::Suspect), 1));
+        assert!(sent > 0, "no corroboration round went out");
+        assert_eq!(a.stats().refusals_unverified, stats.refusals_unverified);
+        // The same quote again proves nothing more.
+        a.handle_unreachable(now, addr(2), &probe);
+        assert_eq!(a.stats().refusals_unverified, stats.refusals_unverified + 1);
     }
 }

@@ -74,6 +74,11 @@ pub struct NodeStats {
     pub plaintext_refused: u64,
     /// Refusals the network reported (`Node::handle_unreachable`), counted or not.
     pub refusals: u64,
+    /// Refusals ignored, within `refusals`, because their quote matched no probe this
+    /// node sent to that address lately: forged, about an old datagram, or from a host
+    /// whose ICMP errors quote too little. Steadily rising with no crash to explain it
+    /// means someone is forging refusals.
+    pub refusals_unverified: u64,
     /// Convictions by corroborated refusal (cause `Refused`), within `convictions`.
     pub refusal_convictions: u64,
     /// Refusals dropped: the member spoke, refuted, or no helper corroborated.

@@ -114,10 +114,12 @@ fn forged_refusals_against_a_live_member_convict_no_one() {
     let n = 12;
     let mut c = settled(n, cfg, 14);
     let victim = 3;
-    // Every other node is told, again and again, that the victim's port is closed.
+    // Every other node is told, again and again, that the victim's port is closed, by a
+    // forger on the path: each forgery copies a probe its observer really sent, so it
+    // proves itself, and only the victim's refutation saves it.
     for round in 0..10 {
         for o in (0..n).filter(|&o| o != victim) {
-            c.forge_refusal(o, victim);
+            c.forge_refusal_on_path(o, victim);
         }
         c.run_for(secs(0.5 + f64::from(round % 3) * 0.1));
     }
@@ -132,6 +134,39 @@ fn forged_refusals_against_a_live_member_convict_no_one() {
         .map(|o| c.slots[o].node().stats().refusals_withdrawn)
         .sum();
     assert!(withdrawn > 0, "no refusal was withdrawn");
+}
+
+#[test]
+fn off_path_forgeries_prove_nothing_and_change_nothing() {
+    let cfg = tolerant();
+    let n = 12;
+    let mut c = settled(n, cfg, 18);
+    let victim = 5;
+    let before: Vec<_> = (0..n).map(|o| c.slots[o].node().stats()).collect();
+    // Each forgery quotes the last probe its observer sent the victim, token guessed.
+    for _ in 0..20 {
+        for o in (0..n).filter(|&o| o != victim) {
+            c.forge_refusal(o, victim);
+        }
+        c.run_for(secs(0.3));
+    }
+    for o in (0..n).filter(|&o| o != victim) {
+        let s = c.slots[o].node().stats();
+        assert_eq!(s.refusals - before[o].refusals, 20);
+        assert_eq!(
+            s.refusals_unverified - before[o].refusals_unverified,
+            20,
+            "node {o} took a forgery for evidence"
+        );
+    }
+    let suspected = (0..n).any(|o| {
+        !c.events_where(
+            o,
+            |e| matches!(e, Event::MemberSuspected { member, .. } if member.name() == "node-5"),
+        )
+        .is_empty()
+    });
+    assert!(!suspected, "an off-path forgery raised a suspicion");
 }
 
 #[test]

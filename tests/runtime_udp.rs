@@ -279,6 +279,11 @@ async fn crash_case(label: &str, refusals: bool) {
             .sum();
         let reported: u64 = survivors.iter().map(|s| s.runtime_stats().refusals).sum();
         assert!(reported > 0, "no refusal was read from the error queue");
+        let proven: u64 = survivors
+            .iter()
+            .map(|s| s.stats().refusals - s.stats().refusals_unverified)
+            .sum();
+        assert!(proven > 0, "no refusal's quote matched a probe sent");
         assert!(by_refusal > 0, "no survivor convicted by refusal");
     }
     all_alive(&survivors).expect("survivors still see each other alive");
@@ -340,6 +345,13 @@ async fn a_refusal_is_read_with_no_other_traffic() {
             a.stats().refusal_convictions >= 1,
             "not by refusal: {:?}",
             a.stats()
+        );
+        // The kernel's quote of the refused probe proved it (refusals of other
+        // datagrams, which carry no token, may go unverified).
+        let s = a.stats();
+        assert!(
+            s.refusals > s.refusals_unverified,
+            "no refusal proved itself: {s:?}"
         );
         // One period to the first refused ping, the window, and slack for a loaded
         // machine: still well under the silence path's 6 s.

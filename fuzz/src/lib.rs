@@ -510,9 +510,17 @@ impl Sim {
             }
             15 => {
                 // The network reports an address unreachable (ICMP port unreachable):
-                // a real node's, an imagined member's or a stranger's, true or forged.
+                // a real node's, an imagined member's or a stranger's, true or forged,
+                // quoting a datagram in flight (one the node may really have sent) or
+                // any bytes.
                 let (i, at) = (r.index(n), src(r));
-                self.command(i, |node, now| node.handle_unreachable(now, at));
+                let quote = if r.bool() && !self.in_flight.is_empty() {
+                    let k = r.index(self.in_flight.len());
+                    self.in_flight[k].data.clone()
+                } else {
+                    r.bytes(96).to_vec()
+                };
+                self.command(i, |node, now| node.handle_unreachable(now, at, &quote));
             }
             _ => {
                 // A lost burst: the oldest datagrams in flight vanish.

@@ -8,7 +8,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rumor::Time;
 
 use crate::network::ActivePartition;
-use crate::scenario::{CrashMode, Fault, FaultKind, PauseDist, Scenario, Targets};
+use crate::scenario::{CrashMode, Fault, FaultKind, Forger, PauseDist, Scenario, Targets};
 
 /// One thing that happens to one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,8 +26,8 @@ pub enum Action {
     /// Each event takes `delay` to process until `until`.
     Slow(usize, Duration, Time),
     /// This fraction (in parts per million) of the other nodes hear a forged refusal
-    /// for the node.
-    ForgedRefusal(usize, u32),
+    /// for the node, from a forger on or off the path.
+    ForgedRefusal(usize, u32, Forger),
     /// A keyring step at the node, with the key's bytes.
     Keyring(usize, KeyOp, [u8; 32]),
 }
@@ -37,7 +37,7 @@ impl Action {
     pub fn node(&self) -> usize {
         match *self {
             Action::Crash(i, _) | Action::Leave(i) | Action::Exit(i) | Action::Restart(i) => i,
-            Action::Pause(i, _) | Action::Slow(i, _, _) | Action::ForgedRefusal(i, _) => i,
+            Action::Pause(i, _) | Action::Slow(i, _, _) | Action::ForgedRefusal(i, _, _) => i,
             Action::Keyring(i, _, _) => i,
         }
     }
@@ -221,7 +221,10 @@ fn expand(
         }
         FaultKind::ForgedRefusal => {
             let ppm = (f.observers.unwrap_or(1.0) * 1e6).round() as u32;
-            out.push((at, Action::ForgedRefusal(i, ppm)));
+            out.push((
+                at,
+                Action::ForgedRefusal(i, ppm, f.forger.unwrap_or_default()),
+            ));
         }
     }
 }

@@ -71,6 +71,8 @@ pub fn run(
         refutations: stats.refutations,
         stalls_detected: stats.stalls_detected,
         refusals: stats.refusals,
+        refusals_unverified: stats.refusals_unverified,
+        forged_refusals: w.forged,
         refusal_convictions: stats.refusal_convictions,
         auth_failures: stats.auth_failures + stats.plaintext_refused,
         recv_overflow_drops: w.counters.recv_overflow,

@@ -61,6 +61,11 @@ pub struct Report {
     pub stalls_detected: u64,
     /// Refusals (ICMP port unreachable, real or forged) reported to members.
     pub refusals: u64,
+    /// Of those, refusals whose quote matched no probe the member had sent there lately
+    /// (forgeries from off the path, mostly), ignored.
+    pub refusals_unverified: u64,
+    /// Forged refusals the scenario's forgers delivered.
+    pub forged_refusals: u64,
     /// Convictions by corroborated refusal rather than by silence.
     pub refusal_convictions: u64,
     /// Sealed packets no key opened, plus plaintext refused (keyed clusters).
@@ -141,6 +146,10 @@ impl Report {
             (
                 "refusals / convictions by",
                 format!("{} / {}", self.refusals, self.refusal_convictions),
+            ),
+            (
+                "refusals unverified / forged",
+                format!("{} / {}", self.refusals_unverified, self.forged_refusals),
             ),
             ("auth failures", self.auth_failures.to_string()),
             ("stale views at end", self.stale_views_at_end.to_string()),

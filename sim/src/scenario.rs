@@ -290,6 +290,19 @@ pub enum CrashMode {
     Process,
 }
 
+/// Where a forger of refusals sits.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forger {
+    /// Off the path: it knows the protocol, the members and their addresses, but sees
+    /// no traffic, so it must guess each probe's token (or a sealed frame's nonce).
+    #[default]
+    OffPath,
+    /// On the path: it sees the traffic and copies the last probe the observer sent to
+    /// the member into its forged refusal (an observer that sent none is not fooled).
+    OnPath,
+}
+
 /// A fault injected at given or random times.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -323,6 +336,8 @@ pub struct Fault {
     pub crash: Option<CrashMode>,
     /// `forged-refusal`: the fraction of the other nodes told (default 1).
     pub observers: Option<f64>,
+    /// `forged-refusal`: `off-path` (the default) or `on-path`.
+    pub forger: Option<Forger>,
     /// `add-key`, `use-key`, `remove-key`: the key, 64 hex digits.
     pub key: Option<String>,
     /// Each target acts at a uniform random delay in `[0, spread]` after the fault's
@@ -495,6 +510,11 @@ impl Scenario {
             {
                 return Err(format!(
                     "faults.{i}.observers = {o}: a fraction between 0 and 1, for forged-refusal only"
+                ));
+            }
+            if f.forger.is_some() && f.kind != FaultKind::ForgedRefusal {
+                return Err(format!(
+                    "faults.{i}: `forger` applies to forged-refusal only"
                 ));
             }
             if let Some(fr) = f.targets.fraction

@@ -13,7 +13,7 @@ use crate::agenda::Agenda;
 use crate::faults::{self, Action, KeyOp};
 use crate::network::{ActivePartition, Fate, NetModel, mix};
 use crate::oracle::{Oracle, Truth, event_member};
-use crate::scenario::{CrashMode, Scenario};
+use crate::scenario::{CrashMode, FaultKind, Forger, Scenario};
 
 /// The port every simulated node listens on.
 const PORT: u16 = 7946;
@@ -48,10 +48,12 @@ enum Kind {
         admitted: bool,
     },
     Resume(usize),
-    /// The network's refusal of a datagram `to` sent to `about`'s closed port.
+    /// The network's refusal of a datagram `to` sent to `about`'s closed port, quoting
+    /// the datagram's start.
     Refusal {
         to: usize,
         about: usize,
+        quote: Vec<u8>,
     },
     Fault(Action),
     Join(usize),
@@ -76,9 +78,20 @@ struct SimNode {
     retired: NodeStats,
     /// Crashed as a process on a live host: datagrams to it are refused.
     refuses: bool,
-    /// Refusals that arrived while paused (the socket's error queue), read on resume.
-    refusal_backlog: Vec<usize>,
+    /// Refusals that arrived while paused (the socket's error queue), read on resume:
+    /// about whom, and the quote.
+    refusal_backlog: Vec<(usize, Vec<u8>)>,
 }
+
+/// Bytes of a refused datagram an ICMP error quotes here. Linux quotes up to 548 bytes
+/// of a UDP payload over IPv4; the node checks the first `rumor::QUOTE_PREFIX`, and the
+/// quote is kept short so refusals stay cheap to simulate.
+const QUOTE_LEN: usize = 64;
+
+/// The first byte of a plaintext probe: `Packet.token`'s key, written first.
+const PROBE_START: u8 = (9 << 3) | 5;
+/// The first byte of a sealed frame.
+const SEALED_START: u8 = 0;
 
 /// Most refusals queued at a paused node (the kernel bounds the error queue by the
 /// socket's receive buffer too).
@@ -140,6 +153,12 @@ pub struct World {
     /// the oracle), in order; `heal_next` is the first not yet done.
     heal_checks: Vec<(Time, u8, usize)>,
     heal_next: usize,
+    /// For forgers: by destination, the start of the last probe each sender sent it
+    /// (a datagram that starts with a token, or any sealed one: an on-path forger cannot
+    /// tell sealed probes apart). Kept only when the scenario forges refusals.
+    seen: Option<Vec<BTreeMap<usize, Vec<u8>>>>,
+    /// Forged refusals delivered.
+    pub forged: u64,
 }
 
 /// The heal windows of a run ending at `end`: for each partition that heals before
@@ -224,6 +243,12 @@ impl World {
             icmp_burst: sc.network.icmp_burst,
             heal_checks,
             heal_next: 0,
+            seen: sc
+                .faults
+                .iter()
+                .any(|f| f.kind == FaultKind::ForgedRefusal)
+                .then(|| vec![BTreeMap::new(); sc.nodes]),
+            forged: 0,
         };
         for i in 0..sc.nodes {
             let name = format!("node-{i}");
@@ -266,6 +291,38 @@ impl World {
             self.trace_hash = (self.trace_hash ^ w)
                 .wrapping_mul(0x0000_0100_0000_01b3)
                 .rotate_left(17);
+        }
+    }
+
+    /// The quote a forger puts in a refusal told to `observer` about `about`. On the
+    /// path, a copy of the last probe it saw `observer` send there (none seen: nothing
+    /// to forge with). Off the path, the strongest guess: that probe's bytes as if
+    /// known, with the secret part (the token, or a sealed frame's nonce) guessed.
+    fn forge_quote(&mut self, forger: Forger, observer: usize, about: usize) -> Option<Vec<u8>> {
+        let seen = self
+            .seen
+            .as_ref()
+            .and_then(|s| s[about].get(&observer))
+            .cloned();
+        match forger {
+            Forger::OnPath => seen,
+            Forger::OffPath => {
+                let mut q = seen.unwrap_or_else(|| {
+                    let mut q = vec![0u8; QUOTE_LEN];
+                    self.rng.fill(&mut q[..]);
+                    q[0] = PROBE_START;
+                    q
+                });
+                let secret = if q.first() == Some(&SEALED_START) {
+                    2..26
+                } else {
+                    1..5
+                };
+                if let Some(part) = q.get_mut(secret) {
+                    self.rng.fill(part);
+                }
+                Some(q)
+            }
         }
     }
 
@@ -394,31 +451,37 @@ impl World {
                     self.pool.push(data);
                 }
                 let refusals = std::mem::take(&mut self.nodes[i].refusal_backlog);
-                for about in refusals {
+                for (about, quote) in refusals {
                     if let Some(n) = self.nodes[i].node.as_mut() {
-                        n.handle_unreachable(now, addr_of(about));
+                        n.handle_unreachable(now, addr_of(about), &quote);
                     }
+                    self.pool.push(quote);
                 }
                 if let Some(n) = self.nodes[i].node.as_mut() {
                     n.handle_timeout(now);
                 }
                 self.after_input(i);
             }
-            Kind::Refusal { to, about } => {
+            Kind::Refusal { to, about, quote } => {
                 if self.nodes[to].node.is_none() {
+                    self.pool.push(quote);
                     return;
                 }
                 self.hash(&[now.as_nanos(), 5, to as u64, about as u64]);
+                self.hash_bytes(&quote);
                 let s = &mut self.nodes[to];
                 if s.paused_until.is_some() {
                     if s.refusal_backlog.len() < REFUSAL_BACKLOG {
-                        s.refusal_backlog.push(about);
+                        s.refusal_backlog.push((about, quote));
+                    } else {
+                        self.pool.push(quote);
                     }
                     return;
                 }
                 if let Some(n) = s.node.as_mut() {
-                    n.handle_unreachable(now, addr_of(about));
+                    n.handle_unreachable(now, addr_of(about), &quote);
                 }
+                self.pool.push(quote);
                 self.after_input(to);
             }
             Kind::Fault(a) => self.fault(a),
@@ -432,11 +495,10 @@ impl World {
         let now = self.now;
         let s = &mut self.nodes[to];
         if s.node.is_none() {
-            let refuses = s.refuses;
-            self.pool.push(data);
-            if refuses {
-                self.refuse(to, from);
+            if s.refuses {
+                self.refuse(to, from, &data);
             }
+            self.pool.push(data);
             return;
         }
         if s.paused_until.is_some() {
@@ -480,8 +542,9 @@ impl World {
     }
 
     /// `host`'s kernel answers a datagram from `sender` to its closed port: an ICMP port
-    /// unreachable, if the rate limiter allows, crossing the network like any datagram.
-    fn refuse(&mut self, host: usize, sender: usize) {
+    /// unreachable quoting the datagram's start, if the rate limiter allows, crossing the
+    /// network like any datagram.
+    fn refuse(&mut self, host: usize, sender: usize, data: &[u8]) {
         let now = self.now;
         let (rate, burst) = (self.icmp_per_second, self.icmp_burst);
         let (tokens, last) = self
@@ -495,13 +558,19 @@ impl World {
         }
         *tokens -= 1.0;
         match self.net.fate(&mut self.rng, now, host, sender) {
-            Fate::Delivered(d, _) => self.push(
-                now + d,
-                Kind::Refusal {
-                    to: sender,
-                    about: host,
-                },
-            ),
+            Fate::Delivered(d, _) => {
+                let mut quote = self.pool.pop().unwrap_or_default();
+                quote.clear();
+                quote.extend_from_slice(&data[..data.len().min(QUOTE_LEN)]);
+                self.push(
+                    now + d,
+                    Kind::Refusal {
+                        to: sender,
+                        about: host,
+                        quote,
+                    },
+                );
+            }
             Fate::Dropped => self.counters.lost += 1,
             Fate::Partitioned => self.counters.partitioned += 1,
         }
@@ -610,7 +679,7 @@ impl World {
                 }
                 self.after_input(i);
             }
-            Action::ForgedRefusal(_, ppm) => {
+            Action::ForgedRefusal(_, ppm, forger) => {
                 for o in 0..self.nodes.len() {
                     let s = &self.nodes[o];
                     if o == i || s.node.is_none() || s.paused_until.is_some() {
@@ -619,8 +688,12 @@ impl World {
                     if ppm < 1_000_000 && self.rng.random_range(0..1_000_000) >= ppm {
                         continue;
                     }
+                    let Some(quote) = self.forge_quote(forger, o, i) else {
+                        continue;
+                    };
+                    self.forged += 1;
                     if let Some(n) = self.nodes[o].node.as_mut() {
-                        n.handle_unreachable(now, addr_of(i));
+                        n.handle_unreachable(now, addr_of(i), &quote);
                     }
                     self.after_input(o);
                 }
@@ -647,6 +720,11 @@ impl World {
             let Some(to) = index_of(t.destination).filter(|&j| j < self.nodes.len()) else {
                 continue;
             };
+            if let Some(seen) = self.seen.as_mut()
+                && matches!(self.buf.first(), Some(&PROBE_START | &SEALED_START))
+            {
+                seen[to].insert(i, self.buf[..t.len.min(QUOTE_LEN)].to_vec());
+            }
             match self.net.fate(&mut self.rng, now, i, to) {
                 Fate::Dropped => self.counters.lost += 1,
                 Fate::Partitioned => self.counters.partitioned += 1,
@@ -762,6 +840,7 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.plaintext_refused += s.plaintext_refused;
     total.refusal_convictions += s.refusal_convictions;
     total.refusals_withdrawn += s.refusals_withdrawn;
+    total.refusals_unverified += s.refusals_unverified;
     total.accusations_answered += s.accusations_answered;
     total.answers_refused += s.answers_refused;
     total.reconnects += s.reconnects;

@@ -272,10 +272,11 @@ impl Driver {
                 .take()
                 .unwrap_or_else(|| refusals::read_one(&self.socket))
             {
-                Ok(QueuedError::Refused(addr)) => {
+                Ok(QueuedError::Refused(addr, quote, len)) => {
                     self.rt.refusals += 1;
                     debug!(%addr, "refused");
-                    self.node.handle_unreachable(now, addr);
+                    self.node
+                        .handle_unreachable(now, addr, quote.get(..len).unwrap_or_default());
                 }
                 Ok(QueuedError::Other) => self.rt.other_net_errors += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

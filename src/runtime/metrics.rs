@@ -92,6 +92,11 @@ fn describe() {
         "Refusals (ICMP port unreachable) the network reported for members' addresses."
     );
     describe_counter!(
+        "rumor_refusals_unverified_total",
+        Unit::Count,
+        "Refusals ignored because their quote matched no probe sent there lately (forged, or stale); a steady rise with no crash means someone forges them."
+    );
+    describe_counter!(
         "rumor_refusal_convictions_total",
         Unit::Count,
         "Members convicted by a corroborated refusal rather than by silence."
@@ -126,6 +131,7 @@ pub(crate) struct Metrics {
     send_retries: Counter,
     recv_errors: Counter,
     refusals: Counter,
+    refusals_unverified: Counter,
     refusal_convictions: Counter,
     reconnects: Counter,
     lateness: Histogram,
@@ -164,6 +170,7 @@ impl Metrics {
             send_retries: counter("rumor_send_retries_total"),
             recv_errors: counter("rumor_recv_errors_total"),
             refusals: counter("rumor_refusals_total"),
+            refusals_unverified: counter("rumor_refusals_unverified_total"),
             refusal_convictions: counter("rumor_refusal_convictions_total"),
             reconnects: counter("rumor_reconnects_total"),
             lateness: metrics::histogram!("rumor_timer_lateness_seconds", with(None)),
@@ -202,6 +209,11 @@ impl Metrics {
                 self.exported_rt.recv_errors,
             ),
             (&self.refusals, s.refusals, old.refusals),
+            (
+                &self.refusals_unverified,
+                s.refusals_unverified,
+                old.refusals_unverified,
+            ),
             (
                 &self.refusal_convictions,
                 s.refusal_convictions,

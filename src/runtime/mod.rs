@@ -150,7 +150,7 @@ pub enum StartError {
 /// | `rumor_bytes_in_total`, `rumor_bytes_out_total` | counter | |
 /// | `rumor_decode_errors_total` | counter | `kind` = [`DecodeErrorKind::as_str`](crate::DecodeErrorKind::as_str) |
 /// | `rumor_send_errors_total`, `rumor_send_retries_total`, `rumor_recv_errors_total` | counter | |
-/// | `rumor_refusals_total`, `rumor_refusal_convictions_total` | counter | |
+/// | `rumor_refusals_total`, `rumor_refusals_unverified_total`, `rumor_refusal_convictions_total` | counter | |
 /// | `rumor_reconnects_total` | counter | |
 /// | `rumor_timer_lateness_seconds` | histogram | |
 ///
@@ -345,6 +345,7 @@ impl RuntimeBuilder {
         let start = tokio::time::Instant::now();
         let mut node = Node::new(identity, self.config.clone(), rng_seed, Time::ZERO)?;
         node.set_nonce_prefix(nonce_prefix());
+        node.set_token_secret(token_secret());
         let health = self
             .health
             .unwrap_or_else(|| HealthConfig::for_config(&self.config));
@@ -439,4 +440,18 @@ fn nonce_prefix() -> [u8; 16] {
         p.copy_from_slice(&(t ^ (u128::from(std::process::id()) << 96)).to_le_bytes());
     }
     p
+}
+
+/// The secret the node's probe tokens come from (see `Node::set_token_secret`): OS
+/// randomness, so that no one can predict them from the node's seed. Should the OS
+/// refuse, two nonce-style draws (clock and pid) are the fallback: weaker, but no
+/// worse than the seed.
+fn token_secret() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut s) {
+        tracing::warn!(error = %e, "no OS randomness for probe tokens; using clock and pid");
+        s[..16].copy_from_slice(&nonce_prefix());
+        s[16..].copy_from_slice(&derive_seed("token").to_le_bytes().repeat(2));
+    }
+    s
 }

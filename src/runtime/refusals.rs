@@ -34,11 +34,16 @@ pub(crate) fn enable(_socket: &UdpSocket) -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes of a refused datagram kept from its error-queue entry: what the core checks
+/// the quote against (`QUOTE_PREFIX`), with room to spare.
+pub(crate) const QUOTE_KEPT: usize = 64;
+
 /// What one entry of the error queue said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueuedError {
-    /// The datagram to this address was refused: its port is closed.
-    Refused(SocketAddr),
+    /// The datagram to this address was refused: its port is closed. With the start of
+    /// the refused datagram as the ICMP error quoted it (`.2` bytes of `.1`).
+    Refused(SocketAddr, [u8; QUOTE_KEPT], usize),
     /// Another error (host unreachable, message too long, ...): not evidence of a
     /// crashed process, so it is only counted.
     Other,
@@ -55,8 +60,10 @@ pub(crate) fn read_one(socket: &UdpSocket) -> io::Result<QueuedError> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
     use std::os::fd::AsRawFd;
 
-    // The queued entry carries (a prefix of) the datagram that failed; we need none of it.
-    let mut payload = [0u8; 64];
+    // The queued entry carries (a prefix of) the datagram that failed: the quote that
+    // proves the refusal answers a probe we sent. A longer one is truncated (MSG_TRUNC),
+    // which is fine: only its start is checked.
+    let mut payload = [0u8; QUOTE_KEPT];
     let mut iov = [IoSliceMut::new(&mut payload)];
     let mut cmsg = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
     let msg = recvmsg::<SockaddrStorage>(
@@ -83,8 +90,9 @@ pub(crate) fn read_one(socket: &UdpSocket) -> io::Result<QueuedError> {
             _ => {}
         }
     }
+    let quoted = msg.bytes.min(QUOTE_KEPT);
     Ok(match (refused, dest) {
-        (true, Some(d)) => QueuedError::Refused(canonical(d)),
+        (true, Some(d)) => QueuedError::Refused(canonical(d), payload, quoted),
         _ => QueuedError::Other,
     })
 }

@@ -229,7 +229,7 @@ impl DecodeErrorKind {
 #[cfg(any(test, feature = "internals"))]
 pub fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet, DecodeError> {
     let p = read_packet(buf, limits)?;
-    let (key_id, sync_entries) = (p.key_id, p.sync_entries);
+    let (key_id, sync_entries, token) = (p.key_id, p.sync_entries, p.token);
     Ok(Packet {
         version: p.version,
         cluster: Bytes::copy_from_slice(p.cluster),
@@ -253,6 +253,7 @@ pub fn decode_packet(buf: &[u8], limits: &DecodeLimits) -> Result<Packet, Decode
         sealed: Bytes::new(),
         key_id,
         sync_entries,
+        token,
     })
 }
 
@@ -528,6 +529,7 @@ mod tests {
             sealed: Bytes::new(),
             key_id: 0,
             sync_entries: 0,
+            token: 0,
         }
     }
 
@@ -1020,6 +1022,12 @@ mod props {
                 sealed: Bytes::new(),
                 key_id,
                 sync_entries: key_id % 8,
+                // Half the packets carry a token, as probes do.
+                token: if sender % 2 == 0 {
+                    0
+                } else {
+                    incarnation as u32 | 1
+                },
             })
     }
 

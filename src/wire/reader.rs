@@ -43,6 +43,10 @@ pub(crate) struct PacketRef<'a> {
     pub incarnation: u64,
     pub key_id: u32,
     pub sync_entries: u32,
+    /// The sender's refusal token (nothing reads it but the tests: it is for the
+    /// sender, in an ICMP quote).
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
+    pub token: u32,
     /// How many messages it holds.
     pub messages: usize,
     /// The first message, kept from the checking pass: most datagrams (pings, acks)
@@ -96,7 +100,7 @@ enum Value<'a> {
     Varint(u64),
     Fixed64(u64),
     Len(&'a [u8]),
-    Fixed32,
+    Fixed32(u32),
     /// A group: prost skips it in an unknown field; nothing in the schema is one.
     Group,
 }
@@ -135,8 +139,9 @@ fn value<'a>(buf: &mut &'a [u8], tag: u32, wire: u8) -> Result<Value<'a>, Malfor
             Value::Len(head)
         }
         FIXED32 => {
-            *buf = buf.get(4..).ok_or(Malformed)?;
-            Value::Fixed32
+            let (head, tail) = buf.split_first_chunk::<4>().ok_or(Malformed)?;
+            *buf = tail;
+            Value::Fixed32(u32::from_le_bytes(*head))
         }
         3 => {
             skip_field(WireType::StartGroup, tag, buf, DecodeContext::default())?;
@@ -343,6 +348,7 @@ pub(crate) fn read_packet<'a>(
         incarnation: 0,
         key_id: 0,
         sync_entries: 0,
+        token: 0,
         messages: 0,
         first: None,
         after_first: &[],
@@ -398,7 +404,9 @@ pub(crate) fn read_packet<'a>(
             (6, Value::Len(x)) => sealed = !x.is_empty(),
             (7, Value::Varint(x)) => p.key_id = x as u32,
             (8, Value::Varint(x)) => p.sync_entries = x as u32,
-            (1..=8, _) => malformed = true,
+            // The sender's refusal token: only the sender reads it, from an ICMP quote.
+            (9, Value::Fixed32(x)) => p.token = x,
+            (1..=9, _) => malformed = true,
             _ => {}
         }
     }

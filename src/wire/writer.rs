@@ -1,8 +1,10 @@
 //! Writing a packet straight into the datagram buffer, one message at a time.
 //!
 //! The output is byte for byte what prost writes for the same `Packet` (fields in tag
-//! order, defaults left out), so peers decode it with the generated code; the tests
-//! below hold the two encoders to each other. What the writer adds is the way in: an
+//! order, defaults left out), with one difference: a nonzero `token` (field 9) is
+//! written first rather than last, so that the first bytes an ICMP error quotes hold it
+//! (see `refusal`). Field order does not matter to a protobuf reader, so peers decode
+//! it with the generated code; the tests below hold the two encoders to each other. What the writer adds is the way in: an
 //! `Alive` is written from borrowed slices of the member table ([`AliveRef`]). Building
 //! a prost `Alive` instead clones three `Bytes` handles of the member's descriptor and
 //! drops them after encoding: six reference-count writes to a cache line of a member
@@ -19,6 +21,10 @@ use super::{Body, Message};
 const KEY_5_LEN: u8 = (5 << 3) | 2;
 /// Key of `Packet.sync_entries`: field 8, varint.
 const KEY_SYNC_ENTRIES: u8 = 8 << 3;
+/// Key of `Packet.token`: field 9, fixed32.
+const KEY_TOKEN: u8 = (9 << 3) | 5;
+/// Bytes of the token field: its key and four bytes.
+pub(crate) const TOKEN_LEN: usize = 5;
 /// Keys of `Alive`'s fields: member (1, fixed64), incarnation (2, varint), name (3),
 /// addr (4) and metadata (5), the last three length-delimited.
 const KEY_MEMBER: u8 = (1 << 3) | 1;
@@ -141,16 +147,20 @@ pub(crate) struct Envelope<'a> {
     pub cluster: &'a [u8],
     pub sender: u64,
     pub incarnation: u64,
+    /// `Packet.token`; 0 writes none.
+    pub token: u32,
 }
 
 impl Envelope<'_> {
     fn len(&self) -> usize {
+        let token = if self.token == 0 { 0 } else { TOKEN_LEN };
         let cluster = if self.cluster.is_empty() {
             0
         } else {
             1 + encoded_len_varint(self.cluster.len() as u64) + self.cluster.len()
         };
-        Scalar::Varint(varint_key(1), u64::from(self.version)).len()
+        token
+            + Scalar::Varint(varint_key(1), u64::from(self.version)).len()
             + cluster
             + Scalar::Fixed64(fixed64_key(3), self.sender).len()
             + Scalar::Varint(varint_key(4), self.incarnation).len()
@@ -285,12 +295,16 @@ pub(crate) struct PacketWriter<'a> {
 }
 
 impl<'a> PacketWriter<'a> {
-    /// Starts a packet with the envelope's fields (`Packet` fields 1 to 4; the writer
-    /// never writes `sealed` or `key_id`, which only a sealed frame would use). `None`
-    /// if `buf` cannot hold even the envelope.
+    /// Starts a packet with the envelope's fields (`Packet.token` first, then fields 1
+    /// to 4; the writer never writes `sealed` or `key_id`, which only a sealed frame
+    /// would use). `None` if `buf` cannot hold even the envelope.
     pub fn new(buf: &'a mut [u8], envelope: &Envelope<'_>, max_messages: usize) -> Option<Self> {
         let len = envelope.len();
         let mut out = Out::new(buf.get_mut(..len)?);
+        if envelope.token != 0 {
+            out.byte(KEY_TOKEN);
+            out.slice(&envelope.token.to_le_bytes());
+        }
         Scalar::Varint(varint_key(1), u64::from(envelope.version)).write(&mut out);
         if !envelope.cluster.is_empty() {
             out.bytes_field((2 << 3) | 2, envelope.cluster);
@@ -449,6 +463,7 @@ pub fn write_packet(p: &super::Packet, buf: &mut [u8]) -> Option<usize> {
         cluster: &p.cluster,
         sender: p.sender,
         incarnation: p.incarnation,
+        token: p.token,
     };
     let mut w = PacketWriter::new(buf, &envelope, usize::MAX)?;
     if p.sync_entries != 0 {
@@ -513,6 +528,7 @@ mod tests {
             cluster: b"",
             sender: 0,
             incarnation: 0,
+            token: 0,
         };
         let mut buf = [0u8; 80];
         let mut w = PacketWriter::new(&mut buf, &envelope, 2).unwrap();
@@ -541,6 +557,7 @@ mod tests {
             version in prop_oneof![Just(1u32), any::<u32>()],
             cluster in proptest::collection::vec(any::<u8>(), 0..300),
             sync_entries in prop_oneof![0u32..8, any::<u32>()],
+            token in prop_oneof![Just(0u32), any::<u32>()],
             cut in 0usize..4096,
         ) {
             // Wider envelopes than a decodable packet has: any version, labels with
@@ -550,13 +567,23 @@ mod tests {
                 version,
                 cluster: Bytes::from(cluster),
                 sync_entries,
+                token,
                 ..p
             };
-            let want = p.encode_to_vec();
+            // prost writes the token last; the writer writes it first.
+            let mut want = Vec::new();
+            if token != 0 {
+                want.push(KEY_TOKEN);
+                want.extend_from_slice(&token.to_le_bytes());
+            }
+            want.extend(Packet { token: 0, ..p.clone() }.encode_to_vec());
+            prop_assert_eq!(want.len(), p.encoded_len());
             let mut buf = vec![0u8; want.len()];
             let len = write_packet(&p, &mut buf);
             prop_assert_eq!(len, Some(want.len()));
             prop_assert_eq!(&buf, &want);
+            // Out of tag order, it still reads back as the same packet.
+            prop_assert_eq!(Packet::decode(&buf[..]).ok(), Some(p.clone()));
             // A shorter buffer: prost refuses the packet, and so does the writer.
             let short = cut % (want.len() + 1);
             if short < want.len() {

@@ -65,7 +65,15 @@ pub struct Cluster {
     buf: Vec<u8>,
     pub delivered: u64,
     pub dropped: u64,
+    /// The last probe (a datagram that starts with a token) each node sent to each
+    /// address: what an on-path forger copies.
+    last_probe: BTreeMap<(usize, SocketAddr), Vec<u8>>,
+    /// Nodes whose driver calls `handle_timeout` this late after each timer is due.
+    pub late: BTreeMap<usize, Duration>,
 }
+
+/// The first byte of a plaintext probe: `Packet.token`'s key, which the writer puts first.
+pub const PROBE_START: u8 = (9 << 3) | 5;
 
 pub fn addr(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 10_000 + i as u16)
@@ -90,6 +98,8 @@ impl Cluster {
             buf: vec![0; 65_536],
             delivered: 0,
             dropped: 0,
+            last_probe: BTreeMap::new(),
+            late: BTreeMap::new(),
         };
         for i in 0..n {
             let name = format!("node-{i}");
@@ -208,12 +218,39 @@ impl Cluster {
         self.slots[i].refuses = true;
     }
 
-    /// A forged refusal: `observer` is told `subject`'s port is closed, whatever the truth.
+    /// A forged refusal from off the path: `observer` is told `subject`'s port is
+    /// closed, quoting the last probe it sent there with the token guessed (the
+    /// strongest forgery without seeing the traffic).
     pub fn forge_refusal(&mut self, observer: usize, subject: usize) {
+        let a = self.slots[subject].addr;
+        let mut quote = self
+            .last_probe
+            .get(&(observer, a))
+            .cloned()
+            .unwrap_or_else(|| vec![PROBE_START; 64]);
+        let guess: u32 = self.rng.random();
+        if let Some(token) = quote.get_mut(1..5) {
+            token.copy_from_slice(&guess.to_le_bytes());
+        }
+        self.tell_refused(observer, subject, &quote);
+    }
+
+    /// A forged refusal from on the path: `observer` is told `subject`'s port is
+    /// closed, quoting a copy of the last probe it sent there (nothing if it sent none).
+    pub fn forge_refusal_on_path(&mut self, observer: usize, subject: usize) {
+        let a = self.slots[subject].addr;
+        if let Some(quote) = self.last_probe.get(&(observer, a)).cloned() {
+            self.tell_refused(observer, subject, &quote);
+        }
+    }
+
+    /// `observer` hears that its datagram to `subject`, starting with `quote`, was
+    /// refused.
+    pub fn tell_refused(&mut self, observer: usize, subject: usize, quote: &[u8]) {
         let now = self.now;
         let a = self.slots[subject].addr;
         if let Some(n) = self.slots[observer].node.as_mut() {
-            n.handle_unreachable(now, a);
+            n.handle_unreachable(now, a, quote);
         }
         self.drain(observer);
     }
@@ -312,7 +349,7 @@ impl Cluster {
             let Reverse(d) = self.in_flight.pop().expect("peeked");
             if d.refusal {
                 if let Some(n) = self.slots[d.to].node.as_mut() {
-                    n.handle_unreachable(now, d.from);
+                    n.handle_unreachable(now, d.from, &d.data);
                     self.drain(d.to);
                 }
                 continue;
@@ -330,7 +367,8 @@ impl Cluster {
                         seq: self.seq,
                         to: sender,
                         from: to_addr,
-                        data: Vec::new(),
+                        // The ICMP error quotes the refused datagram.
+                        data: d.data,
                         refusal: true,
                     }));
                 }
@@ -350,7 +388,8 @@ impl Cluster {
                 continue;
             }
             let Some(n) = s.node.as_mut() else { continue };
-            if n.poll_timeout().is_some_and(|t| t <= now) {
+            let late = self.late.get(&i).copied().unwrap_or_default();
+            if n.poll_timeout().is_some_and(|t| t + late <= now) {
                 n.handle_timeout(now);
                 self.drain(i);
             }
@@ -372,6 +411,9 @@ impl Cluster {
             slot.events.push((now, e));
         }
         for (to, data) in out {
+            if data.first() == Some(&PROBE_START) {
+                self.last_probe.insert((i, to), data.clone());
+            }
             let Some(&j) = self.by_addr.get(&to) else {
                 continue;
             };

@@ -30,6 +30,14 @@ pub struct Packet {
     /// news to the cluster. Re-gossiping them would cost every join O(n) broadcasts.
     #[prost(uint32, tag = "8")]
     pub sync_entries: u32,
+    /// A value the sender drew for this datagram from a secret stream (set on datagrams
+    /// that carry a `Ping`; 0, and then absent, otherwise). An ICMP error about the
+    /// datagram quotes it, which proves the error answers a datagram the sender really
+    /// sent (RFC 5927's check of ICMP errors against TCP sequence numbers): an off-path
+    /// forger cannot guess it. The sender writes it first, ahead of the fields above, so
+    /// that even a short quote holds it; receivers ignore it.
+    #[prost(fixed32, tag = "9")]
+    pub token: u32,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Message {
