@@ -148,6 +148,22 @@ const EVENTS_KEPT: usize = 64;
 /// (or soon after) that time: a call much later than due is how the node learns that its
 /// own process was stalled.
 ///
+/// What a driver owes the node:
+/// - **Re-arm after every input, unconditionally.** Read `poll_timeout` after each
+///   `handle_*` call and command and sleep until the value it returns, even if it is
+///   the same value as before: a timer that fired may be replaced by one due at the
+///   same instant, and a driver that re-arms only when the value changes can sleep
+///   through every timer from then on (an earlier driver of that kind left observers in
+///   Suspect for good).
+/// - **Be on time, or be honest about it.** A call more than `stall_threshold` after a
+///   timer was due, with no input in between, is taken as this process having been
+///   frozen: the node discards evidence gathered across the gap and convicts no one for
+///   `stall_guard`. A driver that is always late by more than `stall_threshold` makes
+///   the node look stalled again and again; it still decides (each suspicion is held
+///   back by at most its longest timeout in all), but later than configured.
+/// - **One `now`, monotonic.** The same clock for every input; an earlier `now` than the
+///   last is treated as the last.
+///
 /// # Now
 /// Every input takes `now`, a [`Time`] on the caller's monotonic clock. The node never
 /// reads a clock and never draws unseeded randomness, so the same config, seed and
@@ -181,6 +197,8 @@ pub struct Node {
     pub(crate) now: Time,
     /// No conviction before this time: set after this node's own stall.
     pub(crate) guard_until: Time,
+    /// When the last stall this node detected ended.
+    stall_ended: Option<Time>,
     /// The ring changed: recompute whom this node monitors before the next output.
     pub(crate) ring_dirty: bool,
     broadcast_seq: u64,
@@ -324,6 +342,7 @@ impl Node {
             leaving: false,
             now,
             guard_until: Time::ZERO,
+            stall_ended: None,
             ring_dirty: false,
             broadcast_seq,
             early_push_pulls: 0,
@@ -850,12 +869,19 @@ impl Node {
     /// Moves the node's clock to `now` (never backwards) and detects this node's own
     /// stall: a timer overdue by more than `stall_threshold` means the process did not
     /// run (GC pause, CPU throttling, SIGSTOP) while it should have.
+    ///
+    /// The stall is measured from the later of the overdue timer and the last input:
+    /// a process that handled a datagram was running then, and the backlog read after a
+    /// stall (every datagram at the same `now`) is one stall, not one per datagram. A
+    /// node with no peers has no evidence to discard, so it detects none (a driver that
+    /// calls `join` a while after `Node::new` is not stalled).
     pub(crate) fn observe_time(&mut self, now: Time) {
         let now = now.max(self.now);
-        if let Some(due) = self.timers.next()
-            && now > due + self.cfg.stall_threshold
-        {
-            self.on_own_stall(now, now - due);
+        if let Some(due) = self.timers.next() {
+            let since = due.max(self.now);
+            if now > since + self.cfg.stall_threshold && self.members.live_count() > 1 {
+                self.on_own_stall(now, now - since);
+            }
         }
         self.now = now;
         self.timers.advance(now);
@@ -864,14 +890,30 @@ impl Node {
     /// This node was frozen for `stalled`. Evidence gathered across the stall says more
     /// about us than about our peers: silence is measured afresh from now, probes in
     /// flight are forgotten (their acks are sitting in our receive queue), suspicion
-    /// timers are moved later by the stall, and nobody is convicted until `stall_guard`
-    /// has passed, so the refutations that queued up are read first.
+    /// timers are moved later by the stall (each by at most its longest timeout over its
+    /// life, so a node stalled again and again still decides), and nobody is convicted
+    /// until `stall_guard` has passed, so the refutations that queued up are read first.
+    ///
+    /// A stall that begins within `probe_interval` of the end of the previous one is the
+    /// same trouble going on (a driver that always calls late, a process thrashing in
+    /// GC): it is counted, but discards nothing again. Discarding on every one would
+    /// forget every probe in flight at every late call, and such a node would never
+    /// suspect a crashed member; the backlog is read before the timers that follow, so
+    /// the evidence it gathers between repeated stalls is sound.
     fn on_own_stall(&mut self, now: Time, stalled: Duration) {
         self.stats.stalls_detected += 1;
+        let began = now - stalled;
+        let repeated = self
+            .stall_ended
+            .is_some_and(|end| began.saturating_since(end) < self.cfg.probe_interval);
+        self.stall_ended = Some(now);
         debug!(
             stalled_ms = stalled.as_millis() as u64,
-            "own stall detected"
+            repeated, "own stall detected"
         );
+        if repeated {
+            return;
+        }
         self.guard_until = self.guard_until.max(now + self.cfg.stall_guard);
         self.probes.forget_in_flight();
         for m in self.monitors.values_mut() {
@@ -1301,14 +1343,21 @@ impl Node {
     /// Declares `id` dead, unless this node was just stalled (then the verdict waits for
     /// the guard to pass and is checked again).
     pub(crate) fn convict(&mut self, id: NodeId, cause: Cause) -> bool {
+        if self.now < self.guard_until && !self.leaving {
+            if self.members.get(id).is_some_and(|e| e.state.is_live()) {
+                self.stats.convictions_deferred += 1;
+            }
+            return false;
+        }
+        self.convict_unguarded(id, cause)
+    }
+
+    /// `convict` without the stall guard.
+    fn convict_unguarded(&mut self, id: NodeId, cause: Cause) -> bool {
         let Some(e) = self.members.get(id) else {
             return false;
         };
         if !e.state.is_live() || self.leaving {
-            return false;
-        }
-        if self.now < self.guard_until {
-            self.stats.convictions_deferred += 1;
             return false;
         }
         self.stats.convictions += 1;
@@ -1383,13 +1432,20 @@ impl Node {
             return;
         }
         let cause = self.members.get(id).map_or(Cause::Silence, |e| e.cause);
-        if !self.convict(id, cause) && self.now < self.guard_until && !self.leaving {
+        if self.now < self.guard_until && !self.leaving {
             let at = self.guard_until;
-            if let Some(s) = self.suspicions.get_mut(&id) {
-                s.deadline = at;
+            if self.suspicions.get_mut(&id).is_some_and(|s| s.defer_to(at)) {
+                self.stats.convictions_deferred += 1;
+                self.timers.schedule(at, OneShot::Suspicion(id));
+                return;
             }
-            self.timers.schedule(at, OneShot::Suspicion(id));
+            // Our stalls have already held this suspicion back by its longest timeout:
+            // the member has had that long again to refute, and a node that keeps
+            // stalling (or a driver that keeps calling late) must still decide.
+            self.convict_unguarded(id, cause);
+            return;
         }
+        self.convict(id, cause);
     }
 
     fn on_periodic(&mut self, p: Periodic, at: Time) {

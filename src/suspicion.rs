@@ -35,6 +35,9 @@ pub(crate) struct Suspicion {
     /// Distinct members that suspected it (the first included), bounded.
     confirmers: Vec<NodeId>,
     pub deadline: Time,
+    /// How far our own stalls and stall guards have moved it later, in all: at most
+    /// `max`, so a suspicion ends within twice its longest timeout whatever the stalls.
+    postponed: Duration,
 }
 
 impl Suspicion {
@@ -54,6 +57,7 @@ impl Suspicion {
             expected,
             confirmers: vec![from],
             deadline: started,
+            postponed: Duration::ZERO,
         };
         s.deadline = started + s.current_timeout();
         s
@@ -80,10 +84,29 @@ impl Suspicion {
     }
 
     /// Moves the suspicion later by `d` (this node was stalled for `d`: the time it
-    /// spent frozen is not time the suspect had to refute).
+    /// spent frozen is not time the suspect had to refute), as far as the budget allows.
     pub fn postpone(&mut self, d: Duration) {
+        let d = d.min(self.budget());
+        self.postponed += d;
         self.started += d;
         self.deadline += d;
+    }
+
+    /// Moves the deadline to `at` (the end of our stall guard) if the budget allows;
+    /// false if it does not, and the suspicion must be decided now.
+    pub fn defer_to(&mut self, at: Time) -> bool {
+        let d = at.saturating_since(self.deadline);
+        if d > self.budget() {
+            return false;
+        }
+        self.postponed += d;
+        self.deadline = self.deadline.max(at);
+        true
+    }
+
+    /// What is left of the postponement budget (`max`).
+    fn budget(&self) -> Duration {
+        self.max.saturating_sub(self.postponed)
     }
 }
 
@@ -122,6 +145,33 @@ mod tests {
         assert_eq!(s.deadline, Time::from_secs(14));
         s.postpone(Duration::from_secs(5));
         assert_eq!(s.deadline, Time::from_secs(19));
+    }
+
+    #[test]
+    fn stalls_postpone_a_suspicion_by_at_most_its_longest_timeout() {
+        let min = Duration::from_secs(4);
+        let max = Duration::from_secs(10);
+        let mut s = Suspicion::new(0, Time::from_secs(0), NodeId(1), min, max, 0);
+        assert_eq!(s.deadline, Time::from_secs(4));
+        // A driver late by 300 ms at every call, forever: the deadline stops moving.
+        for _ in 0..1_000 {
+            s.postpone(Duration::from_millis(300));
+        }
+        assert_eq!(s.deadline, Time::from_secs(14));
+        assert!(!s.defer_to(Time::from_secs(15)), "the budget is spent");
+        assert_eq!(s.deadline, Time::from_secs(14));
+    }
+
+    #[test]
+    fn the_guard_defers_within_the_budget() {
+        let min = Duration::from_secs(4);
+        let mut s = Suspicion::new(0, Time::from_secs(0), NodeId(1), min, min, 0);
+        s.postpone(Duration::from_secs(1));
+        assert!(s.defer_to(Time::from_secs(7)));
+        assert_eq!(s.deadline, Time::from_secs(7));
+        // 1 s + 2 s used of 4 s: another 2 s is too much.
+        assert!(!s.defer_to(Time::from_secs(9)));
+        assert!(s.defer_to(Time::from_secs(8)));
     }
 
     proptest! {

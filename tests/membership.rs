@@ -551,3 +551,76 @@ fn a_reused_address_is_no_longer_knocked_on() {
         "kept knocking on the newcomer's address"
     );
 }
+
+/// Issue 20, finding 4: one stall is one stall. The backlog a paused node reads when it
+/// resumes (every datagram at the same instant) used to count once per datagram (43 for
+/// a 2 s pause), and each count pushed every open suspicion back by the whole stall.
+#[test]
+fn a_pause_counts_as_one_stall() {
+    let cfg = Config::lan();
+    let mut c = Cluster::settled(10, cfg, 21);
+    c.run_for(secs(10.0));
+    let observer = 3;
+    let before = c.slots[observer].node().stats().stalls_detected;
+    c.pause(observer, secs(2.0));
+    c.run_for(secs(5.0));
+    let after = c.slots[observer].node().stats().stalls_detected;
+    assert_eq!(
+        after - before,
+        1,
+        "a 2 s pause counted as {} stalls",
+        after - before
+    );
+}
+
+/// Issue 20, finding 4: a driver that calls `join` a while after `Node::new` (a service
+/// that builds the node, then resolves its seeds) is not a stalled process.
+#[test]
+fn a_late_join_is_not_a_stall() {
+    use rumor::{Identity, Node};
+    let cfg = Config::lan();
+    let mut node = Node::new(Identity::new("a", addr(0)), cfg, 1, Time::ZERO).unwrap();
+    // Nothing drives it for 2 s; then it joins and runs on time.
+    node.join(Time::from_secs(2), &[addr(1)]);
+    let mut buf = vec![0u8; 2048];
+    while node.poll_transmit(Time::from_secs(2), &mut buf).is_some() {}
+    let mut now = Time::from_secs(2);
+    for _ in 0..100 {
+        now = node.poll_timeout().unwrap_or(now).max(now);
+        node.handle_timeout(now);
+        while node.poll_transmit(now, &mut buf).is_some() {}
+    }
+    assert_eq!(node.stats().stalls_detected, 0);
+}
+
+/// Issue 20, finding 4: a driver that always calls `handle_timeout` somewhat late (past
+/// `stall_threshold`) looks stalled again and again; every late call used to push every
+/// open suspicion back, so under SWIM a crashed member stayed Suspect for good. Each
+/// suspicion is now held back by at most its longest timeout, so it still ends.
+#[test]
+fn a_driver_that_is_always_late_still_convicts_a_crash() {
+    for strategy in [Strategy::Swim, Strategy::Lifeguard, Strategy::PhiMonitors] {
+        let mut cfg = Config::lan();
+        cfg.strategy = strategy;
+        let n = 6;
+        let mut c = Cluster::settled(n, cfg.clone(), 23);
+        c.run_for(secs(10.0));
+        let late = cfg.stall_threshold + Duration::from_millis(100);
+        for i in 0..n {
+            c.late.insert(i, late);
+        }
+        let crashed = 4;
+        c.crash(crashed);
+        // Silence to suspect, the longest suspicion timeout twice over (the budget the
+        // stalls may use), the guard and gossip: generous, and finite.
+        let max = cfg.suspicion_min_timeout(n) * cfg.suspicion_max_mult;
+        c.run_for(cfg.acceptable_pause + max * 2 + secs(30.0));
+        for i in (0..n).filter(|&i| i != crashed) {
+            assert_eq!(
+                c.state_at(i, crashed),
+                Some(MemberState::Dead),
+                "{strategy}: node {i} never convicted the crash"
+            );
+        }
+    }
+}

@@ -266,3 +266,33 @@ fn reconnect_heals_a_one_way_cut() {
     let without = run("0s");
     assert!(without.stale_views_at_end > 100, "{without:?}");
 }
+
+/// Issue 20, finding 4: each pause is one stall at the paused node, however many
+/// datagrams queued meanwhile (before: a 2 s pause counted about 40, and each count
+/// pushed every open suspicion back by the whole pause again).
+#[test]
+fn each_pause_is_counted_as_one_stall() {
+    let sc = Scenario::parse(
+        r#"
+name = "stalls"
+nodes = 40
+duration = "3m"
+[[faults]]
+kind = "pause"
+targets = { nodes = [5, 12, 20, 33] }
+random = { count = 3, from = "30s", to = "170s" }
+pause = { dist = "fixed", value = "2s" }
+"#,
+        &[],
+    )
+    .unwrap();
+    let r = rumor_sim::run(&sc, 3, "test", |_| {}).unwrap();
+    assert_eq!(r.pauses, 12, "{r:?}");
+    // Overlapping draws may merge two pauses of one node into one stall.
+    assert!(
+        (6..=12).contains(&r.stalls_detected),
+        "12 pauses, {} stalls: {r:?}",
+        r.stalls_detected
+    );
+    assert_eq!(r.false_convictions, 0, "{r:?}");
+}

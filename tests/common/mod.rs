@@ -312,11 +312,12 @@ impl Cluster {
 
     fn next_event_time(&self) -> Option<Time> {
         let mut best = self.in_flight.peek().map(|Reverse(d)| d.at);
-        for s in &self.slots {
+        for (i, s) in self.slots.iter().enumerate() {
             let Some(n) = s.node.as_ref() else { continue };
+            let late = self.late.get(&i).copied().unwrap_or_default();
             let t = match s.paused_until {
                 Some(r) => Some(r),
-                None => n.poll_timeout(),
+                None => n.poll_timeout().map(|t| t + late),
             };
             if let Some(t) = t {
                 best = Some(best.map_or(t, |b: Time| b.min(t)));
