@@ -20,7 +20,7 @@ use crate::hashing::{self, KeyedMap};
 use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD};
 use crate::members::{Applied, Descriptor, Entry, Members, NOT_A_PEER, Packed, Update};
-use crate::probe::{MonitorState, Probes};
+use crate::probe::{Kind, MonitorState, Probes};
 use crate::probe_tokens::ProbeTokens;
 use crate::reconnect::Silenced;
 use crate::refusal::Refusal;
@@ -137,6 +137,16 @@ const MIN_UPDATE_LEN: usize = 12;
 /// Events' capacity an emptied event queue keeps (see `poll_event`).
 const EVENTS_KEPT: usize = 64;
 
+/// What a suspicion only its first accuser raised does when its timer fires.
+enum Private {
+    /// It waits (its timer is set again).
+    Waits,
+    /// This node seems cut off: it convicts for itself, without telling anyone.
+    Isolated,
+    /// It is decided as any suspicion is.
+    Decide,
+}
+
 /// A member of a cluster, as a sans-IO state machine: it owns no socket, no clock, no
 /// thread. The caller feeds it datagrams and time and drains what it wants sent.
 ///
@@ -199,6 +209,9 @@ pub struct Node {
     pub(crate) guard_until: Time,
     /// When the last stall this node detected ended.
     stall_ended: Option<Time>,
+    /// When a probe of ours was last answered (an ack, or a helper's nack): proof that
+    /// what this node sends gets out.
+    pub(crate) last_answer: Option<Time>,
     /// The ring changed: recompute whom this node monitors before the next output.
     pub(crate) ring_dirty: bool,
     broadcast_seq: u64,
@@ -343,6 +356,7 @@ impl Node {
             now,
             guard_until: Time::ZERO,
             stall_ended: None,
+            last_answer: None,
             ring_dirty: false,
             broadcast_seq,
             early_push_pulls: 0,
@@ -1431,6 +1445,22 @@ impl Node {
             self.suspicions.swap_remove(&id);
             return;
         }
+        if !self.leaving {
+            match self.private_suspicion(id) {
+                Private::Waits => return,
+                Private::Isolated => {
+                    // Our own view, not the cluster's: nothing we sent got out while we
+                    // suspected, so the member never heard the suspicion to refute it.
+                    let cause = self.members.get(id).map_or(Cause::Silence, |e| e.cause);
+                    if self.convict_unguarded(id, cause) {
+                        self.queue.remove(Key::Member(id));
+                        self.stats.convictions_kept_local += 1;
+                    }
+                    return;
+                }
+                Private::Decide => {}
+            }
+        }
         let cause = self.members.get(id).map_or(Cause::Silence, |e| e.cause);
         if self.now < self.guard_until && !self.leaving {
             let at = self.guard_until;
@@ -1446,6 +1476,75 @@ impl Node {
             return;
         }
         self.convict(id, cause);
+    }
+
+    /// A suspicion that no one but its first accuser raised (or whose member has spoken
+    /// to us since it began) is about to convict: the accuser's view alone, or a view
+    /// the member contradicted. Before it becomes the cluster's verdict, this node makes
+    /// sure it is not the one cut off, and gives the member a last chance.
+    ///
+    /// - No probe of ours answered since the suspicion began (and there are members
+    ///   other than the suspect to answer): what this node sends is not getting out (a
+    ///   one-way cut, a flapping link), so its suspicion never reached the member to be
+    ///   refuted. It waits a period at a time, within the suspicion's budget; past that
+    ///   it decides for itself only ([`Private::Isolated`]: the verdict is not gossiped,
+    ///   so a cut node's timer firing as the cut heals cannot spread it).
+    /// - Then one direct ping carrying the suspicion (the buddy system, under every
+    ///   strategy here), so a live member refutes in its answer (or, having refuted
+    ///   already, answers with its newer Alive); the verdict waits a probe timeout for
+    ///   it. If the member has spoken to us while suspected, more of them, a probe
+    ///   timeout apart, within the budget: under heavy loss one round trip often fails.
+    ///
+    /// memberlist convicts on a lone suspicion at its longest timeout, with no such
+    /// check: a cut node's timer firing just after the heal makes a healthy member dead
+    /// everywhere until it refutes (issue 20, finding 2).
+    fn private_suspicion(&mut self, id: NodeId) -> Private {
+        let now = self.now;
+        let live_others = self.members.live_count() > 2;
+        let heard = self.members.get(id).and_then(|e| e.heard);
+        let Some(s) = self.suspicions.get_mut(&id) else {
+            return Private::Decide;
+        };
+        // A member that spoke to us since the suspicion began is alive, whatever others
+        // confirmed: it refuted and we missed the refutation (30 % loss made lifeguard
+        // and swim convict such members, each by one observer), or it never heard the
+        // suspicion. It gets the last chance too.
+        let spoke_while_suspected = heard.is_some_and(|h| h >= s.started);
+        if s.confirmations() > 0 && !spoke_while_suspected {
+            return Private::Decide;
+        }
+        let answered = self.last_answer.is_some_and(|t| t >= s.started);
+        if s.confirmations() == 0 && live_others && !answered {
+            let at = now + self.cfg.probe_interval;
+            if s.defer_to(at) {
+                self.stats.convictions_deferred += 1;
+                self.timers.schedule(at, OneShot::Suspicion(id));
+                return Private::Waits;
+            }
+            return Private::Isolated;
+        }
+        // Another last chance (out of the budget) if the member spoke since the last
+        // one, or at all while suspected: its answer may simply have been lost.
+        let spoke_since = match s.last_chance {
+            None => true,
+            Some(sent) => spoke_while_suspected || heard.is_some_and(|h| h >= sent),
+        };
+        if !spoke_since {
+            return Private::Decide;
+        }
+        // The first last chance is given whatever the budget (one probe timeout): a cut
+        // that used the budget up may have healed just now, and this is the one time
+        // the member hears of the suspicion. Later ones come out of the budget.
+        let at = now + self.health.scale(self.cfg.probe_timeout);
+        if s.last_chance.is_none() {
+            s.deadline = at;
+        } else if !s.defer_to(at) {
+            return Private::Decide;
+        }
+        s.last_chance = Some(now);
+        self.timers.schedule(at, OneShot::Suspicion(id));
+        self.send_ping(id, Kind::LastChance);
+        Private::Waits
     }
 
     fn on_periodic(&mut self, p: Periodic, at: Time) {
@@ -1708,9 +1807,11 @@ impl Node {
         // send it, so it can refute at once.
         // `suspicions` holds exactly the members we hold suspect, and is nearly always
         // empty: checking it first spares every datagram a member-table lookup.
-        if self.cfg.strategy.lifeguard()
-            && let Some(id) = out.to_id
-            && self.suspicions.contains_key(&id)
+        if let Some(id) = out.to_id
+            && self
+                .suspicions
+                .get(&id)
+                .is_some_and(|s| self.cfg.strategy.lifeguard() || s.last_chance.is_some())
             && let Some(e) = self.members.get(id)
             && e.state == MemberState::Suspect
         {

@@ -46,6 +46,9 @@ pub(crate) enum Kind {
     },
     /// A round (ping-req to helpers and a direct ping) corroborating a refusal.
     Corroborate,
+    /// The direct ping, carrying the suspicion, that a suspicion no one else confirmed
+    /// sends its subject before it convicts (see `Node::on_suspicion_timeout`).
+    LastChance,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -241,7 +244,7 @@ impl Node {
         None
     }
 
-    fn send_ping(&mut self, target: NodeId, kind: Kind) {
+    pub(crate) fn send_ping(&mut self, target: NodeId, kind: Kind) {
         let cached = match kind {
             Kind::Monitor => self.monitors.get(&target).map(|m| m.addr),
             _ => None,
@@ -310,9 +313,15 @@ impl Node {
                     primary: Primary::Ack { seq: rseq },
                 });
             }
+            Kind::LastChance => {
+                self.finish_probe(seq);
+                self.stats.acks_received += 1;
+                self.last_answer = Some(self.now);
+            }
             Kind::Swim { .. } | Kind::Indirect => {
                 self.finish_probe(seq);
                 self.stats.acks_received += 1;
+                self.last_answer = Some(self.now);
                 self.health.apply(-1);
                 if p.kind == Kind::Indirect {
                     self.heartbeat(p.target);
@@ -321,6 +330,7 @@ impl Node {
             Kind::Monitor => {
                 self.finish_probe(seq);
                 self.stats.acks_received += 1;
+                self.last_answer = Some(self.now);
                 self.health.apply(-1);
                 self.heartbeat(p.target);
             }
@@ -377,7 +387,7 @@ impl Node {
                 self.timers.cancel(OneShot::ProbeTimeout(seq));
                 self.timers.cancel(OneShot::IndirectEnd(seq));
             }
-            Kind::Monitor => self.timers.cancel(OneShot::ProbeTimeout(seq)),
+            Kind::Monitor | Kind::LastChance => self.timers.cancel(OneShot::ProbeTimeout(seq)),
             Kind::Indirect => self.timers.cancel(OneShot::IndirectEnd(seq)),
             Kind::Relay { .. } => self.timers.cancel(OneShot::RelayNack(seq)),
             Kind::Corroborate => {}
@@ -415,6 +425,10 @@ impl Node {
                 // The ping stays pending: a late ack is still a heartbeat. Look closer
                 // only if the silence is already suspicious for this member's rhythm.
                 self.maybe_probe_indirectly(p.target);
+            }
+            Kind::LastChance => {
+                // Unanswered: the suspicion's next timer decides.
+                self.finish_probe(seq);
             }
             _ => {}
         }
@@ -640,6 +654,8 @@ impl Node {
         };
         p.nacks += 1;
         self.stats.nacks_received += 1;
+        // A helper heard our ping-req: what this node sends gets out.
+        self.last_answer = Some(self.now);
         if refused && p.kind == Kind::Corroborate {
             let target = p.target;
             self.refusal_corroborated(target);

@@ -74,6 +74,10 @@ pub struct NodeStats {
     pub plaintext_refused: u64,
     /// Refusals the network reported (`Node::handle_unreachable`), counted or not.
     pub refusals: u64,
+    /// Convictions, within `convictions`, that this node kept to itself: it reached
+    /// them while nothing it sent was answered (cut off one way), so it did not gossip
+    /// them. A rise here means this node's own network is in trouble.
+    pub convictions_kept_local: u64,
     /// Refusals ignored, within `refusals`, because their quote matched no probe this
     /// node sent to that address lately: forged, about an old datagram, or from a host
     /// whose ICMP errors quote too little. Steadily rising with no crash to explain it

@@ -35,9 +35,11 @@ pub(crate) struct Suspicion {
     /// Distinct members that suspected it (the first included), bounded.
     confirmers: Vec<NodeId>,
     pub deadline: Time,
-    /// How far our own stalls and stall guards have moved it later, in all: at most
-    /// `max`, so a suspicion ends within twice its longest timeout whatever the stalls.
+    /// How far our own stalls, stall guards and last chances have moved it later, in
+    /// all: at most `max`, so a suspicion ends within twice its longest timeout.
     postponed: Duration,
+    /// When this node last sent the member a last-chance ping, if it did.
+    pub last_chance: Option<Time>,
 }
 
 impl Suspicion {
@@ -58,6 +60,7 @@ impl Suspicion {
             confirmers: vec![from],
             deadline: started,
             postponed: Duration::ZERO,
+            last_chance: None,
         };
         s.deadline = started + s.current_timeout();
         s

@@ -53,12 +53,15 @@ pub fn run(
         paused_convictions: v.paused_convictions,
         false_suspicions: v.false_suspicions,
         false_dead_verdicts: v.false_dead_verdicts,
+        previous_life_verdicts: v.previous_life_verdicts,
         crashes: v.crashes,
+        superseded: v.superseded,
         detected: v.detected,
         pauses: w.counters.pauses,
         max_pause_ms: (w.counters.pauses > 0)
             .then_some(w.counters.longest_pause.as_secs_f64() * 1e3),
         detection_ms: oracle::Percentiles::of(&v.detection_ms),
+        detection_paused_ms: oracle::Percentiles::of(&v.detection_paused_ms),
         first_suspicion_ms: oracle::Percentiles::of(&v.first_suspicion_ms),
         dissemination_ms: oracle::Percentiles::of(&v.dissemination_ms),
         msgs_per_node_per_sec: per_node_sec(w.counters.msgs),
@@ -81,5 +84,7 @@ pub fn run(
         heal_ms: oracle::Percentiles::of(&v.heal_ms),
         unhealed_partitions: v.unhealed_partitions,
         command: command.to_string(),
+        verdicts: None,
+        wrong: v.wrong,
     })
 }

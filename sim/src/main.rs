@@ -179,6 +179,10 @@ struct RunArgs {
     /// Print CSV (header and one row).
     #[arg(long)]
     csv: bool,
+    /// With --json: add `verdicts`, each false conviction named (member, life,
+    /// observers, time, cause, how long it had been stalled).
+    #[arg(long, requires = "json")]
+    verdicts: bool,
 }
 
 fn main() {
@@ -212,7 +216,12 @@ fn run(a: RunArgs) -> i32 {
     let report = match rumor_sim::run(&sc, seed, &command, |f| {
         bar.set_position((f * 1000.0) as u64)
     }) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            if a.verdicts {
+                r.verdicts = Some(r.wrong.clone());
+            }
+            r
+        }
         Err(e) => {
             bar.finish_and_clear();
             eprintln!("error: {e}");

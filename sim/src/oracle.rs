@@ -1,9 +1,9 @@
 //! Ground truth and the verdicts checked against it: every field of the JSON contract
 //! that is about correctness or speed is computed here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use rumor::{Event, Member, Time};
+use rumor::{Cause, Event, Member, Time};
 
 /// What a node really is at a moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +30,32 @@ struct Crash {
     first_dead: Option<Time>,
     /// When each observer first saw it dead.
     seen_dead: Vec<Option<Time>>,
-    /// Observers running from the crash to the end of the crash's window.
+    /// Observers up (running, not paused) at the crash: `detection_ms` is about them.
     eligible: Vec<bool>,
+    /// Observers paused at the crash: their latency is reported apart, since a frozen
+    /// process detects nothing until it resumes.
+    paused_at_crash: Vec<bool>,
+}
+
+/// One member life declared dead while it was alive or paused: who, by how many
+/// observers, when, why, and how long the member had been stalled then.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct WrongVerdict {
+    /// The member's node index in the simulation.
+    pub member: usize,
+    /// Which process under that name (1 for the first; a restart starts the next).
+    pub life: u64,
+    /// The incarnation the first verdict named.
+    pub incarnation: u64,
+    /// Distinct observers that declared it dead.
+    pub observers: usize,
+    /// When the first of them did, in simulated ms from the start.
+    pub first_ms: f64,
+    /// The first verdict's cause (`silence`, `refused`).
+    pub cause: String,
+    /// How long the member had been paused when the first verdict came (0 if it was
+    /// running).
+    pub stalled_ms: f64,
 }
 
 /// The convergence window after a partition heals: from the heal to the next fault or
@@ -107,12 +131,22 @@ impl Percentiles {
 /// The oracle's findings.
 #[derive(Clone, Debug, Default)]
 pub struct Verdicts {
-    /// Distinct (member, incarnation) declared dead while alive or paused.
+    /// Distinct (member, life) pairs declared dead while alive or paused; a verdict about
+    /// an earlier life of a restarted member is not one.
     pub false_convictions: u64,
     /// Of those, while paused.
     pub paused_convictions: u64,
-    /// Distinct (member, incarnation) suspected while alive or paused.
+    /// Distinct (member, life) pairs suspected while alive or paused.
     pub false_suspicions: u64,
+    /// Dead verdicts about an earlier life of a member now running again (not wrong).
+    pub previous_life_verdicts: u64,
+    /// The false convictions, named.
+    pub wrong: Vec<WrongVerdict>,
+    /// Crashes a restart superseded before every observer saw them dead (not misses).
+    pub superseded: u64,
+    /// Crash → dead at each observer that was paused at the crash, ms (apart from
+    /// `detection_ms`).
+    pub detection_paused_ms: Vec<f64>,
     /// Dead verdicts about a member alive or paused, one per observer that reached one:
     /// what applications see (a `MemberDead` each), where `false_convictions` counts
     /// members.
@@ -143,10 +177,20 @@ pub struct Oracle {
     open_crash: Vec<Option<usize>>,
     changes: Vec<Change>,
     open_changes: Vec<Vec<usize>>,
-    false_convictions: BTreeSet<(usize, u64)>,
+    /// Wrong verdicts by (member, life).
+    wrong: BTreeMap<(usize, u64), (WrongVerdict, BTreeSet<usize>)>,
     paused_convictions: BTreeSet<(usize, u64)>,
     false_suspicions: BTreeSet<(usize, u64)>,
     false_dead_verdicts: u64,
+    /// Dead verdicts about an earlier life of a member now running again.
+    previous_life_verdicts: u64,
+    /// Each node's current life (0 before it starts).
+    life: Vec<u64>,
+    /// Incarnations the node's current life has held, and those its earlier lives held.
+    held: Vec<BTreeSet<u64>>,
+    held_before: Vec<BTreeSet<u64>>,
+    /// When each paused node's current stall began.
+    paused_since: Vec<Option<Time>>,
     heals: Vec<Heal>,
     views: Option<Views>,
 }
@@ -165,6 +209,15 @@ pub(crate) fn event_member(event: &Event) -> Option<&Member> {
     }
 }
 
+fn cause_name(c: Cause) -> &'static str {
+    match c {
+        Cause::Silence => "silence",
+        Cause::Refused => "refused",
+        Cause::Left => "left",
+        _ => "other",
+    }
+}
+
 impl Oracle {
     /// An oracle for `n` nodes, none started.
     pub fn new(n: usize) -> Oracle {
@@ -174,10 +227,15 @@ impl Oracle {
             open_crash: vec![None; n],
             changes: Vec::new(),
             open_changes: vec![Vec::new(); n],
-            false_convictions: BTreeSet::new(),
+            wrong: BTreeMap::new(),
             paused_convictions: BTreeSet::new(),
             false_suspicions: BTreeSet::new(),
             false_dead_verdicts: 0,
+            previous_life_verdicts: 0,
+            life: vec![0; n],
+            held: vec![BTreeSet::new(); n],
+            held_before: vec![BTreeSet::new(); n],
+            paused_since: vec![None; n],
             heals: Vec::new(),
             views: None,
         }
@@ -198,13 +256,31 @@ impl Oracle {
     /// Node `i` started (first time).
     pub fn started(&mut self, i: usize) {
         self.truth[i] = Truth::Up;
+        self.life[i] = 1;
     }
 
-    /// Node `i` paused / resumed.
-    pub fn paused(&mut self, i: usize, paused: bool) {
+    /// Node `i`'s current life holds `incarnation` (reported whenever it changes).
+    pub fn incarnation(&mut self, i: usize, incarnation: u64) {
+        self.held[i].insert(incarnation);
+    }
+
+    /// Node `i` paused / resumed at `at`.
+    pub fn paused(&mut self, i: usize, paused: bool, at: Time) {
         if matches!(self.truth[i], Truth::Up | Truth::Paused) {
             self.truth[i] = if paused { Truth::Paused } else { Truth::Up };
+            if paused {
+                self.paused_since[i].get_or_insert(at);
+            } else {
+                self.paused_since[i] = None;
+            }
         }
+    }
+
+    /// Whether a verdict naming `incarnation` is about node `s`'s current life: an
+    /// incarnation the current life held, or one no life held; not one only an earlier
+    /// life held (a restart that began at a lower incarnation, its clock stepped back).
+    fn about_current_life(&self, s: usize, incarnation: u64) -> bool {
+        self.held[s].contains(&incarnation) || !self.held_before[s].contains(&incarnation)
     }
 
     /// Node `i` crashed at `at`.
@@ -213,8 +289,10 @@ impl Oracle {
             return;
         }
         self.truth[i] = Truth::Crashed;
+        self.paused_since[i] = None;
         self.observer_gone(i);
-        let eligible = self.running();
+        let eligible: Vec<bool> = self.truth.iter().map(|t| *t == Truth::Up).collect();
+        let paused_at_crash: Vec<bool> = self.truth.iter().map(|t| *t == Truth::Paused).collect();
         let n = self.truth.len();
         self.open_crash[i] = Some(self.crashes.len());
         self.crashes.push(Crash {
@@ -225,6 +303,7 @@ impl Oracle {
             first_dead: None,
             seen_dead: vec![None; n],
             eligible,
+            paused_at_crash,
         });
     }
 
@@ -252,6 +331,9 @@ impl Oracle {
             self.crashes[c].ended = Some(at);
         }
         self.truth[i] = Truth::Up;
+        self.life[i] += 1;
+        let before = std::mem::take(&mut self.held[i]);
+        self.held_before[i].extend(before);
         let mut eligible = self.running();
         eligible[i] = false;
         self.open_changes[i].push(self.changes.len());
@@ -355,15 +437,34 @@ impl Oracle {
             }
         }
         match event {
-            Event::MemberDead { member, .. } => match self.truth[s] {
-                Truth::Up => {
-                    self.false_convictions.insert((s, member.incarnation));
-                    self.false_dead_verdicts += 1;
+            Event::MemberDead { member, cause } => match self.truth[s] {
+                Truth::Up | Truth::Paused if !self.about_current_life(s, member.incarnation) => {
+                    self.previous_life_verdicts += 1;
                 }
-                Truth::Paused => {
-                    self.false_convictions.insert((s, member.incarnation));
+                Truth::Up | Truth::Paused => {
+                    let life = self.life[s];
+                    let stalled =
+                        self.paused_since[s].map_or(0.0, |p| (at - p).as_secs_f64() * 1e3);
+                    let (w, observers) = self.wrong.entry((s, life)).or_insert_with(|| {
+                        (
+                            WrongVerdict {
+                                member: s,
+                                life,
+                                incarnation: member.incarnation,
+                                observers: 0,
+                                first_ms: at.as_secs_f64() * 1e3,
+                                cause: cause_name(*cause).to_string(),
+                                stalled_ms: stalled,
+                            },
+                            BTreeSet::new(),
+                        )
+                    });
+                    observers.insert(observer);
+                    w.observers = observers.len();
                     self.false_dead_verdicts += 1;
-                    self.paused_convictions.insert((s, member.incarnation));
+                    if self.truth[s] == Truth::Paused {
+                        self.paused_convictions.insert((s, life));
+                    }
                 }
                 Truth::Crashed => {
                     if let Some(c) = self.open_crash[s] {
@@ -377,8 +478,8 @@ impl Oracle {
                 _ => {}
             },
             Event::MemberSuspected { member, .. } => match self.truth[s] {
-                Truth::Up | Truth::Paused => {
-                    self.false_suspicions.insert((s, member.incarnation));
+                Truth::Up | Truth::Paused if self.about_current_life(s, member.incarnation) => {
+                    self.false_suspicions.insert((s, self.life[s]));
                 }
                 Truth::Crashed => {
                     if let Some(c) = self.open_crash[s] {
@@ -416,7 +517,9 @@ impl Oracle {
     pub fn verdicts(&self) -> Verdicts {
         let ms = |a: Time, b: Time| (b - a).as_secs_f64() * 1e3;
         let mut v = Verdicts {
-            false_convictions: self.false_convictions.len() as u64,
+            false_convictions: self.wrong.len() as u64,
+            previous_life_verdicts: self.previous_life_verdicts,
+            wrong: self.wrong.values().map(|(w, _)| w.clone()).collect(),
             paused_convictions: self.paused_convictions.len() as u64,
             false_suspicions: self.false_suspicions.len() as u64,
             false_dead_verdicts: self.false_dead_verdicts,
@@ -433,6 +536,16 @@ impl Oracle {
             let all_seen = observers
                 .iter()
                 .all(|&o| c.seen_dead[o].is_some_and(|t| c.ended.is_none_or(|e| t <= e)));
+            for o in (0..c.paused_at_crash.len()).filter(|&o| c.paused_at_crash[o]) {
+                if let Some(t) = c.seen_dead[o] {
+                    v.detection_paused_ms.push(ms(c.at, t));
+                }
+            }
+            if !all_seen && c.ended.is_some() {
+                // A new process took the name over before everyone saw the old one
+                // dead: the restart answered the question, so it is not a miss.
+                v.superseded += 1;
+            }
             if all_seen {
                 v.detected += 1;
                 let last = observers
@@ -505,11 +618,14 @@ mod tests {
             member: member(inc, MemberState::Dead),
             cause: Cause::Silence,
         };
+        for i in 0..3 {
+            o.incarnation(i, 0);
+        }
         // A paused node convicted: a false (paused) conviction.
-        o.paused(2, true);
+        o.paused(2, true, Time::from_millis(500));
         o.observe(Time::from_secs(1), 0, Some(2), &dead(0));
         o.observe(Time::from_secs(1), 1, Some(2), &dead(0));
-        o.paused(2, false);
+        o.paused(2, false, Time::from_secs(2));
         o.crashed(1, Time::from_secs(10));
         o.observe(Time::from_secs(13), 0, Some(1), &dead(0));
         let v = o.verdicts();
@@ -521,6 +637,74 @@ mod tests {
         assert_eq!(v.detected, 1);
         assert_eq!(v.detection_ms, vec![4000.0]);
         assert_eq!(v.dissemination_ms, vec![1000.0]);
+        // Named: node 2's first life, by two observers, 500 ms into its pause.
+        assert_eq!(
+            v.wrong,
+            vec![WrongVerdict {
+                member: 2,
+                life: 1,
+                incarnation: 0,
+                observers: 2,
+                first_ms: 1000.0,
+                cause: "silence".into(),
+                stalled_ms: 500.0,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_verdict_about_an_earlier_life_is_not_a_false_conviction() {
+        let mut o = Oracle::new(2);
+        o.started(0);
+        o.started(1);
+        o.incarnation(0, 0);
+        for inc in [0, 3, 5] {
+            o.incarnation(1, inc);
+        }
+        o.crashed(1, Time::from_secs(10));
+        // The new process's clock stepped back: it starts at incarnation 0 again.
+        o.restarted(1, Time::from_secs(12));
+        o.incarnation(1, 0);
+        let dead = |inc| Event::MemberDead {
+            member: member(inc, MemberState::Dead),
+            cause: Cause::Silence,
+        };
+        // A verdict naming incarnation 5, which only the first life held: late news.
+        o.observe(Time::from_secs(13), 0, Some(1), &dead(5));
+        let v = o.verdicts();
+        assert_eq!((v.false_convictions, v.previous_life_verdicts), (0, 1));
+        // The crash was superseded by the restart before node 0 saw it dead: no miss.
+        assert_eq!((v.crashes, v.detected, v.superseded), (1, 0, 1));
+        // A verdict naming 0, which the new life holds, is about the new life.
+        o.observe(Time::from_secs(14), 0, Some(1), &dead(0));
+        let v = o.verdicts();
+        assert_eq!(v.false_convictions, 1);
+        assert_eq!((v.wrong[0].member, v.wrong[0].life), (1, 2));
+    }
+
+    #[test]
+    fn observers_paused_at_a_crash_are_reported_apart() {
+        let mut o = Oracle::new(3);
+        for i in 0..3 {
+            o.started(i);
+            o.incarnation(i, 0);
+        }
+        let dead = Event::MemberDead {
+            member: member(0, MemberState::Dead),
+            cause: Cause::Silence,
+        };
+        o.paused(2, true, Time::from_secs(9));
+        o.crashed(1, Time::from_secs(10));
+        o.observe(Time::from_secs(12), 0, Some(1), &dead);
+        let v = o.verdicts();
+        // Node 2 was frozen at the crash: the crash is detected without it.
+        assert_eq!(v.detected, 1);
+        assert_eq!(v.detection_ms, vec![2000.0]);
+        o.paused(2, false, Time::from_secs(20));
+        o.observe(Time::from_secs(21), 2, Some(1), &dead);
+        let v = o.verdicts();
+        assert_eq!(v.detection_ms, vec![2000.0]);
+        assert_eq!(v.detection_paused_ms, vec![11000.0]);
     }
 
     #[test]

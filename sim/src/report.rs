@@ -17,26 +17,41 @@ pub struct Report {
     pub sim_seconds: f64,
     /// Failure-detection strategy.
     pub strategy: String,
-    /// Distinct (member, incarnation) declared dead by a live member while alive or paused.
+    /// Distinct (member, life) pairs declared dead by a live member while that life was
+    /// running (up or paused). A life is one process under the member's name; a verdict
+    /// about an earlier life of a restarted member (an incarnation only that life held)
+    /// is not one: see `previous_life_verdicts`.
     pub false_convictions: u64,
     /// Of those, members convicted while paused.
     pub paused_convictions: u64,
-    /// Distinct (member, incarnation) suspected while alive or paused.
+    /// Distinct (member, life) pairs suspected while that life was running.
     pub false_suspicions: u64,
+    /// Dead verdicts about an earlier life of a member that runs again: right about
+    /// that life, and not counted as false.
+    pub previous_life_verdicts: u64,
     /// Dead verdicts (one per observer) about members alive or paused: the `MemberDead`
     /// events applications saw in error, where `false_convictions` counts members.
     pub false_dead_verdicts: u64,
     /// Crashes injected (including restarts' crashes).
     pub crashes: u64,
-    /// Crashes seen dead by every live member.
+    /// Crashes that a restart superseded before every observer saw them dead: not
+    /// misses (`crashes` = `detected` + `superseded` + misses).
+    pub superseded: u64,
+    /// Crashes seen dead by every observer that was up (running, not paused) at the
+    /// crash and still running when it saw it, before any restart took the name over.
     pub detected: u64,
     /// Pauses injected.
     pub pauses: u64,
     /// The longest stall a node went through, overlapping pauses merged; `null` when
     /// there were none. Compare with the config's silence to convict.
     pub max_pause_ms: Option<f64>,
-    /// Crash → dead at every live member, ms.
+    /// Crash → dead at every observer up at the crash, ms (one sample per detected
+    /// crash: the last of them).
     pub detection_ms: Percentiles,
+    /// Crash → dead at each observer that was itself paused at the crash (one sample per
+    /// such observer), ms: left out of `detection_ms`, since a frozen process detects
+    /// nothing until it resumes.
+    pub detection_paused_ms: Percentiles,
     /// Crash → first suspicion by any member, ms.
     pub first_suspicion_ms: Percentiles,
     /// A membership change (dead verdict, leave, rejoin) → known at every live member, ms.
@@ -87,6 +102,13 @@ pub struct Report {
     pub unhealed_partitions: u64,
     /// The command that reproduces this run.
     pub command: String,
+    /// With `--verdicts`: each false conviction named (who, which life, by how many
+    /// observers, when, with what cause, after how long a stall). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdicts: Option<Vec<crate::oracle::WrongVerdict>>,
+    /// The false convictions, named, whatever the flags (for tests and tools).
+    #[serde(skip)]
+    pub wrong: Vec<crate::oracle::WrongVerdict>,
 }
 
 fn fmt_ms(v: Option<f64>) -> String {

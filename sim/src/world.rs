@@ -81,6 +81,8 @@ struct SimNode {
     /// Refusals that arrived while paused (the socket's error queue), read on resume:
     /// about whom, and the quote.
     refusal_backlog: Vec<(usize, Vec<u8>)>,
+    /// The incarnation last reported to the oracle, for this life.
+    reported_incarnation: Option<u64>,
 }
 
 /// Bytes of a refused datagram an ICMP error quotes here. Linux quotes up to 548 bytes
@@ -268,6 +270,7 @@ impl World {
                 retired: NodeStats::default(),
                 refuses: false,
                 refusal_backlog: Vec::new(),
+                reported_incarnation: None,
             });
             let at = if i == 0 {
                 Time::ZERO
@@ -442,7 +445,7 @@ impl World {
                     self.counters.longest_pause = self.counters.longest_pause.max(now - since);
                 }
                 let backlog = std::mem::take(&mut s.backlog);
-                self.oracle.paused(i, false);
+                self.oracle.paused(i, false, now);
                 self.hash(&[now.as_nanos(), 3, i as u64]);
                 for (from, data) in backlog {
                     if let Some(n) = self.nodes[i].node.as_mut() {
@@ -581,6 +584,7 @@ impl World {
         let s = &mut self.nodes[i];
         s.life += 1;
         s.refuses = false;
+        s.reported_incarnation = None;
         let mut identity = Identity::new(s.name.clone(), addr_of(i));
         identity.incarnation = incarnation;
         let node_seed = mix(self.seed ^ mix((i as u64) << 20 ^ s.life));
@@ -647,8 +651,8 @@ impl World {
                 if self.nodes[i].node.is_none() {
                     // A fresh process picks its incarnation from the wall clock, as the
                     // runtime does: here, whole simulated seconds.
-                    self.start_node(i, now.as_nanos() / 1_000_000_000);
                     self.oracle.restarted(i, now);
+                    self.start_node(i, now.as_nanos() / 1_000_000_000);
                 }
             }
             Action::Pause(_, d) => {
@@ -660,7 +664,7 @@ impl World {
                 let until = (now + d).max(s.paused_until.unwrap_or(now));
                 s.paused_until = Some(until);
                 s.paused_since.get_or_insert(now);
-                self.oracle.paused(i, true);
+                self.oracle.paused(i, true, now);
                 self.push(until, Kind::Resume(i));
             }
             Action::Slow(_, delay, until) => {
@@ -756,6 +760,13 @@ impl World {
         }
         let s = &mut self.nodes[i];
         let Some(n) = s.node.as_ref() else { return };
+        let incarnation = n.incarnation();
+        if s.reported_incarnation != Some(incarnation) {
+            s.reported_incarnation = Some(incarnation);
+            self.oracle.incarnation(i, incarnation);
+        }
+        let s = &mut self.nodes[i];
+        let Some(n) = s.node.as_ref() else { return };
         let next = n.poll_timeout();
         if let Some(t) = next
             && s.timer_at != Some(t.max(now))
@@ -845,6 +856,7 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.answers_refused += s.answers_refused;
     total.reconnects += s.reconnects;
     total.convictions += s.convictions;
+    total.convictions_kept_local += s.convictions_kept_local;
     total.stalls_detected += s.stalls_detected;
     total.convictions_deferred += s.convictions_deferred;
     total.messages_rejected += s.messages_rejected;
