@@ -8,7 +8,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rumor::Time;
 
 use crate::network::ActivePartition;
-use crate::scenario::{CrashMode, Fault, FaultKind, Forger, PauseDist, Scenario, Targets};
+use crate::scenario::{
+    CrashMode, Fault, FaultKind, Forger, PauseDist, RestartIncarnation, Scenario, Targets,
+};
 
 /// One thing that happens to one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,10 +21,14 @@ pub enum Action {
     Leave(usize),
     /// The process exits (after a leave's drain).
     Exit(usize),
-    /// A new process starts under the node's name.
-    Restart(usize),
-    /// The process stops for this long.
-    Pause(usize, Duration),
+    /// A new process starts under the node's name, at the incarnation `.1` says,
+    /// joining through the seeds of fault `.2` (`seeds`), or a random running member.
+    Restart(usize, RestartIncarnation, u32),
+    /// The node's monotonic clock leaps ahead by this much (VM suspend or migration).
+    ClockJump(usize, Duration),
+    /// The process stops for this long; `.2`: a pause that begins while the node is
+    /// still paused extends the stall (true, the default), or is skipped (false).
+    Pause(usize, Duration, bool),
     /// Each event takes `delay` to process until `until`.
     Slow(usize, Duration, Time),
     /// This fraction (in parts per million) of the other nodes hear a forged refusal
@@ -36,8 +42,11 @@ impl Action {
     /// The node acted on.
     pub fn node(&self) -> usize {
         match *self {
-            Action::Crash(i, _) | Action::Leave(i) | Action::Exit(i) | Action::Restart(i) => i,
-            Action::Pause(i, _) | Action::Slow(i, _, _) | Action::ForgedRefusal(i, _, _) => i,
+            Action::Crash(i, _) | Action::Leave(i) | Action::Exit(i) | Action::Restart(i, _, _) => {
+                i
+            }
+            Action::ClockJump(i, _) => i,
+            Action::Pause(i, _, _) | Action::Slow(i, _, _) | Action::ForgedRefusal(i, _, _) => i,
             Action::Keyring(i, _, _) => i,
         }
     }
@@ -113,7 +122,7 @@ fn time(d: Duration) -> Time {
 pub fn timeline(sc: &Scenario, rng: &mut Xoshiro256PlusPlus) -> Vec<(Time, Action)> {
     let n = sc.nodes;
     let mut out = Vec::new();
-    for f in &sc.faults {
+    for (k, f) in sc.faults.iter().enumerate() {
         let emit = |at: Time,
                     nodes: &[usize],
                     rng: &mut Xoshiro256PlusPlus,
@@ -122,7 +131,7 @@ pub fn timeline(sc: &Scenario, rng: &mut Xoshiro256PlusPlus) -> Vec<(Time, Actio
                 .then(|| f.pause.as_ref().map(|p| sample_pause(p, rng)))
                 .flatten();
             for &i in nodes {
-                expand(f, at, i, shared, rng, out);
+                expand(f, k, at, i, shared, rng, out);
             }
         };
         if let Some(at) = f.at {
@@ -174,6 +183,7 @@ pub fn timeline(sc: &Scenario, rng: &mut Xoshiro256PlusPlus) -> Vec<(Time, Actio
 
 fn expand(
     f: &Fault,
+    k: usize,
     at: Time,
     i: usize,
     shared: Option<Duration>,
@@ -190,13 +200,15 @@ fn expand(
         FaultKind::Restart => {
             out.push((at, Action::Crash(i, f.crash.unwrap_or_default())));
             let down = f.down.map_or(Duration::from_secs(10), |d| d.0);
-            out.push((at + down, Action::Restart(i)));
+            let from = f.incarnation.unwrap_or_default();
+            out.push((at + down, Action::Restart(i, from, k as u32)));
         }
         FaultKind::Pause => {
             let d = shared
                 .or_else(|| f.pause.as_ref().map(|p| sample_pause(p, rng)))
                 .unwrap_or_default();
-            out.push((at, Action::Pause(i, d)));
+            let d = f.pause_max.map_or(d, |m| d.min(m.0));
+            out.push((at, Action::Pause(i, d, f.merge.unwrap_or(true))));
         }
         FaultKind::Slow => {
             let delay = f.delay.map_or(Duration::ZERO, |d| d.0);
@@ -218,6 +230,12 @@ fn expand(
                 .spread
                 .map_or(Duration::ZERO, |s| s.0.mul_f64(rng.random::<f64>()));
             out.push((at + delay, Action::Keyring(i, op, key)));
+        }
+        FaultKind::ClockJump => {
+            out.push((
+                at,
+                Action::ClockJump(i, f.jump.map_or(Duration::ZERO, |d| d.0)),
+            ));
         }
         FaultKind::ForgedRefusal => {
             let ppm = (f.observers.unwrap_or(1.0) * 1e6).round() as u32;
@@ -263,8 +281,11 @@ pub fn partitions(sc: &Scenario, rng: &mut Xoshiro256PlusPlus) -> Vec<ActivePart
             if t.nodes.is_empty() && t.count.is_none() && t.fraction.is_none() && !t.all {
                 t.fraction = Some(0.5);
             }
-            for i in pick(&t, sc.nodes, rng) {
-                side[i] = true;
+            // A link cut has no side: draw none, so it moves no other draw.
+            if p.link.is_none() {
+                for i in pick(&t, sc.nodes, rng) {
+                    side[i] = true;
+                }
             }
             ActivePartition {
                 start: time(p.start.0),
@@ -272,6 +293,8 @@ pub fn partitions(sc: &Scenario, rng: &mut Xoshiro256PlusPlus) -> Vec<ActivePart
                 side,
                 one_way: p.one_way,
                 loss: p.loss,
+                link: p.link.map(|[a, b]| (a, b)),
+                flap: p.flap.map(|f| (f.down.0, f.up.0)),
             }
         })
         .collect()

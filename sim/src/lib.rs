@@ -58,6 +58,7 @@ pub fn run(
         superseded: v.superseded,
         detected: v.detected,
         pauses: w.counters.pauses,
+        pauses_skipped: w.counters.pauses_skipped,
         max_pause_ms: (w.counters.pauses > 0)
             .then_some(w.counters.longest_pause.as_secs_f64() * 1e3),
         detection_ms: oracle::Percentiles::of(&v.detection_ms),

@@ -34,15 +34,32 @@ pub struct ActivePartition {
     pub one_way: bool,
     /// Fraction of crossing datagrams dropped (1: a cut; less: a loss burst).
     pub loss: f64,
+    /// Only the link between these two nodes (then `side` is not used).
+    pub link: Option<(usize, usize)>,
+    /// Cut for `.0`, then up for `.1`, repeatedly, from `start`.
+    pub flap: Option<(Duration, Duration)>,
 }
 
 impl ActivePartition {
     /// Whether this partition, at `now`, stands between `from` and `to`.
     fn crosses(&self, now: Time, from: usize, to: usize) -> bool {
-        now >= self.start
-            && now < self.end
-            && self.side.get(from) != self.side.get(to)
-            && (!self.one_way || self.side.get(from) == Some(&true))
+        if now < self.start || now >= self.end {
+            return false;
+        }
+        if let Some((down, up)) = self.flap {
+            let cycle = (down + up).as_nanos().max(1);
+            let phase = (now - self.start).as_nanos() % cycle;
+            if phase >= down.as_nanos() {
+                return false;
+            }
+        }
+        match self.link {
+            Some((a, b)) => (from, to) == (a, b) || (!self.one_way && (from, to) == (b, a)),
+            None => {
+                self.side.get(from) != self.side.get(to)
+                    && (!self.one_way || self.side.get(from) == Some(&true))
+            }
+        }
     }
 }
 
@@ -239,6 +256,8 @@ mod tests {
             side: vec![true, true, false, false],
             one_way,
             loss: 1.0,
+            link: None,
+            flap: None,
         };
         let m = NetModel::new(Network::default(), 4, 1, vec![p(false)]).unwrap();
         assert!(!m.partitioned(Time::from_secs(5), 0, 2));
@@ -252,6 +271,33 @@ mod tests {
     }
 
     #[test]
+    fn a_link_cut_spares_every_other_link_and_a_flap_comes_and_goes() {
+        let link = |one_way, flap| ActivePartition {
+            start: Time::from_secs(10),
+            end: Time::from_secs(20),
+            side: vec![false; 4],
+            one_way,
+            loss: 1.0,
+            link: Some((1, 3)),
+            flap,
+        };
+        let m = NetModel::new(Network::default(), 4, 1, vec![link(false, None)]).unwrap();
+        let at = Time::from_secs(15);
+        assert!(m.partitioned(at, 1, 3) && m.partitioned(at, 3, 1));
+        assert!(!m.partitioned(at, 1, 2) && !m.partitioned(at, 0, 3));
+        let m = NetModel::new(Network::default(), 4, 1, vec![link(true, None)]).unwrap();
+        assert!(m.partitioned(at, 1, 3) && !m.partitioned(at, 3, 1));
+        // Cut 2 s, up 1 s, from 10 s: cut in [10, 12), up in [12, 13), cut in [13, 15).
+        let flap = Some((Duration::from_secs(2), Duration::from_secs(1)));
+        let m = NetModel::new(Network::default(), 4, 1, vec![link(false, flap)]).unwrap();
+        let ms = Time::from_millis;
+        assert!(m.partitioned(ms(10_500), 1, 3));
+        assert!(!m.partitioned(ms(12_500), 1, 3));
+        assert!(m.partitioned(ms(13_000), 1, 3));
+        assert!(!m.partitioned(ms(20_000), 1, 3));
+    }
+
+    #[test]
     fn a_loss_burst_drops_its_share_across_the_cut_only() {
         let burst = ActivePartition {
             start: Time::from_secs(10),
@@ -259,6 +305,8 @@ mod tests {
             side: vec![true, false, false, false],
             one_way: false,
             loss: 0.4,
+            link: None,
+            flap: None,
         };
         let mut m = NetModel::new(Network::default(), 4, 1, vec![burst]).unwrap();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);

@@ -42,6 +42,9 @@ pub struct Report {
     pub detected: u64,
     /// Pauses injected.
     pub pauses: u64,
+    /// Pauses not injected because their node was still paused and the fault says
+    /// `merge = false`.
+    pub pauses_skipped: u64,
     /// The longest stall a node went through, overlapping pauses merged; `null` when
     /// there were none. Compare with the config's silence to convict.
     pub max_pause_ms: Option<f64>,

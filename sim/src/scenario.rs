@@ -207,6 +207,23 @@ pub struct Partition {
     /// `network.loss` (what the chaos harness's per-port nftables rule does). In (0, 1].
     #[serde(default = "full_cut")]
     pub loss: f64,
+    /// Cut only the link between these two nodes (`side` is then ignored); with
+    /// `one_way`, only what the first sends the second. A bad cable, a firewall rule,
+    /// a NIC queue stuck for one peer: everyone else still reaches both.
+    pub link: Option<[usize; 2]>,
+    /// Flap instead of staying cut: between `start` and `end` the cut is in force for
+    /// `down`, then lifted for `up`, and so on (starting cut).
+    pub flap: Option<Flap>,
+}
+
+/// A flapping cut's rhythm.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Flap {
+    /// How long each cut lasts.
+    pub down: Dur,
+    /// How long the link works between cuts.
+    pub up: Dur,
 }
 
 fn full_cut() -> f64 {
@@ -267,6 +284,12 @@ pub enum FaultKind {
     /// target's port is closed, whatever the truth.
     #[serde(rename = "forged-refusal")]
     ForgedRefusal,
+    /// The target's monotonic clock leaps ahead by `jump` (a VM suspended or migrated):
+    /// its timers are suddenly overdue and its peers' silences look `jump` longer,
+    /// though nothing stopped. (A monotonic clock never steps back; a wall clock that
+    /// does shows in the incarnation a restart picks: `incarnation = "zero"`.)
+    #[serde(rename = "clock-jump")]
+    ClockJump,
     /// Key rotation step 1: the target adds `key` to its keyring.
     #[serde(rename = "add-key")]
     AddKey,
@@ -288,6 +311,19 @@ pub enum CrashMode {
     /// Only the process died: its host answers each datagram with a refusal (ICMP port
     /// unreachable) one network delay later, subject to loss and ICMP rate limiting.
     Process,
+}
+
+/// The incarnation a restarted process starts from.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartIncarnation {
+    /// Whole seconds of the simulated clock, as the runtime derives it from the wall
+    /// clock: above any earlier life's, unless that life refuted often.
+    #[default]
+    Clock,
+    /// 0: a wall clock stepped back (or a driver that always starts at 0), so the new
+    /// life may begin below its previous life's incarnations.
+    Zero,
 }
 
 /// Where a forger of refusals sits.
@@ -323,8 +359,26 @@ pub struct Fault {
     /// `pause`: all targets pause together (fleet-wide) instead of independently.
     #[serde(default)]
     pub together: bool,
+    /// `pause`: no pause lasts longer than this (drawn lengths are capped). A heavy
+    /// tail (pareto, lognormal) otherwise draws stalls beyond anything the modelled
+    /// process really does.
+    pub pause_max: Option<Dur>,
+    /// `pause`: whether a pause that begins while the node is still paused extends the
+    /// stall (true, the default: two GC pauses back to back are one longer stall to
+    /// the peers) or is skipped (false: Poisson arrivals then model pauses of exactly
+    /// the drawn lengths; skipped ones are counted in `pauses_skipped`).
+    pub merge: Option<bool>,
     /// `restart`: time between the crash and the new process.
     pub down: Option<Dur>,
+    /// `restart`: the incarnation the new process starts from: `clock` (the default)
+    /// or `zero`.
+    pub incarnation: Option<RestartIncarnation>,
+    /// `clock-jump`: how far the clock leaps ahead.
+    pub jump: Option<Dur>,
+    /// `restart`: the nodes whose addresses the new process joins through, whatever
+    /// they are doing then (crashed: a dead seed; restarted: a stale one). Default: one
+    /// random running member.
+    pub seeds: Option<Vec<usize>>,
     /// `leave`: time between the leave and the process exit.
     pub drain: Option<Dur>,
     /// `slow`: processing time per event.
@@ -461,6 +515,21 @@ impl Scenario {
             }
         }
         for (i, p) in self.partitions.iter().enumerate() {
+            if let Some([a, b]) = p.link
+                && (a == b || a >= self.nodes || b >= self.nodes)
+            {
+                return Err(format!(
+                    "partitions.{i}.link = [{a}, {b}]: two different node indices below nodes ({})",
+                    self.nodes
+                ));
+            }
+            if let Some(f) = p.flap
+                && (f.down.0.is_zero() || f.up.0.is_zero())
+            {
+                return Err(format!(
+                    "partitions.{i}.flap: `down` and `up` must both be positive"
+                ));
+            }
             if !(p.loss > 0.0 && p.loss <= 1.0) {
                 return Err(format!(
                     "partitions.{i}.loss = {}: must be above 0 and at most 1",
@@ -510,6 +579,32 @@ impl Scenario {
             {
                 return Err(format!(
                     "faults.{i}.observers = {o}: a fraction between 0 and 1, for forged-refusal only"
+                ));
+            }
+            if (f.pause_max.is_some() || f.merge.is_some()) && f.kind != FaultKind::Pause {
+                return Err(format!(
+                    "faults.{i}: `pause_max` and `merge` apply to pause only"
+                ));
+            }
+            if f.incarnation.is_some() && f.kind != FaultKind::Restart {
+                return Err(format!("faults.{i}: `incarnation` applies to restart only"));
+            }
+            if let Some(seeds) = &f.seeds {
+                if f.kind != FaultKind::Restart {
+                    return Err(format!("faults.{i}: `seeds` applies to restart only"));
+                }
+                if let Some(bad) = seeds.iter().find(|&&j| j >= self.nodes) {
+                    return Err(format!(
+                        "faults.{i}.seeds: node {bad} does not exist (nodes = {})",
+                        self.nodes
+                    ));
+                }
+            }
+            if (f.jump.is_some() != (f.kind == FaultKind::ClockJump))
+                || f.jump.is_some_and(|j| j.0.is_zero())
+            {
+                return Err(format!(
+                    "faults.{i}: clock-jump needs `jump` (a positive duration), and only it takes one"
                 ));
             }
             if f.forger.is_some() && f.kind != FaultKind::ForgedRefusal {

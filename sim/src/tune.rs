@@ -619,12 +619,15 @@ pub fn longest_pause(sc: &Scenario, seed: u64) -> Duration {
     let mut open: Vec<Option<(Time, Time)>> = vec![None; sc.nodes];
     let mut longest = Duration::ZERO;
     for (at, a) in faults::plan(sc, seed).timeline {
-        let Action::Pause(i, d) = a else { continue };
+        let Action::Pause(i, d, merge) = a else {
+            continue;
+        };
         let Some(slot) = open.get_mut(i) else {
             continue;
         };
         let end = at + d;
         *slot = match *slot {
+            Some((start, until)) if at <= until && !merge => Some((start, until)),
             Some((start, until)) if at <= until => Some((start, until.max(end))),
             Some((start, until)) => {
                 longest = longest.max(until - start);

@@ -13,7 +13,7 @@ use crate::agenda::Agenda;
 use crate::faults::{self, Action, KeyOp};
 use crate::network::{ActivePartition, Fate, NetModel, mix};
 use crate::oracle::{Oracle, Truth, event_member};
-use crate::scenario::{CrashMode, FaultKind, Forger, Scenario};
+use crate::scenario::{CrashMode, FaultKind, Forger, RestartIncarnation, Scenario};
 
 /// The port every simulated node listens on.
 const PORT: u16 = 7946;
@@ -83,6 +83,11 @@ struct SimNode {
     refusal_backlog: Vec<(usize, Vec<u8>)>,
     /// The incarnation last reported to the oracle, for this life.
     reported_incarnation: Option<u64>,
+    /// How far this node's monotonic clock runs ahead of the world's (`clock-jump`).
+    clock: Duration,
+    /// Bytes of datagrams waiting for a starved (`slow`) process to read them: bounded
+    /// by the receive buffer, as a paused process's backlog is.
+    starved_bytes: usize,
 }
 
 /// Bytes of a refused datagram an ICMP error quotes here. Linux quotes up to 548 bytes
@@ -118,6 +123,8 @@ pub struct Counters {
     pub partitioned: u64,
     /// Pauses injected.
     pub pauses: u64,
+    /// Pauses not injected because the node was already paused (`merge = false`).
+    pub pauses_skipped: u64,
     /// The longest stall any node went through (overlapping pauses merged).
     pub longest_pause: Duration,
     /// Node-seconds of running (up or paused) processes.
@@ -161,6 +168,8 @@ pub struct World {
     seen: Option<Vec<BTreeMap<usize, Vec<u8>>>>,
     /// Forged refusals delivered.
     pub forged: u64,
+    /// Per fault, the seeds its restarts join through (`seeds`), if it names any.
+    restart_seeds: Vec<Option<Vec<usize>>>,
 }
 
 /// The heal windows of a run ending at `end`: for each partition that heals before
@@ -186,8 +195,8 @@ fn heal_windows(
                 .filter(|(t, a)| {
                     *t >= p.end
                         && match a {
-                            Action::Crash(..) | Action::Leave(_) | Action::Restart(_) => true,
-                            Action::Pause(_, d) => !d.is_zero(),
+                            Action::Crash(..) | Action::Leave(_) | Action::Restart(..) => true,
+                            Action::Pause(_, d, _) => !d.is_zero(),
                             _ => false,
                         }
                 })
@@ -251,6 +260,7 @@ impl World {
                 .any(|f| f.kind == FaultKind::ForgedRefusal)
                 .then(|| vec![BTreeMap::new(); sc.nodes]),
             forged: 0,
+            restart_seeds: sc.faults.iter().map(|f| f.seeds.clone()).collect(),
         };
         for i in 0..sc.nodes {
             let name = format!("node-{i}");
@@ -271,6 +281,8 @@ impl World {
                 refuses: false,
                 refusal_backlog: Vec::new(),
                 reported_incarnation: None,
+                clock: Duration::ZERO,
+                starved_bytes: 0,
             });
             let at = if i == 0 {
                 Time::ZERO
@@ -327,6 +339,11 @@ impl World {
                 Some(q)
             }
         }
+    }
+
+    /// Node `i`'s own clock now: the world's time plus the jumps its clock made.
+    fn local_time(&self, i: usize) -> Time {
+        self.now + self.nodes[i].clock
     }
 
     fn hash_bytes(&mut self, data: &[u8]) {
@@ -421,9 +438,16 @@ impl World {
                 if s.node.is_none() {
                     return;
                 }
+                if let Some((delay, until)) = s.slow
+                    && now < until
+                {
+                    // Handling the timers takes the starved CPU's time too.
+                    s.busy_until = s.busy_until.max(now) + delay;
+                }
                 self.hash(&[now.as_nanos(), 1, i as u64]);
+                let t = self.local_time(i);
                 if let Some(n) = self.nodes[i].node.as_mut() {
-                    n.handle_timeout(now);
+                    n.handle_timeout(t);
                 }
                 self.after_input(i);
             }
@@ -447,21 +471,22 @@ impl World {
                 let backlog = std::mem::take(&mut s.backlog);
                 self.oracle.paused(i, false, now);
                 self.hash(&[now.as_nanos(), 3, i as u64]);
+                let t = self.local_time(i);
                 for (from, data) in backlog {
                     if let Some(n) = self.nodes[i].node.as_mut() {
-                        n.handle_packet(now, addr_of(from), &data);
+                        n.handle_packet(t, addr_of(from), &data);
                     }
                     self.pool.push(data);
                 }
                 let refusals = std::mem::take(&mut self.nodes[i].refusal_backlog);
                 for (about, quote) in refusals {
                     if let Some(n) = self.nodes[i].node.as_mut() {
-                        n.handle_unreachable(now, addr_of(about), &quote);
+                        n.handle_unreachable(t, addr_of(about), &quote);
                     }
                     self.pool.push(quote);
                 }
                 if let Some(n) = self.nodes[i].node.as_mut() {
-                    n.handle_timeout(now);
+                    n.handle_timeout(t);
                 }
                 self.after_input(i);
             }
@@ -481,15 +506,16 @@ impl World {
                     }
                     return;
                 }
+                let t = now + s.clock;
                 if let Some(n) = s.node.as_mut() {
-                    n.handle_unreachable(now, addr_of(about), &quote);
+                    n.handle_unreachable(t, addr_of(about), &quote);
                 }
                 self.pool.push(quote);
                 self.after_input(to);
             }
             Kind::Fault(a) => self.fault(a),
             Kind::Join(i) => {
-                self.start_node(i, 0);
+                self.start_node(i, 0, None);
             }
         }
     }
@@ -515,11 +541,22 @@ impl World {
             }
             return;
         }
+        if admitted {
+            s.starved_bytes = s.starved_bytes.saturating_sub(data.len());
+        }
         if !admitted && let Some((delay, until)) = s.slow {
             if now < until {
                 let start = s.busy_until.max(now);
+                if start > now && s.starved_bytes + data.len() > self.recv_buffer {
+                    // The socket's receive buffer is full of what the starved process
+                    // has not read yet: the kernel drops the datagram.
+                    self.counters.recv_overflow += 1;
+                    self.pool.push(data);
+                    return;
+                }
                 s.busy_until = start + delay;
                 if start > now {
+                    s.starved_bytes += data.len();
                     self.push(
                         start,
                         Kind::Deliver {
@@ -537,8 +574,9 @@ impl World {
         }
         self.hash(&[now.as_nanos(), 2, to as u64, from as u64]);
         self.hash_bytes(&data);
+        let t = self.local_time(to);
         if let Some(n) = self.nodes[to].node.as_mut() {
-            n.handle_packet(now, addr_of(from), &data);
+            n.handle_packet(t, addr_of(from), &data);
         }
         self.pool.push(data);
         self.after_input(to);
@@ -579,7 +617,9 @@ impl World {
         }
     }
 
-    fn start_node(&mut self, i: usize, incarnation: u64) {
+    /// Starts a process for node `i` at `incarnation`, joining through `seeds` (node
+    /// indices, whatever runs there) or one random running member.
+    fn start_node(&mut self, i: usize, incarnation: u64, seeds: Option<&[usize]>) {
         let now = self.now;
         let s = &mut self.nodes[i];
         s.life += 1;
@@ -588,7 +628,7 @@ impl World {
         let mut identity = Identity::new(s.name.clone(), addr_of(i));
         identity.incarnation = incarnation;
         let node_seed = mix(self.seed ^ mix((i as u64) << 20 ^ s.life));
-        let node = match Node::new(identity, self.cfg.clone(), node_seed, now) {
+        let node = match Node::new(identity, self.cfg.clone(), node_seed, now + s.clock) {
             Ok(n) => n,
             Err(e) => panic!("config validated at load: {e}"),
         };
@@ -600,7 +640,9 @@ impl World {
         let candidates: Vec<usize> = (0..self.nodes.len())
             .filter(|&j| j != i && self.nodes[j].joined && self.nodes[j].node.is_some())
             .collect();
-        let seeds: Vec<SocketAddr> = if candidates.is_empty() {
+        let seeds: Vec<SocketAddr> = if let Some(seeds) = seeds {
+            seeds.iter().map(|&j| addr_of(j)).collect()
+        } else if candidates.is_empty() {
             Vec::new()
         } else {
             vec![addr_of(
@@ -610,8 +652,9 @@ impl World {
         if self.nodes[i].life == 1 {
             self.oracle.started(i);
         }
+        let t = self.local_time(i);
         if let Some(n) = self.nodes[i].node.as_mut() {
-            n.join(now, &seeds);
+            n.join(t, &seeds);
         }
         self.after_input(i);
     }
@@ -633,31 +676,55 @@ impl World {
                 s.paused_since = None;
                 s.backlog.clear();
                 s.backlog_bytes = 0;
+                s.starved_bytes = 0;
                 if matches!(a, Action::Crash(_, _)) {
                     self.oracle.crashed(i, now);
                 }
             }
             Action::Leave(_) => {
                 let s = &mut self.nodes[i];
+                let t = now + s.clock;
                 if s.paused_until.is_none()
                     && let Some(n) = s.node.as_mut()
                 {
-                    n.leave(now);
+                    n.leave(t);
                     self.oracle.left(i, now);
                     self.after_input(i);
                 }
             }
-            Action::Restart(_) => {
+            Action::Restart(_, from, fault) => {
                 if self.nodes[i].node.is_none() {
                     // A fresh process picks its incarnation from the wall clock, as the
-                    // runtime does: here, whole simulated seconds.
+                    // runtime does: here, whole simulated seconds; or 0, a wall clock
+                    // stepped back.
+                    let incarnation = match from {
+                        RestartIncarnation::Clock => now.as_nanos() / 1_000_000_000,
+                        RestartIncarnation::Zero => 0,
+                    };
                     self.oracle.restarted(i, now);
-                    self.start_node(i, now.as_nanos() / 1_000_000_000);
+                    let seeds = self.restart_seeds.get(fault as usize).cloned().flatten();
+                    self.start_node(i, incarnation, seeds.as_deref());
                 }
             }
-            Action::Pause(_, d) => {
+            Action::ClockJump(_, d) => {
+                self.nodes[i].clock += d;
+                if self.nodes[i].node.is_some() && self.nodes[i].paused_until.is_none() {
+                    // Its timers are overdue now: let it notice at once.
+                    let t = self.local_time(i);
+                    if let Some(n) = self.nodes[i].node.as_mut() {
+                        n.handle_timeout(t);
+                    }
+                    self.after_input(i);
+                }
+            }
+            Action::Pause(_, d, merge) => {
                 let s = &mut self.nodes[i];
                 if s.node.is_none() || d.is_zero() {
+                    return;
+                }
+                if !merge && s.paused_until.is_some() {
+                    // Pauses that do not merge: one arriving mid-stall is not injected.
+                    self.counters.pauses_skipped += 1;
                     return;
                 }
                 self.counters.pauses += 1;
@@ -696,8 +763,9 @@ impl World {
                         continue;
                     };
                     self.forged += 1;
+                    let t = self.local_time(o);
                     if let Some(n) = self.nodes[o].node.as_mut() {
-                        n.handle_unreachable(now, addr_of(i), &quote);
+                        n.handle_unreachable(t, addr_of(i), &quote);
                     }
                     self.after_input(o);
                 }
@@ -709,11 +777,12 @@ impl World {
     fn after_input(&mut self, i: usize) {
         let now = self.now;
         let count_load = now >= self.warmup;
+        let local = self.local_time(i);
         loop {
             let Some(n) = self.nodes[i].node.as_mut() else {
                 return;
             };
-            let Some(t) = n.poll_transmit(now, &mut self.buf) else {
+            let Some(t) = n.poll_transmit(local, &mut self.buf) else {
                 break;
             };
             if count_load {
@@ -767,11 +836,17 @@ impl World {
         }
         let s = &mut self.nodes[i];
         let Some(n) = s.node.as_ref() else { return };
-        let next = n.poll_timeout();
+        // The node's deadline is on its own clock, `clock` ahead of the world's.
+        let next = n.poll_timeout().map(|t| t.saturating_sub(s.clock));
+        // A starved process runs its timers only when the CPU gets to them.
+        let floor = match s.slow {
+            Some((_, until)) if now < until => s.busy_until.max(now),
+            _ => now,
+        };
         if let Some(t) = next
-            && s.timer_at != Some(t.max(now))
+            && s.timer_at != Some(t.max(floor))
         {
-            let at = t.max(now);
+            let at = t.max(floor);
             s.timer_at = Some(at);
             self.push(at, Kind::Timer(i));
         }

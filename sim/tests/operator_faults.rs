@@ -1,0 +1,157 @@
+//! The faults a careful operator tries (issue 20), each doing what sim/README.md says.
+
+use rumor_sim::report::Report;
+use rumor_sim::scenario::Scenario;
+
+fn run(text: &str, seed: u64) -> Report {
+    let sc = Scenario::parse(text, &[]).unwrap();
+    rumor_sim::run(&sc, seed, "test", |_| {}).unwrap()
+}
+
+const PARETO: &str = r#"
+name = "pareto"
+nodes = 10
+duration = "10m"
+[[faults]]
+kind = "pause"
+targets = { nodes = [1] }
+random = { count = 200, from = "30s", to = "590s" }
+pause = { dist = "pareto", scale = "100ms", shape = 0.8 }
+merge = false
+"#;
+
+#[test]
+fn pause_max_caps_a_heavy_tail_and_merge_false_keeps_pauses_apart() {
+    let wild = run(PARETO, 1);
+    let capped = run(&format!("{PARETO}pause_max = \"2s\"\n"), 1);
+    assert!(wild.max_pause_ms.unwrap() > 5_000.0, "{wild:?}");
+    // Unmerged, no stall is longer than the cap.
+    assert!(capped.max_pause_ms.unwrap() <= 2_000.0, "{capped:?}");
+    assert!(capped.pauses_skipped > 0, "{capped:?}");
+    assert_eq!(capped.pauses + capped.pauses_skipped, 200, "{capped:?}");
+}
+
+#[test]
+fn a_starved_node_drops_what_its_buffer_cannot_hold_and_runs_timers_late() {
+    let r = run(
+        r#"
+name = "starved"
+nodes = 20
+duration = "3m"
+[network]
+recv_buffer = 4096
+[[faults]]
+kind = "slow"
+targets = { nodes = [3] }
+at = "60s"
+delay = "300ms"
+length = "60s"
+"#,
+        1,
+    );
+    assert!(r.recv_overflow_drops > 0, "{r:?}");
+    // Its timers ran late, so it saw itself stalled, again and again.
+    assert!(r.stalls_detected > 10, "{r:?}");
+    // Nobody but the starved node itself may be convicted.
+    assert!(r.wrong.iter().all(|v| v.member == 3), "{:?}", r.wrong);
+}
+
+#[test]
+fn a_clock_jump_is_a_stall_to_the_node_and_nothing_to_its_peers() {
+    let r = run(
+        r#"
+name = "jump"
+nodes = 20
+duration = "2m"
+[[faults]]
+kind = "clock-jump"
+targets = { nodes = [4] }
+at = "60s"
+jump = "10s"
+"#,
+        1,
+    );
+    assert_eq!(r.stalls_detected, 1, "{r:?}");
+    assert_eq!(r.false_convictions, 0, "{:?}", r.wrong);
+    assert_eq!(r.stale_views_at_end, 0, "{r:?}");
+}
+
+#[test]
+fn a_restart_at_incarnation_zero_rejoins() {
+    let r = run(
+        r#"
+name = "zero"
+nodes = 20
+duration = "3m"
+[[faults]]
+kind = "restart"
+targets = { nodes = [5] }
+at = "60s"
+down = "20s"
+incarnation = "zero"
+"#,
+        1,
+    );
+    // Down 20 s: convicted (its previous life) by everyone, then back.
+    assert_eq!((r.crashes, r.detected), (1, 1), "{r:?}");
+    assert_eq!(r.stale_views_at_end, 0, "{r:?}");
+}
+
+#[test]
+fn a_restart_through_a_dead_seed_is_found_by_reconnects_and_a_live_one_is_quicker() {
+    let text = |seeds: &str| {
+        format!(
+            r#"
+name = "seeds"
+nodes = 20
+duration = "3m"
+[[faults]]
+kind = "crash"
+targets = {{ nodes = [2] }}
+at = "30s"
+[[faults]]
+kind = "restart"
+targets = {{ nodes = [6] }}
+at = "60s"
+down = "5s"
+seeds = {seeds}
+"#
+        )
+    };
+    // Its only seed is dead, so its own join reaches no one. The cluster still finds
+    // it: members knock on the address of a member they convicted by silence
+    // (`reconnect_interval`), and the new process answers. Slowly.
+    let dead = run(&text("[2]"), 1);
+    assert_eq!(dead.stale_views_at_end, 0, "{dead:?}");
+    // A dead seed and a live one: it joins through the live one, at once.
+    let both = run(&text("[2, 0]"), 1);
+    assert_eq!(both.stale_views_at_end, 0, "{both:?}");
+    let rejoin = |r: &Report| r.dissemination_ms.max.unwrap();
+    assert!(rejoin(&dead) > 10_000.0, "{dead:?}");
+    assert!(rejoin(&both) < 5_000.0, "{both:?}");
+}
+
+#[test]
+fn a_cut_link_is_routed_around_and_a_flapping_one_too() {
+    let r = run(
+        r#"
+name = "links"
+nodes = 30
+duration = "4m"
+[[partitions]]
+start = "40s"
+end = "200s"
+link = [10, 11]
+[[partitions]]
+start = "40s"
+end = "200s"
+link = [12, 13]
+flap = { down = "3s", up = "1s" }
+"#,
+        1,
+    );
+    // Indirect probes through helpers reach a member its monitor cannot: no one is
+    // convicted for one bad link.
+    assert_eq!(r.false_convictions, 0, "{:?}", r.wrong);
+    assert_eq!(r.stale_views_at_end, 0, "{r:?}");
+}
