@@ -191,6 +191,10 @@ pub struct Oracle {
     held_before: Vec<BTreeSet<u64>>,
     /// When each paused node's current stall began.
     paused_since: Vec<Option<Time>>,
+    /// When each node's current life began.
+    life_began: Vec<Time>,
+    /// When any observer first suspected (member, incarnation).
+    first_suspected: BTreeMap<(usize, u64), Time>,
     heals: Vec<Heal>,
     views: Option<Views>,
 }
@@ -236,6 +240,8 @@ impl Oracle {
             held: vec![BTreeSet::new(); n],
             held_before: vec![BTreeSet::new(); n],
             paused_since: vec![None; n],
+            life_began: vec![Time::ZERO; n],
+            first_suspected: BTreeMap::new(),
             heals: Vec::new(),
             views: None,
         }
@@ -278,9 +284,19 @@ impl Oracle {
 
     /// Whether a verdict naming `incarnation` is about node `s`'s current life: an
     /// incarnation the current life held, or one no life held; not one only an earlier
-    /// life held (a restart that began at a lower incarnation, its clock stepped back).
+    /// life held (a restart that began at a lower incarnation, its clock stepped back),
+    /// nor one both held whose suspicion began before the current life did (the
+    /// accusation was about the process that was then gone).
     fn about_current_life(&self, s: usize, incarnation: u64) -> bool {
-        self.held[s].contains(&incarnation) || !self.held_before[s].contains(&incarnation)
+        let earlier = self.held_before[s].contains(&incarnation);
+        if !earlier {
+            return true;
+        }
+        self.held[s].contains(&incarnation)
+            && self
+                .first_suspected
+                .get(&(s, incarnation))
+                .is_none_or(|&t| t >= self.life_began[s])
     }
 
     /// Node `i` crashed at `at`.
@@ -332,6 +348,7 @@ impl Oracle {
         }
         self.truth[i] = Truth::Up;
         self.life[i] += 1;
+        self.life_began[i] = at;
         let before = std::mem::take(&mut self.held[i]);
         self.held_before[i].extend(before);
         let mut eligible = self.running();
@@ -435,6 +452,11 @@ impl Oracle {
                     }
                 }
             }
+        }
+        if let Event::MemberSuspected { member, .. } = event {
+            self.first_suspected
+                .entry((s, member.incarnation))
+                .or_insert(at);
         }
         match event {
             Event::MemberDead { member, cause } => match self.truth[s] {
@@ -680,6 +702,34 @@ mod tests {
         let v = o.verdicts();
         assert_eq!(v.false_convictions, 1);
         assert_eq!((v.wrong[0].member, v.wrong[0].life), (1, 2));
+    }
+
+    #[test]
+    fn a_verdict_whose_accusation_began_in_an_earlier_life_is_about_that_life() {
+        let mut o = Oracle::new(2);
+        o.started(0);
+        o.started(1);
+        o.incarnation(0, 0);
+        o.incarnation(1, 0);
+        o.crashed(1, Time::from_secs(10));
+        let ev = |state| match state {
+            MemberState::Dead => Event::MemberDead {
+                member: member(0, state),
+                cause: Cause::Silence,
+            },
+            _ => Event::MemberSuspected {
+                member: member(0, state),
+                cause: Cause::Silence,
+            },
+        };
+        // Suspected at 0 while crashed; a new process starts at 0 at 12 s; the
+        // suspicion's verdict comes at 13 s.
+        o.observe(Time::from_secs(11), 0, Some(1), &ev(MemberState::Suspect));
+        o.restarted(1, Time::from_secs(12));
+        o.incarnation(1, 0);
+        o.observe(Time::from_secs(13), 0, Some(1), &ev(MemberState::Dead));
+        let v = o.verdicts();
+        assert_eq!((v.false_convictions, v.previous_life_verdicts), (0, 1));
     }
 
     #[test]
