@@ -379,6 +379,10 @@ pub struct Fault {
     /// they are doing then (crashed: a dead seed; restarted: a stale one). Default: one
     /// random running member.
     pub seeds: Option<Vec<usize>>,
+    /// `restart`: the new process is a different member (another name, so another id)
+    /// at the same address: an address reused, as a rescheduled pod's IP is.
+    #[serde(default)]
+    pub new_member: bool,
     /// `leave`: time between the leave and the process exit.
     pub drain: Option<Dur>,
     /// `slow`: processing time per event.
@@ -588,6 +592,9 @@ impl Scenario {
             }
             if f.incarnation.is_some() && f.kind != FaultKind::Restart {
                 return Err(format!("faults.{i}: `incarnation` applies to restart only"));
+            }
+            if f.new_member && f.kind != FaultKind::Restart {
+                return Err(format!("faults.{i}: `new_member` applies to restart only"));
             }
             if let Some(seeds) = &f.seeds {
                 if f.kind != FaultKind::Restart {

@@ -170,6 +170,8 @@ pub struct World {
     pub forged: u64,
     /// Per fault, the seeds its restarts join through (`seeds`), if it names any.
     restart_seeds: Vec<Option<Vec<usize>>>,
+    /// Per fault, whether its restarts bring a different member (`new_member`).
+    restart_new: Vec<bool>,
 }
 
 /// The heal windows of a run ending at `end`: for each partition that heals before
@@ -261,6 +263,7 @@ impl World {
                 .then(|| vec![BTreeMap::new(); sc.nodes]),
             forged: 0,
             restart_seeds: sc.faults.iter().map(|f| f.seeds.clone()).collect(),
+            restart_new: sc.faults.iter().map(|f| f.new_member).collect(),
         };
         for i in 0..sc.nodes {
             let name = format!("node-{i}");
@@ -702,6 +705,19 @@ impl World {
                         RestartIncarnation::Zero => 0,
                     };
                     self.oracle.restarted(i, now);
+                    if self
+                        .restart_new
+                        .get(fault as usize)
+                        .copied()
+                        .unwrap_or(false)
+                    {
+                        // Another member takes the address over: verdicts about the old
+                        // one are no longer about anything running at node `i`.
+                        let s = &mut self.nodes[i];
+                        self.ids.remove(&NodeId::from_name(&s.name));
+                        s.name = format!("node-{i}-life-{}", s.life + 1);
+                        self.ids.insert(NodeId::from_name(&s.name), i);
+                    }
                     let seeds = self.restart_seeds.get(fault as usize).cloned().flatten();
                     self.start_node(i, incarnation, seeds.as_deref());
                 }

@@ -155,3 +155,43 @@ flap = { down = "3s", up = "1s" }
     assert_eq!(r.false_convictions, 0, "{:?}", r.wrong);
     assert_eq!(r.stale_views_at_end, 0, "{r:?}");
 }
+
+/// An address reused by a different member (a rescheduled pod's IP): the old member is
+/// convicted, not the new one, and nobody keeps the old one alive on the new one's
+/// answers.
+#[test]
+fn an_address_taken_over_by_another_member_convicts_only_the_old_one() {
+    let text = r#"
+name = "reuse"
+nodes = 20
+duration = "2m"
+[[faults]]
+kind = "restart"
+crash = "process"
+targets = { nodes = [7] }
+at = "40s"
+down = "3s"
+new_member = true
+"#;
+    let sc = Scenario::parse(text, &[]).unwrap();
+    let mut w = rumor_sim::world::World::new(&sc, 1).unwrap();
+    w.run(|_| {});
+    let old = rumor::NodeId::from_name("node-7");
+    let new = rumor::NodeId::from_name("node-7-life-2");
+    for o in (0..20).filter(|&o| o != 7) {
+        let n = w.node(o).unwrap();
+        assert!(
+            !n.member_state(old).is_some_and(|s| s.is_live()),
+            "node {o} still holds the old member live: {:?}",
+            n.member_state(old)
+        );
+        assert_eq!(
+            n.member_state(new),
+            Some(rumor::MemberState::Alive),
+            "node {o}"
+        );
+    }
+    let r = rumor_sim::run(&sc, 1, "test", |_| {}).unwrap();
+    assert_eq!(r.false_convictions, 0, "{:?}", r.wrong);
+    assert_eq!(r.stale_views_at_end, 0, "{r:?}");
+}
