@@ -169,8 +169,8 @@ enum Private {
 ///   timer was due, with no input in between, is taken as this process having been
 ///   frozen: the node discards evidence gathered across the gap and convicts no one for
 ///   `stall_guard`. A driver that is always late by more than `stall_threshold` makes
-///   the node look stalled again and again; it still decides (each suspicion is held
-///   back by at most its longest timeout in all), but later than configured.
+///   the node look stalled again and again: after the first, such short stalls are
+///   only counted (`stalls_repeated`), so it still decides, but later than configured.
 /// - **One `now`, monotonic.** The same clock for every input; an earlier `now` than the
 ///   last is treated as the last.
 ///
@@ -847,11 +847,16 @@ impl Node {
             len = keyring::seal(key, nonce, &self.cluster, buf, len)?;
         }
         if let Some(seq) = probe {
+            let relayed = self
+                .probes
+                .get(seq)
+                .is_some_and(|p| matches!(p.kind, Kind::Relay { .. }));
             self.tokens.record(
                 destination,
                 buf.get(..len).unwrap_or_default(),
                 self.now,
                 seq,
+                relayed,
             );
         }
         self.stats.packets_out += 1;
@@ -908,26 +913,30 @@ impl Node {
     /// life, so a node stalled again and again still decides), and nobody is convicted
     /// until `stall_guard` has passed, so the refutations that queued up are read first.
     ///
-    /// A stall that begins within `probe_interval` of the end of the previous one is the
-    /// same trouble going on (a driver that always calls late, a process thrashing in
-    /// GC): it is counted, but discards nothing again. Discarding on every one would
-    /// forget every probe in flight at every late call, and such a node would never
-    /// suspect a crashed member; the backlog is read before the timers that follow, so
-    /// the evidence it gathers between repeated stalls is sound.
+    /// A short stall (under `probe_interval`) that begins within `probe_interval` of the
+    /// end of the previous one is the same trouble going on (a driver that always calls
+    /// late, a process thrashing in GC): it is counted apart (`stalls_repeated`) and
+    /// discards nothing again. Discarding on every one would forget every probe in
+    /// flight at every late call and keep the guard armed for good, and such a node
+    /// would never convict a crashed member; the backlog is read before the timers that
+    /// follow, so the evidence it gathers between such stalls is sound. A long stall is
+    /// always a stall, whatever came before it.
     fn on_own_stall(&mut self, now: Time, stalled: Duration) {
-        self.stats.stalls_detected += 1;
         let began = now - stalled;
-        let repeated = self
-            .stall_ended
-            .is_some_and(|end| began.saturating_since(end) < self.cfg.probe_interval);
+        let repeated = stalled < self.cfg.probe_interval
+            && self
+                .stall_ended
+                .is_some_and(|end| began.saturating_since(end) < self.cfg.probe_interval);
         self.stall_ended = Some(now);
         debug!(
             stalled_ms = stalled.as_millis() as u64,
             repeated, "own stall detected"
         );
         if repeated {
+            self.stats.stalls_repeated += 1;
             return;
         }
+        self.stats.stalls_detected += 1;
         self.guard_until = self.guard_until.max(now + self.cfg.stall_guard);
         self.probes.forget_in_flight();
         for m in self.monitors.values_mut() {
@@ -1357,21 +1366,14 @@ impl Node {
     /// Declares `id` dead, unless this node was just stalled (then the verdict waits for
     /// the guard to pass and is checked again).
     pub(crate) fn convict(&mut self, id: NodeId, cause: Cause) -> bool {
-        if self.now < self.guard_until && !self.leaving {
-            if self.members.get(id).is_some_and(|e| e.state.is_live()) {
-                self.stats.convictions_deferred += 1;
-            }
-            return false;
-        }
-        self.convict_unguarded(id, cause)
-    }
-
-    /// `convict` without the stall guard.
-    fn convict_unguarded(&mut self, id: NodeId, cause: Cause) -> bool {
         let Some(e) = self.members.get(id) else {
             return false;
         };
         if !e.state.is_live() || self.leaving {
+            return false;
+        }
+        if self.now < self.guard_until {
+            self.stats.convictions_deferred += 1;
             return false;
         }
         self.stats.convictions += 1;
@@ -1445,14 +1447,24 @@ impl Node {
             self.suspicions.swap_remove(&id);
             return;
         }
+        if self.now < self.guard_until && !self.leaving {
+            // Our own stall just ended: the refutations it queued are read first.
+            let at = self.guard_until;
+            if let Some(s) = self.suspicions.get_mut(&id) {
+                s.hold_until(at);
+            }
+            self.stats.convictions_deferred += 1;
+            self.timers.schedule(at, OneShot::Suspicion(id));
+            return;
+        }
+        let cause = self.members.get(id).map_or(Cause::Silence, |e| e.cause);
         if !self.leaving {
             match self.private_suspicion(id) {
                 Private::Waits => return,
                 Private::Isolated => {
                     // Our own view, not the cluster's: nothing we sent got out while we
                     // suspected, so the member never heard the suspicion to refute it.
-                    let cause = self.members.get(id).map_or(Cause::Silence, |e| e.cause);
-                    if self.convict_unguarded(id, cause) {
+                    if self.convict(id, cause) {
                         self.queue.remove(Key::Member(id));
                         self.stats.convictions_kept_local += 1;
                     }
@@ -1460,20 +1472,6 @@ impl Node {
                 }
                 Private::Decide => {}
             }
-        }
-        let cause = self.members.get(id).map_or(Cause::Silence, |e| e.cause);
-        if self.now < self.guard_until && !self.leaving {
-            let at = self.guard_until;
-            if self.suspicions.get_mut(&id).is_some_and(|s| s.defer_to(at)) {
-                self.stats.convictions_deferred += 1;
-                self.timers.schedule(at, OneShot::Suspicion(id));
-                return;
-            }
-            // Our stalls have already held this suspicion back by its longest timeout:
-            // the member has had that long again to refute, and a node that keeps
-            // stalling (or a driver that keeps calling late) must still decide.
-            self.convict_unguarded(id, cause);
-            return;
         }
         self.convict(id, cause);
     }
@@ -1486,9 +1484,12 @@ impl Node {
     /// - No probe of ours answered since the suspicion began (and there are members
     ///   other than the suspect to answer): what this node sends is not getting out (a
     ///   one-way cut, a flapping link), so its suspicion never reached the member to be
-    ///   refuted. It waits a period at a time, within the suspicion's budget; past that
-    ///   it decides for itself only ([`Private::Isolated`]: the verdict is not gossiped,
-    ///   so a cut node's timer firing as the cut heals cannot spread it).
+    ///   refuted. It waits a period at a time, within the suspicion's budget, pinging a
+    ///   random other member each time to learn whether it gets through; past that it
+    ///   decides for itself only ([`Private::Isolated`]: the verdict is not gossiped, so
+    ///   a cut node's timer firing as the cut heals does not spread it as a verdict; a
+    ///   state sync may carry it later, and a peer takes a synced Dead about a member it
+    ///   holds live as a suspicion, which the member refutes).
     /// - Then one direct ping carrying the suspicion (the buddy system, under every
     ///   strategy here), so a live member refutes in its answer (or, having refuted
     ///   already, answers with its newer Alive); the verdict waits a probe timeout for
@@ -1519,6 +1520,15 @@ impl Node {
             if s.defer_to(at) {
                 self.stats.convictions_deferred += 1;
                 self.timers.schedule(at, OneShot::Suspicion(id));
+                // Ask someone else whether we get through at all: a node whose own
+                // probes all go to the suspect (one monitor, say) would otherwise have
+                // no answer to go by. Its ack is the answer.
+                let mut peer = std::mem::take(&mut self.scratch_helpers);
+                self.random_peers(1, Some(id), &mut peer);
+                if let Some(&p) = peer.first() {
+                    self.send_ping(p, Kind::LastChance);
+                }
+                self.scratch_helpers = peer;
                 return Private::Waits;
             }
             return Private::Isolated;

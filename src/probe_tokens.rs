@@ -10,8 +10,13 @@
 //!   ([`Node::set_token_secret`](crate::Node::set_token_secret); the runtime draws it
 //!   from the OS). A peer that receives tokens learns nothing about the next ones.
 //! - The node keeps a fingerprint of each such datagram's first [`QUOTE_PREFIX`] bytes as
-//!   sent (the token when plaintext; the per-datagram nonce when sealed), with its
-//!   destination, for [`HORIZON_PERIODS`] protocol periods, at most [`MAX_SENT`] of them.
+//!   sent, with its destination, for [`HORIZON_PERIODS`] protocol periods, at most
+//!   [`MAX_SENT`] of its own probes and as many pings it relays for others (kept apart,
+//!   so that a flood of ping-reqs cannot push its own probes out). Plaintext, those
+//!   bytes hold the token (bytes 1 to 4). Sealed, they hold the frame's nonce (bytes 2
+//!   to 25), which is a per-process prefix and a counter, so predictable to anyone who
+//!   saw one of our frames, and bytes 26 to 31, the ciphertext of the token's key and
+//!   value: unpredictable without both the cluster key and our token stream.
 //! - A refusal is evidence only if the bytes it quotes match one of those fingerprints
 //!   for the address it names; the match is then used up, so one datagram proves one
 //!   refusal at most.
@@ -37,6 +42,10 @@ use crate::time::Time;
 /// over IPv4, 1,184 over IPv6); a host that quotes less makes its refusals unverifiable,
 /// and crashes there are found by silence.
 pub const QUOTE_PREFIX: usize = 32;
+
+// A sealed frame's quoted prefix must reach past its header into the encrypted token
+// (magic 2 + nonce 24, then the token's key and 4 bytes).
+const _: () = assert!(QUOTE_PREFIX >= 2 + 24 + 5);
 
 /// Most probes remembered. A node sends a few probes a period (its monitors' pings, one
 /// SWIM probe, relays and corroborations for others), and a refusal answers one within
@@ -65,7 +74,10 @@ pub(crate) struct ProbeTokens {
     /// Keystream bytes not yet used, from `next`.
     block: [u8; 64],
     next: usize,
+    /// This node's own probes.
     sent: VecDeque<Sent>,
+    /// Pings it relays for others.
+    relayed: VecDeque<Sent>,
     hasher: Keyed,
 }
 
@@ -87,6 +99,7 @@ impl ProbeTokens {
             block: [0; 64],
             next: 64,
             sent: VecDeque::new(),
+            relayed: VecDeque::new(),
             hasher: hashing::keyed(seed ^ 0x746f_6b65_6e73_2121),
         }
     }
@@ -134,13 +147,26 @@ impl ProbeTokens {
         self.hasher.hash_one((to, prefix))
     }
 
-    /// Remembers a probe datagram as sent (sealed, if it was).
-    pub(crate) fn record(&mut self, to: SocketAddr, datagram: &[u8], at: Time, seq: u32) {
-        if self.sent.len() >= MAX_SENT {
-            self.sent.pop_front();
-        }
+    /// Remembers a probe datagram as sent (sealed, if it was); `relayed`: a ping sent
+    /// for another member's ping-req.
+    pub(crate) fn record(
+        &mut self,
+        to: SocketAddr,
+        datagram: &[u8],
+        at: Time,
+        seq: u32,
+        relayed: bool,
+    ) {
         let fingerprint = self.fingerprint(to, datagram);
-        self.sent.push_back(Sent {
+        let ring = if relayed {
+            &mut self.relayed
+        } else {
+            &mut self.sent
+        };
+        if ring.len() >= MAX_SENT {
+            ring.pop_front();
+        }
+        ring.push_back(Sent {
             fingerprint,
             at,
             seq,
@@ -156,29 +182,31 @@ impl ProbeTokens {
         now: Time,
         horizon: Duration,
     ) -> Option<Sent> {
-        // Forget what is too old to be answered now.
-        while self
-            .sent
-            .front()
-            .is_some_and(|s| now.saturating_since(s.at) > horizon)
-        {
-            self.sent.pop_front();
+        for ring in [&mut self.sent, &mut self.relayed] {
+            // Forget what is too old to be answered now.
+            while ring
+                .front()
+                .is_some_and(|s| now.saturating_since(s.at) > horizon)
+            {
+                ring.pop_front();
+            }
         }
         if quoted.is_empty() {
             return None;
         }
         let fingerprint = self.fingerprint(to, quoted);
-        let i = self
-            .sent
-            .iter()
-            .position(|s| s.fingerprint == fingerprint)?;
-        self.sent.remove(i)
+        for ring in [&mut self.sent, &mut self.relayed] {
+            if let Some(i) = ring.iter().position(|s| s.fingerprint == fingerprint) {
+                return ring.remove(i);
+            }
+        }
+        None
     }
 
-    /// Probes remembered now.
+    /// Probes remembered now, own and relayed.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.sent.len()
+        self.sent.len() + self.relayed.len()
     }
 }
 
@@ -233,7 +261,7 @@ mod tests {
     fn a_quote_of_a_sent_probe_proves_one_refusal() {
         let mut p = ProbeTokens::new([7; 32], 3);
         let d = datagram(0xdead_beef);
-        p.record(addr(1), &d, t(0), 42);
+        p.record(addr(1), &d, t(0), 42, false);
         // Linux quotes the whole datagram, or a prefix of it.
         let sent = p.take(addr(1), &d[..QUOTE_PREFIX + 3], t(10), H).unwrap();
         assert_eq!((sent.seq, sent.at), (42, t(0)));
@@ -245,7 +273,7 @@ mod tests {
     fn a_quote_that_matches_nothing_sent_proves_nothing() {
         let mut p = ProbeTokens::new([7; 32], 3);
         let d = datagram(0xdead_beef);
-        p.record(addr(1), &d, t(0), 42);
+        p.record(addr(1), &d, t(0), 42, false);
         // Another token (an off-path guess), another address, too short a quote, an
         // empty one, or too late.
         assert!(p.take(addr(1), &datagram(0xdead_beee), t(1), H).is_none());
@@ -261,7 +289,7 @@ mod tests {
     fn the_record_is_bounded() {
         let mut p = ProbeTokens::new([7; 32], 3);
         for i in 0..(MAX_SENT as u32 + 10) {
-            p.record(addr(1), &datagram(i + 1), t(0), i);
+            p.record(addr(1), &datagram(i + 1), t(0), i, false);
         }
         assert_eq!(p.len(), MAX_SENT);
         // The oldest went first.
@@ -271,5 +299,18 @@ mod tests {
             p.take(addr(1), &datagram(last), t(0), H).unwrap().seq,
             last - 1
         );
+    }
+
+    #[test]
+    fn relayed_pings_cannot_push_own_probes_out() {
+        let mut p = ProbeTokens::new([7; 32], 3);
+        p.record(addr(1), &datagram(7), t(0), 1, false);
+        // A flood of ping-reqs: many relayed pings, all kept apart.
+        for i in 0..1_000u32 {
+            p.record(addr(2), &datagram(1_000 + i), t(0), i, true);
+        }
+        assert_eq!(p.take(addr(1), &datagram(7), t(0), H).unwrap().seq, 1);
+        // The newest relays are still there too.
+        assert_eq!(p.take(addr(2), &datagram(1_999), t(0), H).unwrap().seq, 999);
     }
 }

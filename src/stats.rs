@@ -92,6 +92,11 @@ pub struct NodeStats {
     pub reconnects: u64,
     /// Stalls of this node detected (timers fired late by more than `stall_threshold`).
     pub stalls_detected: u64,
+    /// Short stalls that began within `probe_interval` of the previous one's end: the
+    /// same trouble going on (a driver that always calls late, GC thrashing), counted
+    /// apart from `stalls_detected` since they arm no guard and discard nothing. A
+    /// steady rise means this node's timers run late: look at its CPU and its driver.
+    pub stalls_repeated: u64,
     /// Convictions deferred because this node had just been stalled.
     pub convictions_deferred: u64,
     /// User broadcasts delivered to the caller.

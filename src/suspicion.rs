@@ -40,6 +40,9 @@ pub(crate) struct Suspicion {
     postponed: Duration,
     /// When this node last sent the member a last-chance ping, if it did.
     pub last_chance: Option<Time>,
+    /// No earlier than this (set by deferrals): a confirmation shortens the timeout but
+    /// does not undo a deferral.
+    floor: Time,
 }
 
 impl Suspicion {
@@ -61,6 +64,7 @@ impl Suspicion {
             deadline: started,
             postponed: Duration::ZERO,
             last_chance: None,
+            floor: started,
         };
         s.deadline = started + s.current_timeout();
         s
@@ -82,7 +86,7 @@ impl Suspicion {
             return false;
         }
         self.confirmers.push(from);
-        self.deadline = self.started + self.current_timeout();
+        self.deadline = (self.started + self.current_timeout()).max(self.floor);
         true
     }
 
@@ -103,8 +107,15 @@ impl Suspicion {
             return false;
         }
         self.postponed += d;
-        self.deadline = self.deadline.max(at);
+        self.hold_until(at);
         true
+    }
+
+    /// Moves the deadline to `at` at least, outside the budget (the stall guard: it
+    /// follows a stall that `postpone` already charged, and lasts `stall_guard`).
+    pub fn hold_until(&mut self, at: Time) {
+        self.deadline = self.deadline.max(at);
+        self.floor = self.floor.max(at);
     }
 
     /// What is left of the postponement budget (`max`).

@@ -74,6 +74,7 @@ pub fn run(
         member_hours: w.counters.node_seconds / 3600.0,
         refutations: stats.refutations,
         stalls_detected: stats.stalls_detected,
+        stalls_repeated: stats.stalls_repeated,
         refusals: stats.refusals,
         refusals_unverified: stats.refusals_unverified,
         forged_refusals: w.forged,

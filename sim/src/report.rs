@@ -75,6 +75,9 @@ pub struct Report {
     pub member_hours: f64,
     /// Refutations by members of suspicions about themselves.
     pub refutations: u64,
+    /// Short stalls right after another, counted apart by members (timers running late
+    /// again and again: a starved CPU, a late driver).
+    pub stalls_repeated: u64,
     /// Own stalls detected by members.
     pub stalls_detected: u64,
     /// Refusals (ICMP port unreachable, real or forged) reported to members.

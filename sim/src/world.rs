@@ -949,6 +949,7 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.convictions += s.convictions;
     total.convictions_kept_local += s.convictions_kept_local;
     total.stalls_detected += s.stalls_detected;
+    total.stalls_repeated += s.stalls_repeated;
     total.convictions_deferred += s.convictions_deferred;
     total.messages_rejected += s.messages_rejected;
     total.cluster_mismatch += s.cluster_mismatch;

@@ -50,8 +50,10 @@ length = "60s"
         1,
     );
     assert!(r.recv_overflow_drops > 0, "{r:?}");
-    // Its timers ran late, so it saw itself stalled, again and again.
-    assert!(r.stalls_detected > 10, "{r:?}");
+    // Its timers ran late, so it saw itself stalled, again and again (one stall, then
+    // the same trouble going on).
+    assert!(r.stalls_detected >= 1, "{r:?}");
+    assert!(r.stalls_repeated > 10, "{r:?}");
     // Nobody but the starved node itself may be convicted.
     assert!(r.wrong.iter().all(|v| v.member == 3), "{:?}", r.wrong);
 }

@@ -54,6 +54,11 @@ fn describe() {
         Unit::Count,
         "Stalls of this process detected by the core (timers late by more than stall_threshold)."
     );
+    describe_counter!(
+        "rumor_stalls_repeated_total",
+        Unit::Count,
+        "Short stalls right after another: timers running late again and again (a starved CPU, a late driver)."
+    );
     describe_counter!("rumor_packets_in_total", Unit::Count, "Datagrams received.");
     describe_counter!(
         "rumor_packets_out_total",
@@ -122,6 +127,7 @@ pub(crate) struct Metrics {
     convictions: Counter,
     refutations: Counter,
     stalls: Counter,
+    stalls_repeated: Counter,
     packets_in: Counter,
     packets_out: Counter,
     bytes_in: Counter,
@@ -156,6 +162,7 @@ impl Metrics {
             convictions: counter("rumor_convictions_total"),
             refutations: counter("rumor_refutations_total"),
             stalls: counter("rumor_stalls_total"),
+            stalls_repeated: counter("rumor_stalls_repeated_total"),
             packets_in: counter("rumor_packets_in_total"),
             packets_out: counter("rumor_packets_out_total"),
             bytes_in: counter("rumor_bytes_in_total"),
@@ -189,6 +196,11 @@ impl Metrics {
             (&self.convictions, s.convictions, old.convictions),
             (&self.refutations, s.refutations, old.refutations),
             (&self.stalls, s.stalls_detected, old.stalls_detected),
+            (
+                &self.stalls_repeated,
+                s.stalls_repeated,
+                old.stalls_repeated,
+            ),
             (&self.packets_in, s.packets_in, old.packets_in),
             (&self.packets_out, s.packets_out, old.packets_out),
             (&self.bytes_in, s.bytes_in, old.bytes_in),

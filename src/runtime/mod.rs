@@ -145,7 +145,7 @@ pub enum StartError {
 /// | `rumor_suspicions_total` | counter | |
 /// | `rumor_convictions_total` | counter | |
 /// | `rumor_refutations_total` | counter | |
-/// | `rumor_stalls_total` | counter | |
+/// | `rumor_stalls_total`, `rumor_stalls_repeated_total` | counter | |
 /// | `rumor_packets_in_total`, `rumor_packets_out_total` | counter | |
 /// | `rumor_bytes_in_total`, `rumor_bytes_out_total` | counter | |
 /// | `rumor_decode_errors_total` | counter | `kind` = [`DecodeErrorKind::as_str`](crate::DecodeErrorKind::as_str) |
