@@ -1,8 +1,9 @@
 """Measurements from the real runs, with the simulator oracle's definitions
 (sim/src/oracle.rs, sim/src/world.rs) so the two sides are comparable:
 
-- false conviction: a distinct (member, incarnation) declared dead by a live member
-  while the member's process was running (up or paused); `paused` counts those
+- false conviction: a distinct (member, life) declared dead by a live member while
+  that process was running (up or paused), a life being one process of the member
+  (the simulator's oracle counts the same way); `paused` counts those
   declared dead while paused. A false suspicion likewise.
 - crash detection: crash -> dead at every observer that ran from the crash to the
   end of the crash's window (the restart, or the end of the run); first suspicion:
@@ -67,6 +68,19 @@ class Truth:
     def running(self, h, t):
         return self.at(h, t) in ("up", "paused")
 
+    def life(self, h, t):
+        """Which process of host `h` runs at `t`: 1, then one more after each crash the
+        host came back from (the simulator's oracle counts false convictions by life)."""
+        life, down = 1, False
+        for (ts, st) in self.changes[h]:
+            if ts > t:
+                break
+            if st == "crashed":
+                down = True
+            elif down and st == "up":
+                life, down = life + 1, False
+        return life
+
     def running_throughout(self, h, a, b):
         if not self.running(h, a):
             return False
@@ -107,12 +121,15 @@ def analyze(system, events, truth, actions, hosts, t_end):
         st = truth.at(s, e.t)
         if st not in ("up", "paused"):
             continue
+        # By (member, life), as the simulator's oracle counts them: one life convicted
+        # twice (at two incarnations) is one false conviction.
+        life = truth.life(s, e.t)
         if e.kind == "dead":
-            fc.add((s, key))
+            fc.add((s, life))
             if st == "paused":
-                pc.add((s, key))
+                pc.add((s, life))
         else:
-            fs.add((s, key))
+            fs.add((s, life))
     res["false_convictions"] = len(fc)
     res["paused_convictions"] = len(pc)
     res["false_suspicions"] = len(fs)

@@ -211,7 +211,7 @@ def scenario_rows(sc, real, sim):
         ok, txt = count_verdict(rr["false_convictions"], [r["false_convictions"] for r in sim])
     else:
         ok, txt = None, "–"
-    add("false convictions (member·incarnation)",
+    add("false convictions (member·life)",
         f"{rr['false_convictions']} ({rr['paused_convictions']} paused)",
         f"{count_span([r['false_convictions'] for r in sim])} "
         f"({count_span([r['paused_convictions'] for r in sim])} paused)" if sim else "–",
