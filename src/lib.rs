@@ -43,8 +43,6 @@ mod dissemination;
 mod error;
 mod event;
 mod hashing;
-#[cfg(feature = "tokio")]
-mod health;
 mod id;
 mod keyring;
 mod members;
@@ -66,13 +64,13 @@ pub use config::{Config, Strategy, fmt_dur, parse_duration};
 pub use detector::{PhiDetector, PhiParams, phi_from_y, y_for_phi};
 pub use error::{CommandError, ConfigError};
 pub use event::{Cause, Event, Member, MemberState};
-#[cfg(feature = "tokio")]
-pub use health::{Check, CheckPart, Health, HealthConfig};
 pub use id::{Identity, MAX_NAME_LEN, NodeId};
 pub use keyring::{KEY_LEN, Key, Keyring, MAX_KEYS, SEAL_OVERHEAD};
 pub use node::{Node, Transmit};
 pub use probe::DetectorView;
 pub use probe_tokens::QUOTE_PREFIX;
+#[cfg(feature = "tokio")]
+pub use runtime::{Check, CheckPart, Health, HealthConfig};
 #[cfg(feature = "tokio")]
 pub use runtime::{
     DEFAULT_PORT, EventStream, Handle, HandleError, Lagged, MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN,

@@ -5,7 +5,7 @@ use axum::extract::RawQuery;
 use axum::http::StatusCode;
 use axum::routing::get;
 
-use crate::health::{Check, Health};
+use super::health::{Check, Health};
 
 impl Health {
     /// An axum [`Router`] serving the checks for Kubernetes probes:

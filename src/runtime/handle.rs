@@ -13,9 +13,9 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::health::Health;
 use crate::error::CommandError;
 use crate::event::{Event, Member};
-use crate::health::Health;
 use crate::id::NodeId;
 use crate::keyring::Key;
 use crate::runtime::shared::{RuntimeStats, Shared, lock};

@@ -15,7 +15,6 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::ConfigError;
-use crate::health::HealthConfig;
 use crate::id::{Identity, NodeId};
 use crate::node::{MAX_INCARNATION, Node};
 use crate::time::Time;
@@ -24,6 +23,7 @@ use crate::time::Time;
 mod axum;
 mod driver;
 mod handle;
+mod health;
 pub(crate) mod metrics;
 mod refusals;
 pub(crate) mod shared;
@@ -31,6 +31,7 @@ mod socket;
 mod stall;
 
 pub use handle::{EventStream, Handle, HandleError, Lagged};
+pub use health::{Check, CheckPart, Health, HealthConfig};
 pub use shared::RuntimeStats;
 pub use stall::{MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN, STALL_BUCKETS, StallHistogram};
 

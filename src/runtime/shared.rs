@@ -9,8 +9,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::health::HealthConfig;
 use crate::event::{Event, Member};
-use crate::health::HealthConfig;
 use crate::id::NodeId;
 use crate::runtime::stall::StallHistogram;
 use crate::stats::NodeStats;

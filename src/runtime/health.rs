@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shared::Shared;
 use crate::config::Config;
-use crate::runtime::shared::Shared;
 use crate::time::Time;
 
 /// Thresholds of the health checks. [`HealthConfig::for_config`] derives defaults from
