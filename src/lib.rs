@@ -47,15 +47,11 @@ mod id;
 mod keyring;
 mod members;
 mod node;
-mod probe;
 mod probe_tokens;
-mod reconnect;
-mod refusal;
 #[cfg(feature = "tokio")]
 mod runtime;
 mod stats;
 mod suspicion;
-mod sync;
 mod time;
 mod timers;
 mod wire;
@@ -66,8 +62,8 @@ pub use error::{CommandError, ConfigError};
 pub use event::{Cause, Event, Member, MemberState};
 pub use id::{Identity, MAX_NAME_LEN, NodeId};
 pub use keyring::{KEY_LEN, Key, Keyring, MAX_KEYS, SEAL_OVERHEAD};
+pub use node::DetectorView;
 pub use node::{Node, Transmit};
-pub use probe::DetectorView;
 pub use probe_tokens::QUOTE_PREFIX;
 #[cfg(feature = "tokio")]
 pub use runtime::{Check, CheckPart, Health, HealthConfig};

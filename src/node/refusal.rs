@@ -29,10 +29,10 @@ use std::net::SocketAddr;
 
 use tracing::debug;
 
+use super::probe::{Kind, Pending};
 use crate::event::{Cause, MemberState};
 use crate::id::NodeId;
 use crate::node::{Node, Outgoing, Primary};
-use crate::probe::{Kind, Pending};
 use crate::probe_tokens::HORIZON_PERIODS;
 use crate::time::Time;
 use crate::timers::OneShot;
