@@ -14,7 +14,7 @@ use crate::id::NodeId;
 
 /// What an entry disseminates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Key {
+pub(crate) enum UpdateKey {
     /// The member's current state, read from the member table when packed.
     Member(NodeId),
     /// A user broadcast `(origin, seq)`.
@@ -38,13 +38,13 @@ const KEPT_WHEN_EMPTY: usize = 64;
 
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
-    slots: KeyedMap<Key, Slot>,
+    slots: KeyedMap<UpdateKey, Slot>,
     /// Keys by `priority`: iteration order is send priority.
-    order: BTreeMap<u128, Key>,
+    order: BTreeMap<u128, UpdateKey>,
     next_stamp: u64,
     /// Queued user broadcasts with their payloads by stamp, oldest first (for dropping
     /// the oldest in O(log n)).
-    broadcasts: BTreeMap<u64, (Key, Option<Bytes>)>,
+    broadcasts: BTreeMap<u64, (UpdateKey, Option<Bytes>)>,
 }
 
 /// Send priority as one integer: fewest transmits first, then newest first. Stamps are
@@ -72,11 +72,11 @@ impl Queue {
     }
 
     /// Queues `key` afresh (transmit count back to zero), superseding its older entry.
-    pub fn push(&mut self, key: Key, payload: Option<Bytes>) {
+    pub fn push(&mut self, key: UpdateKey, payload: Option<Bytes>) {
         self.remove(key);
         let stamp = self.next_stamp;
         self.next_stamp += 1;
-        if matches!(key, Key::Broadcast(..)) {
+        if matches!(key, UpdateKey::Broadcast(..)) {
             self.broadcasts.insert(stamp, (key, payload));
         }
         let slot = Slot {
@@ -87,10 +87,10 @@ impl Queue {
         self.slots.insert(key, slot);
     }
 
-    pub fn remove(&mut self, key: Key) {
+    pub fn remove(&mut self, key: UpdateKey) {
         if let Some(s) = self.slots.swap_remove(&key) {
             self.order.remove(&priority(s));
-            if matches!(key, Key::Broadcast(..)) {
+            if matches!(key, UpdateKey::Broadcast(..)) {
                 self.broadcasts.remove(&s.stamp);
             }
             if self.slots.is_empty() && self.slots.capacity() > KEPT_WHEN_EMPTY {
@@ -124,22 +124,25 @@ impl Queue {
 
     /// Entries in send priority, at most `limit` of them (bounds the CPU spent looking
     /// for something that fits a nearly full packet).
-    pub fn candidates(&self, limit: usize) -> impl Iterator<Item = (Key, Option<&Bytes>)> + '_ {
+    pub fn candidates(
+        &self,
+        limit: usize,
+    ) -> impl Iterator<Item = (UpdateKey, Option<&Bytes>)> + '_ {
         self.order.iter().take(limit).map(|(&rank, k)| {
             // Only broadcasts carry a payload: spare member entries the lookup.
             let payload = match k {
-                Key::Broadcast(..) => self
+                UpdateKey::Broadcast(..) => self
                     .broadcasts
                     .get(&stamp_of(rank))
                     .and_then(|(_, p)| p.as_ref()),
-                Key::Member(_) => None,
+                UpdateKey::Member(_) => None,
             };
             (*k, payload)
         })
     }
 
     /// Records that `key` was sent once more; drops it once sent `limit` times.
-    pub fn sent(&mut self, key: Key, limit: u32) {
+    pub fn sent(&mut self, key: UpdateKey, limit: u32) {
         let Some(s) = self.slots.get_mut(&key) else {
             return;
         };
@@ -158,39 +161,42 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn keys(q: &Queue) -> Vec<Key> {
+    fn keys(q: &Queue) -> Vec<UpdateKey> {
         q.candidates(100).map(|(k, _)| k).collect()
     }
 
     #[test]
     fn least_sent_first_then_newest() {
         let mut q = Queue::default();
-        q.push(Key::Member(NodeId(1)), None);
-        q.push(Key::Member(NodeId(2)), None);
-        q.push(Key::Member(NodeId(3)), None);
-        assert_eq!(keys(&q), [3, 2, 1].map(|i| Key::Member(NodeId(i))));
-        q.sent(Key::Member(NodeId(3)), 10);
-        assert_eq!(keys(&q), [2, 1, 3].map(|i| Key::Member(NodeId(i))));
+        q.push(UpdateKey::Member(NodeId(1)), None);
+        q.push(UpdateKey::Member(NodeId(2)), None);
+        q.push(UpdateKey::Member(NodeId(3)), None);
+        assert_eq!(keys(&q), [3, 2, 1].map(|i| UpdateKey::Member(NodeId(i))));
+        q.sent(UpdateKey::Member(NodeId(3)), 10);
+        assert_eq!(keys(&q), [2, 1, 3].map(|i| UpdateKey::Member(NodeId(i))));
     }
 
     #[test]
     fn superseding_resets_and_keeps_one_slot() {
         let mut q = Queue::default();
-        q.push(Key::Member(NodeId(1)), None);
-        q.sent(Key::Member(NodeId(1)), 10);
-        q.push(Key::Member(NodeId(2)), None);
-        q.push(Key::Member(NodeId(1)), None);
+        q.push(UpdateKey::Member(NodeId(1)), None);
+        q.sent(UpdateKey::Member(NodeId(1)), 10);
+        q.push(UpdateKey::Member(NodeId(2)), None);
+        q.push(UpdateKey::Member(NodeId(1)), None);
         assert_eq!(q.len(), 2);
-        assert_eq!(keys(&q)[0], Key::Member(NodeId(1)));
+        assert_eq!(keys(&q)[0], UpdateKey::Member(NodeId(1)));
     }
 
     #[test]
     fn dropped_after_limit() {
         let mut q = Queue::default();
-        q.push(Key::Broadcast(NodeId(1), 7), Some(Bytes::from_static(b"x")));
+        q.push(
+            UpdateKey::Broadcast(NodeId(1), 7),
+            Some(Bytes::from_static(b"x")),
+        );
         assert_eq!(q.broadcasts(), 1);
         for _ in 0..3 {
-            q.sent(Key::Broadcast(NodeId(1), 7), 3);
+            q.sent(UpdateKey::Broadcast(NodeId(1), 7), 3);
         }
         assert!(q.is_empty());
         assert_eq!(q.broadcasts(), 0);
@@ -199,22 +205,31 @@ mod tests {
     #[test]
     fn oldest_broadcast_is_dropped_first() {
         let mut q = Queue::default();
-        q.push(Key::Broadcast(NodeId(1), 1), None);
-        q.push(Key::Member(NodeId(5)), None);
-        q.push(Key::Broadcast(NodeId(1), 2), None);
+        q.push(UpdateKey::Broadcast(NodeId(1), 1), None);
+        q.push(UpdateKey::Member(NodeId(5)), None);
+        q.push(UpdateKey::Broadcast(NodeId(1), 2), None);
         assert!(q.drop_oldest_broadcast());
         assert_eq!(
             keys(&q),
-            vec![Key::Broadcast(NodeId(1), 2), Key::Member(NodeId(5))]
+            vec![
+                UpdateKey::Broadcast(NodeId(1), 2),
+                UpdateKey::Member(NodeId(5))
+            ]
         );
     }
 
     #[test]
     fn broadcasts_keep_their_payloads_and_members_have_none() {
         let mut q = Queue::default();
-        q.push(Key::Broadcast(NodeId(1), 7), Some(Bytes::from_static(b"x")));
-        q.push(Key::Member(NodeId(2)), None);
-        q.push(Key::Broadcast(NodeId(1), 8), Some(Bytes::from_static(b"y")));
+        q.push(
+            UpdateKey::Broadcast(NodeId(1), 7),
+            Some(Bytes::from_static(b"x")),
+        );
+        q.push(UpdateKey::Member(NodeId(2)), None);
+        q.push(
+            UpdateKey::Broadcast(NodeId(1), 8),
+            Some(Bytes::from_static(b"y")),
+        );
         let got: Vec<_> = q
             .candidates(10)
             .map(|(k, p)| (k, p.map(|b| b.to_vec())))
@@ -222,9 +237,9 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (Key::Broadcast(NodeId(1), 8), Some(b"y".to_vec())),
-                (Key::Member(NodeId(2)), None),
-                (Key::Broadcast(NodeId(1), 7), Some(b"x".to_vec())),
+                (UpdateKey::Broadcast(NodeId(1), 8), Some(b"y".to_vec())),
+                (UpdateKey::Member(NodeId(2)), None),
+                (UpdateKey::Broadcast(NodeId(1), 7), Some(b"x".to_vec())),
             ]
         );
     }
@@ -239,30 +254,30 @@ mod tests {
     fn an_emptied_queue_gives_its_table_back() {
         let mut q = Queue::default();
         for i in 0..1000 {
-            q.push(Key::Member(NodeId(i)), None);
+            q.push(UpdateKey::Member(NodeId(i)), None);
         }
         assert!(q.slots.capacity() >= 1000);
         for i in 0..999 {
-            q.sent(Key::Member(NodeId(i)), 1);
+            q.sent(UpdateKey::Member(NodeId(i)), 1);
         }
         assert!(q.slots.capacity() >= 1000, "not empty yet: no shrinking");
-        q.remove(Key::Member(NodeId(999)));
+        q.remove(UpdateKey::Member(NodeId(999)));
         assert!(q.is_empty());
         assert!(q.slots.capacity() <= KEPT_WHEN_EMPTY);
     }
 
     #[derive(Clone, Debug)]
     enum Op {
-        Push(Key),
-        Sent(Key, u32),
-        Remove(Key),
+        Push(UpdateKey),
+        Sent(UpdateKey, u32),
+        Remove(UpdateKey),
         DropOldest,
     }
 
-    fn arb_key() -> impl Strategy<Value = Key> {
+    fn arb_key() -> impl Strategy<Value = UpdateKey> {
         prop_oneof![
-            (0u64..6).prop_map(|i| Key::Member(NodeId(i))),
-            (0u64..3, 0u64..3).prop_map(|(o, n)| Key::Broadcast(NodeId(o), n)),
+            (0u64..6).prop_map(|i| UpdateKey::Member(NodeId(i))),
+            (0u64..3, 0u64..3).prop_map(|(o, n)| UpdateKey::Broadcast(NodeId(o), n)),
         ]
     }
 
@@ -276,7 +291,7 @@ mod tests {
     }
 
     /// One queued update in the model: (key, transmits, stamp, payload).
-    type Modelled = (Key, u32, u64, Option<Vec<u8>>);
+    type Modelled = (UpdateKey, u32, u64, Option<Vec<u8>>);
 
     proptest! {
         /// The queue sends in the order its contract states (fewest transmits, then
@@ -291,7 +306,7 @@ mod tests {
                 match op {
                     Op::Push(k) => {
                         model.retain(|m| m.0 != k);
-                        let payload = matches!(k, Key::Broadcast(..)).then(|| stamp.to_le_bytes().to_vec());
+                        let payload = matches!(k, UpdateKey::Broadcast(..)).then(|| stamp.to_le_bytes().to_vec());
                         q.push(k, payload.clone().map(Bytes::from));
                         model.push((k, 0, stamp, payload));
                         stamp += 1;
@@ -310,7 +325,7 @@ mod tests {
                     Op::DropOldest => {
                         let oldest = model
                             .iter()
-                            .filter(|m| matches!(m.0, Key::Broadcast(..)))
+                            .filter(|m| matches!(m.0, UpdateKey::Broadcast(..)))
                             .min_by_key(|m| m.2)
                             .map(|m| m.0);
                         prop_assert_eq!(q.drop_oldest_broadcast(), oldest.is_some());
@@ -326,7 +341,7 @@ mod tests {
                     .collect();
                 prop_assert_eq!(got, want);
                 prop_assert_eq!(q.len(), model.len());
-                let broadcasts = model.iter().filter(|m| matches!(m.0, Key::Broadcast(..))).count();
+                let broadcasts = model.iter().filter(|m| matches!(m.0, UpdateKey::Broadcast(..))).count();
                 prop_assert_eq!(q.broadcasts(), broadcasts);
             }
         }

@@ -35,7 +35,6 @@
 //! let _wake_at = node.poll_timeout();
 //! ```
 
-mod awareness;
 mod budget;
 mod config;
 mod detector;
@@ -45,6 +44,7 @@ mod event;
 mod hashing;
 mod id;
 mod keyring;
+mod local_health;
 mod members;
 mod node;
 mod probe_tokens;

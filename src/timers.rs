@@ -1,10 +1,10 @@
 //! Timers: a fixed table for the periodic ones and an ordered set for the per-probe and
-//! per-member ones. Nothing is cancelled eagerly: a timer's handler checks that what it
-//! was set for still holds (the probe is still pending, the suspicion still has the same
-//! incarnation), so a stale timer is harmless. One-shots are keyed by what they are for
-//! and keep one entry each: re-scheduling replaces the old one (a flapping member cannot
-//! pile up timers) and a timer whose purpose is gone (an acked probe) is cancelled so it
-//! does not wake the node.
+//! per-member ones. One-shots are keyed by what they are for and keep one entry each:
+//! re-scheduling replaces the old one (a flapping member cannot pile up timers), and a
+//! timer whose purpose is gone (an acked probe) is cancelled so it does not wake the
+//! node. Handlers still check that what a timer was set for holds (the probe is still
+//! pending, the suspicion still has the same incarnation and deadline), so a timer that
+//! outlived its purpose without being cancelled is harmless.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,20 +61,11 @@ pub(crate) enum Due {
     OneShot(OneShot),
 }
 
-impl OneShot {
-    /// Every one-shot is keyed by what it is for (a probe's seq, a member): at most one
-    /// entry each, replaced by rescheduling and removable when its purpose is gone, so
-    /// an acked probe does not wake the node for nothing.
-    fn keyed(self) -> bool {
-        true
-    }
-}
-
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     periodic: [Option<Time>; 6],
     oneshot: BTreeSet<(Time, u64, OneShot)>,
-    /// Where each keyed timer sits in `oneshot`.
+    /// Where each one-shot sits in `oneshot` (one entry per key).
     keyed: BTreeMap<OneShot, (Time, u64)>,
     seq: u64,
     /// The node's clock as last observed: nothing is armed earlier than this. A deadline
@@ -102,19 +93,17 @@ impl Timers {
         self.periodic[t as usize] = None;
     }
 
-    /// Schedules `t` at `at`; a keyed timer's earlier entry is replaced.
+    /// Schedules `t` at `at`, replacing its earlier entry.
     pub fn schedule(&mut self, at: Time, t: OneShot) {
         let at = at.max(self.floor);
         self.seq += 1;
-        if t.keyed()
-            && let Some((old_at, old_seq)) = self.keyed.insert(t, (at, self.seq))
-        {
+        if let Some((old_at, old_seq)) = self.keyed.insert(t, (at, self.seq)) {
             self.oneshot.remove(&(old_at, old_seq, t));
         }
         self.oneshot.insert((at, self.seq, t));
     }
 
-    /// Cancels a keyed timer.
+    /// Cancels a one-shot.
     pub fn cancel(&mut self, t: OneShot) {
         if let Some((at, seq)) = self.keyed.remove(&t) {
             self.oneshot.remove(&(at, seq, t));
@@ -150,9 +139,7 @@ impl Timers {
             }
             (_, Some((oa, s, ot))) if oa <= now => {
                 self.oneshot.remove(&(oa, s, ot));
-                if ot.keyed() {
-                    self.keyed.remove(&ot);
-                }
+                self.keyed.remove(&ot);
                 Some((oa, Due::OneShot(ot)))
             }
             _ => None,

@@ -23,16 +23,16 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tracing::{debug, trace};
 
-use crate::awareness::LocalHealth;
 use crate::budget::{Budgets, Work};
 use crate::config::{Config, Strategy};
 use crate::detector::{PhiParams, y_for_phi};
-use crate::dissemination::{Key, Queue};
+use crate::dissemination::{Queue, UpdateKey};
 use crate::error::{CommandError, ConfigError};
 use crate::event::{Cause, Event, Member, MemberState};
 use crate::hashing::{self, KeyedMap};
 use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD};
+use crate::local_health::LocalHealth;
 use crate::members::{Entry, Members, NOT_A_PEER, Packed};
 use crate::probe_tokens::ProbeTokens;
 use crate::stats::NodeStats;
@@ -40,7 +40,7 @@ use crate::suspicion::Suspicion;
 use crate::time::Time;
 use crate::timers::{Due, OneShot, Periodic, Timers};
 use crate::wire::{self, DecodeLimits, Envelope, PacketWriter};
-use probe::{Kind, MonitorState, Probes};
+use probe::{MonitorState, ProbeKind, Probes};
 use reconnect::Silenced;
 use refusal::Refusal;
 
@@ -169,7 +169,7 @@ pub struct Node {
     pub(crate) members: Members,
     pub(crate) queue: Queue,
     pub(crate) timers: Timers,
-    pub(crate) health: LocalHealth,
+    pub(crate) local_health: LocalHealth,
     pub(crate) suspicions: KeyedMap<NodeId, Suspicion>,
     /// Members reported refused, under corroboration (see `refusal`).
     pub(crate) refusals: KeyedMap<NodeId, Refusal>,
@@ -220,7 +220,7 @@ pub struct Node {
     /// Where an opened packet is decrypted, reused across datagrams.
     scratch_open: Vec<u8>,
     /// Reused across `poll_transmit` calls so the steady state does not allocate.
-    scratch_sent: Vec<Key>,
+    scratch_sent: Vec<UpdateKey>,
     pub(crate) scratch_ids: Vec<NodeId>,
     pub(crate) scratch_helpers: Vec<NodeId>,
     pub(crate) scratch_targets: Vec<NodeId>,
@@ -307,7 +307,7 @@ impl Node {
         let mut node = Node {
             y_suspect: y_for_phi(config.phi_suspect),
             y_convict: y_for_phi(config.phi_convict),
-            health: LocalHealth::new(if config.strategy.lifeguard() {
+            local_health: LocalHealth::new(if config.strategy.lifeguard() {
                 config.max_local_health
             } else {
                 0
@@ -425,7 +425,7 @@ impl Node {
 
     /// Lifeguard's local health score (0 = healthy; up to `max_local_health`).
     pub fn local_health(&self) -> u32 {
-        self.health.score()
+        self.local_health.score()
     }
 
     /// A seed answered (or there were none): this node is part of a cluster.
@@ -528,7 +528,7 @@ impl Node {
         self.leaving = true;
         let inc = self.incarnation();
         self.members.update_local(inc, MemberState::Left, self.now);
-        self.queue.push(Key::Member(self.id()), None);
+        self.queue.push(UpdateKey::Member(self.id()), None);
         self.gossip_now();
         self.timers.clear(Periodic::JoinRetry);
         self.after_input();
@@ -553,7 +553,7 @@ impl Node {
             local.packed = p;
         }
         self.members.update_local(inc, MemberState::Alive, self.now);
-        self.queue.push(Key::Member(self.id()), None);
+        self.queue.push(UpdateKey::Member(self.id()), None);
         self.after_input();
         Ok(())
     }
@@ -642,7 +642,8 @@ impl Node {
     }
 
     fn queue_broadcast(&mut self, (origin, seq): (NodeId, u64), payload: Bytes) {
-        self.queue.push(Key::Broadcast(origin, seq), Some(payload));
+        self.queue
+            .push(UpdateKey::Broadcast(origin, seq), Some(payload));
         while self.queue.broadcasts() > self.cfg.max_pending_broadcasts {
             if !self.queue.drop_oldest_broadcast() {
                 break;
@@ -833,7 +834,7 @@ impl Node {
             let relayed = self
                 .probes
                 .get(seq)
-                .is_some_and(|p| matches!(p.kind, Kind::Relay { .. }));
+                .is_some_and(|p| matches!(p.kind, ProbeKind::Relay { .. }));
             self.tokens.record(
                 destination,
                 buf.get(..len).unwrap_or_default(),
@@ -899,7 +900,7 @@ impl Node {
                 let interval = match self.cfg.strategy {
                     Strategy::PhiMonitors => self.cfg.probe_interval,
                     Strategy::Swim | Strategy::Lifeguard => {
-                        self.health.scale(self.cfg.probe_interval)
+                        self.local_health.scale(self.cfg.probe_interval)
                     }
                 };
                 self.timers.set(Periodic::Probe, rearm(interval));
@@ -948,7 +949,7 @@ impl Node {
                 reaped.clear();
                 self.members.reap(now, self.cfg.dead_retention, &mut reaped);
                 for id in &reaped {
-                    self.queue.remove(Key::Member(*id));
+                    self.queue.remove(UpdateKey::Member(*id));
                     self.suspicions.swap_remove(id);
                     self.timers.cancel(OneShot::Suspicion(*id));
                 }

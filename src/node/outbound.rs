@@ -2,7 +2,7 @@
 //! picking gossip targets.
 
 use super::{Node, Outgoing, PeerKnows, Primary};
-use crate::dissemination::Key;
+use crate::dissemination::UpdateKey;
 use crate::event::{Cause, MemberState};
 use crate::id::NodeId;
 use crate::members::Entry;
@@ -275,7 +275,7 @@ impl Node {
             }
             // With the message count checked above, a refusal means too few bytes left.
             let written = match key {
-                Key::Member(id)
+                UpdateKey::Member(id)
                     if Some(id) == to
                         && self.members.get(id).is_none_or(|e| {
                             matches!(e.state, MemberState::Alive | MemberState::Left)
@@ -283,11 +283,11 @@ impl Node {
                 {
                     continue;
                 }
-                Key::Member(id) => match self.members.get(id) {
+                UpdateKey::Member(id) => match self.members.get(id) {
                     Some(e) => push_member(w, e),
                     None => continue,
                 },
-                Key::Broadcast(origin, seq) => w.push(&Message {
+                UpdateKey::Broadcast(origin, seq) => w.push(&Message {
                     body: Some(Body::Broadcast(wire::UserBroadcast {
                         origin: origin.0,
                         seq,

@@ -30,7 +30,7 @@ const MAX_RELAYS: usize = 256;
 
 /// What a pending probe is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(crate) enum ProbeKind {
     /// SWIM's one probe per period (its indirect round reuses the seq).
     Swim { indirect_sent: bool },
     /// A monitor's periodic ping.
@@ -53,7 +53,7 @@ pub(crate) enum Kind {
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pending {
-    pub kind: Kind,
+    pub kind: ProbeKind,
     pub target: NodeId,
     pub started: Time,
     pub expected_nacks: u32,
@@ -61,7 +61,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub(crate) fn new(kind: Kind, target: NodeId, started: Time) -> Pending {
+    pub(crate) fn new(kind: ProbeKind, target: NodeId, started: Time) -> Pending {
         Pending {
             kind,
             target,
@@ -104,11 +104,11 @@ impl Probes {
             seq = rng.next_u32();
         }
         if let Some(old) = self.pending.insert(seq, p)
-            && matches!(old.kind, Kind::Relay { .. })
+            && matches!(old.kind, ProbeKind::Relay { .. })
         {
             self.relays -= 1;
         }
-        if matches!(p.kind, Kind::Relay { .. }) {
+        if matches!(p.kind, ProbeKind::Relay { .. }) {
             self.relays += 1;
         }
         seq
@@ -121,7 +121,7 @@ impl Probes {
 
     fn remove(&mut self, seq: u32) -> Option<Pending> {
         let p = self.pending.swap_remove(&seq)?;
-        if matches!(p.kind, Kind::Relay { .. }) {
+        if matches!(p.kind, ProbeKind::Relay { .. }) {
             self.relays -= 1;
         }
         Some(p)
@@ -139,13 +139,13 @@ impl Probes {
     fn purge(&mut self, horizon: Time) {
         let before = self.pending.len();
         self.pending.retain(|_, p| {
-            p.started >= horizon || matches!(p.kind, Kind::Swim { .. } | Kind::Indirect)
+            p.started >= horizon || matches!(p.kind, ProbeKind::Swim { .. } | ProbeKind::Indirect)
         });
         if self.pending.len() != before {
             self.relays = self
                 .pending
                 .values()
-                .filter(|p| matches!(p.kind, Kind::Relay { .. }))
+                .filter(|p| matches!(p.kind, ProbeKind::Relay { .. }))
                 .count();
         }
     }
@@ -196,7 +196,7 @@ impl Node {
     /// One protocol period's probes.
     pub(crate) fn probe_round(&mut self) {
         let now = self.now;
-        let horizon = now - self.health.scale(self.cfg.probe_interval) * 2;
+        let horizon = now - self.local_health.scale(self.cfg.probe_interval) * 2;
         self.probes.purge(horizon);
         match self.cfg.strategy {
             Strategy::PhiMonitors => {
@@ -204,7 +204,7 @@ impl Node {
                 // keys would allocate every period.
                 for i in 0..self.monitors.len() {
                     if let Some((&target, _)) = self.monitors.get_index(i) {
-                        self.send_ping(target, Kind::Monitor);
+                        self.send_ping(target, ProbeKind::Monitor);
                     }
                 }
             }
@@ -212,7 +212,7 @@ impl Node {
                 if let Some(target) = self.next_swim_target() {
                     self.send_ping(
                         target,
-                        Kind::Swim {
+                        ProbeKind::Swim {
                             indirect_sent: false,
                         },
                     );
@@ -244,9 +244,9 @@ impl Node {
         None
     }
 
-    pub(crate) fn send_ping(&mut self, target: NodeId, kind: Kind) {
+    pub(crate) fn send_ping(&mut self, target: NodeId, kind: ProbeKind) {
         let cached = match kind {
-            Kind::Monitor => self.monitors.get(&target).map(|m| m.addr),
+            ProbeKind::Monitor => self.monitors.get(&target).map(|m| m.addr),
             _ => None,
         };
         let Some(to) = cached.or_else(|| self.members.get(target).map(|e| e.addr)) else {
@@ -262,7 +262,7 @@ impl Node {
             to_id: Some(target),
             primary: Primary::Ping { seq, target },
         });
-        let timeout = self.health.scale(self.cfg.probe_timeout);
+        let timeout = self.local_health.scale(self.cfg.probe_timeout);
         self.timers
             .schedule(now + timeout, OneShot::ProbeTimeout(seq));
     }
@@ -300,7 +300,7 @@ impl Node {
             return;
         };
         match p.kind {
-            Kind::Relay {
+            ProbeKind::Relay {
                 requester,
                 requester_id,
                 seq: rseq,
@@ -313,28 +313,28 @@ impl Node {
                     primary: Primary::Ack { seq: rseq },
                 });
             }
-            Kind::LastChance => {
+            ProbeKind::LastChance => {
                 self.finish_probe(seq);
                 self.stats.acks_received += 1;
                 self.last_answer = Some(self.now);
             }
-            Kind::Swim { .. } | Kind::Indirect => {
+            ProbeKind::Swim { .. } | ProbeKind::Indirect => {
                 self.finish_probe(seq);
                 self.stats.acks_received += 1;
                 self.last_answer = Some(self.now);
-                self.health.apply(-1);
-                if p.kind == Kind::Indirect {
+                self.local_health.apply(-1);
+                if p.kind == ProbeKind::Indirect {
                     self.heartbeat(p.target);
                 }
             }
-            Kind::Monitor => {
+            ProbeKind::Monitor => {
                 self.finish_probe(seq);
                 self.stats.acks_received += 1;
                 self.last_answer = Some(self.now);
-                self.health.apply(-1);
+                self.local_health.apply(-1);
                 self.heartbeat(p.target);
             }
-            Kind::Corroborate => {
+            ProbeKind::Corroborate => {
                 // It answered: whatever was refused, it was not this member's process.
                 self.stats.acks_received += 1;
                 self.withdraw_refusal(p.target);
@@ -361,7 +361,7 @@ impl Node {
     /// point of local health, so a struggling observer is slower to accuse, never faster.
     pub(crate) fn convict_deadline(&self, m: &MonitorState) -> Option<Time> {
         let at = m.detector.deadline(self.y_convict, true)?;
-        Some(at + self.cfg.probe_interval * self.health.score())
+        Some(at + self.cfg.probe_interval * self.local_health.score())
     }
 
     pub(crate) fn schedule_convict(&mut self, target: NodeId) {
@@ -383,14 +383,16 @@ impl Node {
         let p = self.probes.remove(seq)?;
         // Only the timers this kind of probe arms: each cancel is an ordered-set lookup.
         match p.kind {
-            Kind::Swim { .. } => {
+            ProbeKind::Swim { .. } => {
                 self.timers.cancel(OneShot::ProbeTimeout(seq));
                 self.timers.cancel(OneShot::IndirectEnd(seq));
             }
-            Kind::Monitor | Kind::LastChance => self.timers.cancel(OneShot::ProbeTimeout(seq)),
-            Kind::Indirect => self.timers.cancel(OneShot::IndirectEnd(seq)),
-            Kind::Relay { .. } => self.timers.cancel(OneShot::RelayNack(seq)),
-            Kind::Corroborate => {}
+            ProbeKind::Monitor | ProbeKind::LastChance => {
+                self.timers.cancel(OneShot::ProbeTimeout(seq))
+            }
+            ProbeKind::Indirect => self.timers.cancel(OneShot::IndirectEnd(seq)),
+            ProbeKind::Relay { .. } => self.timers.cancel(OneShot::RelayNack(seq)),
+            ProbeKind::Corroborate => {}
         }
         Some(p)
     }
@@ -400,12 +402,12 @@ impl Node {
             return;
         };
         match p.kind {
-            Kind::Swim {
+            ProbeKind::Swim {
                 indirect_sent: false,
             } => {
                 let helpers = self.send_ping_reqs(seq, p.target);
                 if let Some(pp) = self.probes.pending.get_mut(&seq) {
-                    pp.kind = Kind::Swim {
+                    pp.kind = ProbeKind::Swim {
                         indirect_sent: true,
                     };
                     pp.expected_nacks = if self.cfg.strategy.lifeguard() {
@@ -417,16 +419,16 @@ impl Node {
                 if helpers > 0 {
                     self.stats.indirect_probes += 1;
                 }
-                let wait = self.health.scale(self.cfg.probe_timeout);
+                let wait = self.local_health.scale(self.cfg.probe_timeout);
                 self.timers
                     .schedule(self.now + wait, OneShot::IndirectEnd(seq));
             }
-            Kind::Monitor => {
+            ProbeKind::Monitor => {
                 // The ping stays pending: a late ack is still a heartbeat. Look closer
                 // only if the silence is already suspicious for this member's rhythm.
                 self.maybe_probe_indirectly(p.target);
             }
-            Kind::LastChance => {
+            ProbeKind::LastChance => {
                 // Unanswered: the suspicion's next timer decides.
                 self.finish_probe(seq);
             }
@@ -451,9 +453,10 @@ impl Node {
         if !due {
             return;
         }
-        let seq = self
-            .probes
-            .insert(&mut self.rng, Pending::new(Kind::Indirect, target, now));
+        let seq = self.probes.insert(
+            &mut self.rng,
+            Pending::new(ProbeKind::Indirect, target, now),
+        );
         let helpers = self.send_ping_reqs(seq, target);
         // Also ping it directly once more under the round's seq: with no helpers (tiny
         // clusters) this is the only second chance.
@@ -471,7 +474,7 @@ impl Node {
             m.indirect = Some(seq);
         }
         self.stats.indirect_probes += 1;
-        let wait = self.health.scale(self.cfg.probe_timeout);
+        let wait = self.local_health.scale(self.cfg.probe_timeout);
         self.timers.schedule(now + wait, OneShot::IndirectEnd(seq));
     }
 
@@ -491,11 +494,11 @@ impl Node {
             // a 4.5 s SIGSTOP (1.5 x acceptable_pause) escaped conviction in the chaos
             // run that way.
             let delta = if p.expected_nacks > 0 { missing } else { 1 };
-            self.health.apply(delta as i32);
+            self.local_health.apply(delta as i32);
         }
         match p.kind {
-            Kind::Swim { .. } => self.suspect(p.target, Cause::Silence),
-            Kind::Indirect => {
+            ProbeKind::Swim { .. } => self.suspect(p.target, Cause::Silence),
+            ProbeKind::Indirect => {
                 if let Some(m) = self.monitors.get_mut(&p.target)
                     && m.indirect == Some(seq)
                 {
@@ -591,7 +594,7 @@ impl Node {
         };
         self.stats.relays_served += 1;
         let now = self.now;
-        let kind = Kind::Relay {
+        let kind = ProbeKind::Relay {
             requester: from,
             requester_id: sender,
             seq: r.seq,
@@ -617,7 +620,7 @@ impl Node {
         let Some(p) = self.probes.pending.get(&seq).copied() else {
             return;
         };
-        let Kind::Relay {
+        let ProbeKind::Relay {
             requester,
             requester_id,
             seq: rseq,
@@ -656,7 +659,7 @@ impl Node {
         self.stats.nacks_received += 1;
         // A helper heard our ping-req: what this node sends gets out.
         self.last_answer = Some(self.now);
-        if refused && p.kind == Kind::Corroborate {
+        if refused && p.kind == ProbeKind::Corroborate {
             let target = p.target;
             self.refusal_corroborated(target);
         }

@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 
 use tracing::debug;
 
-use super::probe::{Kind, Pending};
+use super::probe::{Pending, ProbeKind};
 use crate::event::{Cause, MemberState};
 use crate::id::NodeId;
 use crate::node::{Node, Outgoing, Primary};
@@ -89,13 +89,13 @@ impl Node {
         let relayed = self
             .probes
             .get(seq)
-            .is_some_and(|p| matches!(p.kind, Kind::Relay { to, .. } if to == addr));
+            .is_some_and(|p| matches!(p.kind, ProbeKind::Relay { to, .. } if to == addr));
         if !relayed {
             return;
         }
         if let Some(Pending {
             kind:
-                Kind::Relay {
+                ProbeKind::Relay {
                     requester,
                     requester_id,
                     seq: rseq,
@@ -145,7 +145,7 @@ impl Node {
         // refutes in its ack; under plain SWIM it hears the Suspect by gossip).
         let seq = self
             .probes
-            .insert(&mut self.rng, Pending::new(Kind::Corroborate, id, now));
+            .insert(&mut self.rng, Pending::new(ProbeKind::Corroborate, id, now));
         let helpers = self.send_ping_reqs(seq, id);
         self.outbox.push_back(Outgoing {
             to: target_addr,

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use super::probe::Kind;
+use super::probe::ProbeKind;
 
 use crate::config::Strategy;
-use crate::dissemination::Key;
+use crate::dissemination::UpdateKey;
 use crate::event::{Cause, Event, MemberState};
 use crate::id::NodeId;
 use crate::members::{Applied, Update};
@@ -73,7 +73,7 @@ impl Node {
         // storm, and everyone knows them already. A member this node had convicted by
         // silence and since forgotten is news, though: the far side of a long partition.
         if !(via_sync && was.is_none()) || self.is_reconnect_candidate(u.id) {
-            self.queue.push(Key::Member(u.id), None);
+            self.queue.push(UpdateKey::Member(u.id), None);
         }
         if let Some(m) = self.monitors.get_mut(&u.id) {
             m.addr = member.addr; // a member that restarted elsewhere
@@ -151,7 +151,7 @@ impl Node {
         if let Some(accuser) = self.members.accuser_mut(u.id, u.incarnation) {
             // Re-gossip naming the newest confirmer, so that others count it too.
             *accuser = u.accuser;
-            self.queue.push(Key::Member(u.id), None);
+            self.queue.push(UpdateKey::Member(u.id), None);
         }
     }
 
@@ -178,9 +178,9 @@ impl Node {
         }
         let inc = u.incarnation.saturating_add(1);
         self.members.update_local(inc, MemberState::Alive, self.now);
-        self.queue.push(Key::Member(self.id()), None);
+        self.queue.push(UpdateKey::Member(self.id()), None);
         self.stats.refutations += 1;
-        self.health.apply(1);
+        self.local_health.apply(1);
         self.events
             .push_back(Event::SelfRefuted { incarnation: inc });
         debug!(incarnation = inc, "refuted");
@@ -315,7 +315,7 @@ impl Node {
                     // Our own view, not the cluster's: nothing we sent got out while we
                     // suspected, so the member never heard the suspicion to refute it.
                     if self.convict(id, cause) {
-                        self.queue.remove(Key::Member(id));
+                        self.queue.remove(UpdateKey::Member(id));
                         self.stats.convictions_kept_local += 1;
                     }
                     return;
@@ -376,7 +376,7 @@ impl Node {
                 let mut peer = std::mem::take(&mut self.scratch_helpers);
                 self.random_peers(1, Some(id), &mut peer);
                 if let Some(&p) = peer.first() {
-                    self.send_ping(p, Kind::LastChance);
+                    self.send_ping(p, ProbeKind::LastChance);
                 }
                 self.scratch_helpers = peer;
                 return Private::Waits;
@@ -395,7 +395,7 @@ impl Node {
         // The first last chance is given whatever the budget (one probe timeout): a cut
         // that used the budget up may have healed just now, and this is the one time
         // the member hears of the suspicion. Later ones come out of the budget.
-        let at = now + self.health.scale(self.cfg.probe_timeout);
+        let at = now + self.local_health.scale(self.cfg.probe_timeout);
         if s.last_chance.is_none() {
             s.deadline = at;
         } else if !s.defer_to(at) {
@@ -403,7 +403,7 @@ impl Node {
         }
         s.last_chance = Some(now);
         self.timers.schedule(at, OneShot::Suspicion(id));
-        self.send_ping(id, Kind::LastChance);
+        self.send_ping(id, ProbeKind::LastChance);
         Private::Waits
     }
 }

@@ -12,9 +12,9 @@ use tracing::{debug, info, trace};
 
 use crate::event::{Event, Member};
 use crate::node::Node;
+use crate::runtime::error_queue::{self, QueuedError};
 use crate::runtime::handle::{Command, KeyringOp};
 use crate::runtime::metrics::{Metrics, count_states};
-use crate::runtime::refusals::{self, QueuedError};
 use crate::runtime::shared::{RuntimeStats, Shared, lock};
 use crate::time::Time;
 
@@ -155,7 +155,7 @@ impl Driver {
                 () = cancel.cancelled() => return,
                 cmd = self.cmds.recv(), if cmds_open => Input::Command(cmd),
                 r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
-                r = self.socket.async_io(Interest::ERROR, || refusals::read_one(&self.socket)),
+                r = self.socket.async_io(Interest::ERROR, || error_queue::read_one(&self.socket)),
                     if self.refusals => Input::NetError(r),
                 () = tokio::time::sleep_until(wake) => Input::Tick,
             };
@@ -270,7 +270,7 @@ impl Driver {
         for _ in 0..RECV_BATCH {
             match next
                 .take()
-                .unwrap_or_else(|| refusals::read_one(&self.socket))
+                .unwrap_or_else(|| error_queue::read_one(&self.socket))
             {
                 Ok(QueuedError::Refused(addr, quote, len)) => {
                     self.rt.refusals += 1;

@@ -22,10 +22,10 @@ use crate::time::Time;
 #[cfg(feature = "axum")]
 mod axum;
 mod driver;
+mod error_queue;
 mod handle;
 mod health;
 pub(crate) mod metrics;
-mod refusals;
 pub(crate) mod shared;
 mod socket;
 mod stall;
@@ -315,8 +315,8 @@ impl RuntimeBuilder {
         let socket = socket::bind(self.bind, self.recv_buffer).map_err(bind_err)?;
         let local_addr = socket.local_addr().map_err(bind_err)?;
         let refusals_on = self.refusals
-            && refusals::SUPPORTED
-            && match refusals::enable(&socket) {
+            && error_queue::SUPPORTED
+            && match error_queue::enable(&socket) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not enable refusal reports; detection by silence only");
