@@ -5,7 +5,7 @@
 //! newest first among equals (memberlist's lesson at scale: new news matters most), and
 //! dropped after `retransmit_mult × ceil(log2(n + 1))` sends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
@@ -153,6 +153,33 @@ impl Queue {
         } else {
             self.order.insert(priority(*s), key);
         }
+    }
+}
+
+/// User broadcasts already delivered, so each is delivered once: their ids, and the same
+/// in delivery order for forgetting the oldest past a cap.
+#[derive(Debug, Default)]
+pub(crate) struct SeenBroadcasts {
+    ids: BTreeSet<(NodeId, u64)>,
+    order: VecDeque<(NodeId, u64)>,
+}
+
+impl SeenBroadcasts {
+    /// Records `key` as delivered, forgetting the oldest beyond `cap`; false if it
+    /// already was.
+    pub fn remember(&mut self, key: (NodeId, u64), cap: usize) -> bool {
+        if self.ids.contains(&key) {
+            return false;
+        }
+        while self.order.len() >= cap {
+            match self.order.pop_front() {
+                Some(old) => self.ids.remove(&old),
+                None => break,
+            };
+        }
+        self.ids.insert(key);
+        self.order.push_back(key);
+        true
     }
 }
 

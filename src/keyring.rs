@@ -234,6 +234,46 @@ fn aad_len(label: &[u8]) -> usize {
 /// Where the packet goes in a buffer that will be sealed.
 pub(crate) const PAYLOAD_OFFSET: usize = HEADER;
 
+/// One node's sealing: its keyring, the nonce state, and the buffer an opened packet is
+/// decrypted into (reused across datagrams).
+#[derive(Debug)]
+pub(crate) struct Sealer {
+    /// Keys sealing and opening packets (from the config; rotated by commands).
+    pub keyring: Keyring,
+    /// Nonces are this per-process prefix and a counter.
+    nonce_prefix: [u8; 16],
+    nonce_counter: u64,
+    /// Where an opened packet is decrypted.
+    pub opened: Vec<u8>,
+}
+
+impl Sealer {
+    /// Sealing with `keyring`, nonces under `nonce_prefix`.
+    pub fn new(keyring: Keyring, nonce_prefix: [u8; 16]) -> Sealer {
+        Sealer {
+            keyring,
+            nonce_prefix,
+            nonce_counter: 0,
+            opened: Vec::new(),
+        }
+    }
+
+    /// A new per-process prefix; the counter starts over under it.
+    pub fn set_nonce_prefix(&mut self, prefix: [u8; 16]) {
+        self.nonce_prefix = prefix;
+        self.nonce_counter = 0;
+    }
+
+    /// The next datagram's nonce: the prefix, then the counter.
+    pub fn next_nonce(&mut self) -> [u8; NONCE_LEN] {
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..16].copy_from_slice(&self.nonce_prefix);
+        nonce[16..].copy_from_slice(&self.nonce_counter.to_le_bytes());
+        self.nonce_counter = self.nonce_counter.wrapping_add(1);
+        nonce
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

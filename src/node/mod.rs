@@ -14,7 +14,7 @@ pub use probe::DetectorView;
 use inbound::Inbound;
 pub(crate) use outbound::member_len;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -26,12 +26,12 @@ use tracing::{debug, trace};
 use crate::budget::{Budgets, Work};
 use crate::config::{Config, Strategy};
 use crate::detector::{PhiParams, y_for_phi};
-use crate::dissemination::{Queue, UpdateKey};
+use crate::dissemination::{Queue, SeenBroadcasts, UpdateKey};
 use crate::error::{CommandError, ConfigError};
 use crate::event::{Cause, Event, Member, MemberState};
 use crate::hashing::{self, KeyedMap};
 use crate::id::{Identity, MAX_NAME_LEN, NodeId};
-use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD};
+use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD, Sealer};
 use crate::local_health::LocalHealth;
 use crate::members::{Entry, Members, NOT_A_PEER, Packed};
 use crate::probe_tokens::ProbeTokens;
@@ -41,7 +41,7 @@ use crate::time::Time;
 use crate::timers::{Due, OneShot, Periodic, Timers};
 use crate::wire::{self, DecodeLimits, Envelope, PacketWriter};
 use probe::{MonitorState, ProbeKind, Probes};
-use reconnect::Silenced;
+use reconnect::ReconnectCandidates;
 use refusal::Refusal;
 
 /// A datagram produced by [`Node::poll_transmit`]: send `buf[..len]` to `destination`.
@@ -200,25 +200,19 @@ pub struct Node {
     broadcast_seq: u64,
     /// Members convicted by silence, with when: gossip still reaches them for a while
     /// and reconnect tries them (see `reconnect`).
-    pub(crate) silenced: Silenced,
+    pub(crate) reconnect_candidates: ReconnectCandidates,
     /// Push-pull rounds still to run soon after joining (see `mark_synced`).
     early_push_pulls: u8,
-    /// Delivered broadcast ids, and the same in delivery order for forgetting the oldest.
-    seen_broadcasts: BTreeSet<(NodeId, u64)>,
-    seen_order: VecDeque<(NodeId, u64)>,
+    /// User broadcasts already delivered.
+    seen_broadcasts: SeenBroadcasts,
     cluster: Bytes,
     limits: DecodeLimits,
     /// Per-source budgets for relays and sync answers.
     pub(crate) budgets: Budgets,
-    /// Keys sealing and opening packets (from the config; rotated by commands).
-    keyring: Keyring,
-    /// Nonces are this per-process prefix and a counter (see `keyring`).
-    nonce_prefix: [u8; 16],
-    nonce_counter: u64,
+    /// The keyring, the nonce state and the buffer packets are opened into.
+    sealer: Sealer,
     /// Tokens for probes and the probes sent lately, to check refusals' quotes against.
     pub(crate) tokens: ProbeTokens,
-    /// Where an opened packet is decrypted, reused across datagrams.
-    scratch_open: Vec<u8>,
     /// Reused across `poll_transmit` calls so the steady state does not allocate.
     scratch_sent: Vec<UpdateKey>,
     pub(crate) scratch_ids: Vec<NodeId>,
@@ -314,11 +308,8 @@ impl Node {
             }),
             cluster: Bytes::from(config.cluster_label.clone().into_bytes()),
             budgets: Budgets::default(),
-            keyring: config.keyring.clone(),
-            nonce_prefix,
-            nonce_counter: 0,
+            sealer: Sealer::new(config.keyring.clone(), nonce_prefix),
             tokens: ProbeTokens::new(ProbeTokens::secret_from_seed(seed), seed),
-            scratch_open: Vec::new(),
             cfg: config,
             rng,
             members: Members::new(local, hasher.clone()),
@@ -343,9 +334,8 @@ impl Node {
             ring_dirty: false,
             broadcast_seq,
             early_push_pulls: 0,
-            silenced: Silenced::default(),
-            seen_broadcasts: BTreeSet::new(),
-            seen_order: VecDeque::new(),
+            reconnect_candidates: ReconnectCandidates::default(),
+            seen_broadcasts: SeenBroadcasts::default(),
             limits,
             scratch_sent: Vec::new(),
             scratch_ids: Vec::new(),
@@ -560,33 +550,32 @@ impl Node {
 
     /// The keys this node seals and opens packets with.
     pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+        &self.sealer.keyring
     }
 
     /// Adds `key` to the keyring: it opens packets at once, and seals nothing until
     /// [`Node::keyring_use`]. Step 1 of a rotation, done on every member first.
     pub fn keyring_add(&mut self, key: keyring::Key) -> Result<(), CommandError> {
-        self.keyring.add(key)
+        self.sealer.keyring.add(key)
     }
 
     /// Makes `key` (already added) the key that seals outgoing packets. Step 2, once
     /// every member has the key.
     pub fn keyring_use(&mut self, key: &keyring::Key) -> Result<(), CommandError> {
-        self.keyring.use_key(key)
+        self.sealer.keyring.use_key(key)
     }
 
     /// Removes `key` (not the primary). Step 3, once every member seals with the new
     /// key.
     pub fn keyring_remove(&mut self, key: &keyring::Key) -> Result<(), CommandError> {
-        self.keyring.remove(key)
+        self.sealer.keyring.remove(key)
     }
 
     /// Sets the per-process prefix of the encryption nonces. The runtime calls it with
     /// fresh OS randomness at start: the node's own randomness comes from its seed, and
     /// a process restarted with the same seed must not reuse nonces under the same key.
     pub fn set_nonce_prefix(&mut self, prefix: [u8; 16]) {
-        self.nonce_prefix = prefix;
-        self.nonce_counter = 0;
+        self.sealer.set_nonce_prefix(prefix);
     }
 
     /// Sets the secret that this node's probe tokens are drawn from (see
@@ -606,7 +595,7 @@ impl Node {
 
     /// Whether outgoing packets are sealed.
     fn sealing(&self) -> bool {
-        !self.keyring.is_empty() && !self.cfg.send_plaintext
+        !self.sealer.keyring.is_empty() && !self.cfg.send_plaintext
     }
 
     /// The largest user broadcast payload this config carries (one packet holds it
@@ -654,22 +643,11 @@ impl Node {
 
     /// Records a broadcast as delivered; false if it already was.
     fn remember_broadcast(&mut self, key: (NodeId, u64)) -> bool {
-        if self.seen_broadcasts.contains(&key) {
-            return false;
-        }
         let cap = self
             .cfg
             .max_pending_broadcasts
             .saturating_mul(SEEN_BROADCASTS_PER_PENDING);
-        while self.seen_order.len() >= cap {
-            match self.seen_order.pop_front() {
-                Some(old) => self.seen_broadcasts.remove(&old),
-                None => break,
-            };
-        }
-        self.seen_broadcasts.insert(key);
-        self.seen_order.push_back(key);
-        true
+        self.seen_broadcasts.remember(key, cap)
     }
 
     // ----- inputs ----------------------------------------------------------------------
@@ -681,17 +659,17 @@ impl Node {
         self.observe_time(now);
         self.stats.packets_in += 1;
         self.stats.bytes_in += data.len() as u64;
-        let mut opened = std::mem::take(&mut self.scratch_open);
+        let mut opened = std::mem::take(&mut self.sealer.opened);
         let data = if keyring::is_sealed(data) {
-            if !keyring::open(&self.keyring, &self.cluster, data, &mut opened) {
-                self.scratch_open = opened;
+            if !keyring::open(&self.sealer.keyring, &self.cluster, data, &mut opened) {
+                self.sealer.opened = opened;
                 self.stats.auth_failures += 1;
                 debug!(%from, "dropped packet that failed authentication");
                 return;
             }
             &opened[..]
-        } else if !self.keyring.is_empty() && !self.cfg.accept_plaintext {
-            self.scratch_open = opened;
+        } else if !self.sealer.keyring.is_empty() && !self.cfg.accept_plaintext {
+            self.sealer.opened = opened;
             self.stats.plaintext_refused += 1;
             debug!(%from, "dropped plaintext packet");
             return;
@@ -701,7 +679,7 @@ impl Node {
         let packet = match wire::read_packet(data, &self.limits) {
             Ok(p) => p,
             Err(e) => {
-                self.scratch_open = opened;
+                self.sealer.opened = opened;
                 self.stats.decode_errors[e.kind().index()] += 1;
                 debug!(%from, error = %e, "dropped undecodable packet");
                 return;
@@ -714,7 +692,7 @@ impl Node {
             debug!(%from, "dropped packet from another cluster");
         }
         if foreign || sender == self.id() {
-            self.scratch_open = opened;
+            self.sealer.opened = opened;
             return;
         }
         trace!(%from, %sender, messages = packet.messages, "packet");
@@ -738,7 +716,7 @@ impl Node {
         for (i, body) in packet.bodies().enumerate() {
             self.handle_message(&mut inb, body, i < sync_entries);
         }
-        self.scratch_open = opened;
+        self.sealer.opened = opened;
         if !self.joined && self.seeds.contains(&from) {
             self.joined = true;
             self.events.push_back(Event::JoinedCluster);
@@ -823,11 +801,10 @@ impl Node {
         self.stats.messages_out += w.messages() as u64;
         let mut len = w.finish();
         if sealing {
-            let key = self.keyring.primary()?;
-            let mut nonce = [0u8; 24];
-            nonce[..16].copy_from_slice(&self.nonce_prefix);
-            nonce[16..].copy_from_slice(&self.nonce_counter.to_le_bytes());
-            self.nonce_counter = self.nonce_counter.wrapping_add(1);
+            // No nonce is spent on a datagram that cannot be sealed.
+            self.sealer.keyring.primary()?;
+            let nonce = self.sealer.next_nonce();
+            let key = self.sealer.keyring.primary()?;
             len = keyring::seal(key, nonce, &self.cluster, buf, len)?;
         }
         if let Some(seq) = probe {

@@ -46,13 +46,13 @@ struct Candidate {
 
 /// Members convicted by silence, oldest first.
 #[derive(Debug, Default)]
-pub(crate) struct Silenced {
+pub(crate) struct ReconnectCandidates {
     list: VecDeque<Candidate>,
     /// Reconnects to run one `gossip_interval` apart, without the `dead / live` coin.
     quick: u8,
 }
 
-impl Silenced {
+impl ReconnectCandidates {
     fn push(&mut self, c: Candidate) {
         self.list.push_back(c);
         if self.list.len() > MAX_SILENCED {
@@ -81,7 +81,8 @@ impl Node {
         let Some(addr) = self.members.get(id).map(|e| e.addr) else {
             return;
         };
-        self.silenced.push(Candidate { at: now, id, addr });
+        self.reconnect_candidates
+            .push(Candidate { at: now, id, addr });
         if !self.cfg.reconnect_interval.is_zero() && self.timers.get(Periodic::Reconnect).is_none()
         {
             let first = self.reconnect_interval_jittered();
@@ -100,7 +101,7 @@ impl Node {
 
     /// Whether `id` is among the members convicted by silence this node remembers.
     pub(crate) fn is_reconnect_candidate(&self, id: NodeId) -> bool {
-        self.silenced.contains(id)
+        self.reconnect_candidates.contains(id)
     }
 
     /// A member this node held dead by silence is alive after all (it refuted): the cut
@@ -109,10 +110,10 @@ impl Node {
     /// heal this node reaches the rest of the far side in a few hundred milliseconds
     /// rather than one `reconnect_interval` at a time.
     pub(crate) fn note_revival(&mut self, id: NodeId) {
-        if self.cfg.reconnect_interval.is_zero() || !self.silenced.contains(id) {
+        if self.cfg.reconnect_interval.is_zero() || !self.reconnect_candidates.contains(id) {
             return;
         }
-        self.silenced.quick = (self.silenced.quick + 1).min(MAX_QUICK);
+        self.reconnect_candidates.quick = (self.reconnect_candidates.quick + 1).min(MAX_QUICK);
         let soon = self.now + self.cfg.gossip_interval;
         if self
             .timers
@@ -145,13 +146,13 @@ impl Node {
     /// front, and returns how many remain.
     fn prune_silenced(&mut self) -> usize {
         let horizon = self.now.saturating_sub(self.cfg.reconnect_timeout);
-        while let Some(&c) = self.silenced.list.front() {
+        while let Some(&c) = self.reconnect_candidates.list.front() {
             if c.at >= horizon && self.still_silenced(&c) {
                 break;
             }
-            self.silenced.list.pop_front();
+            self.reconnect_candidates.list.pop_front();
         }
-        self.silenced.list.len()
+        self.reconnect_candidates.list.len()
     }
 
     /// One member convicted by silence within `gossip_to_the_dead`, picked as often as
@@ -164,7 +165,7 @@ impl Node {
             return None;
         }
         let horizon = self.now.saturating_sub(self.cfg.gossip_to_the_dead);
-        let n = self.silenced.since(horizon).len();
+        let n = self.reconnect_candidates.since(horizon).len();
         if n == 0 {
             return None;
         }
@@ -176,7 +177,7 @@ impl Node {
             return None;
         }
         let k = rand::Rng::random_range(&mut self.rng, 0..n);
-        let id = self.silenced.since(horizon).nth(k)?.id;
+        let id = self.reconnect_candidates.since(horizon).nth(k)?.id;
         // Gossip needs the member's entry: one forgotten already is left to reconnect.
         self.held_dead_by_silence(id).then_some(id)
     }
@@ -187,14 +188,14 @@ impl Node {
     pub(crate) fn on_reconnect(&mut self, next: Time) {
         let n = self.prune_silenced();
         if n == 0 || self.cfg.reconnect_interval.is_zero() {
-            self.silenced.quick = 0;
+            self.reconnect_candidates.quick = 0;
             return; // off until the next conviction by silence
         }
-        let quick = self.silenced.quick > 0;
+        let quick = self.reconnect_candidates.quick > 0;
         if quick {
-            self.silenced.quick -= 1;
+            self.reconnect_candidates.quick -= 1;
         }
-        let next = if self.silenced.quick > 0 {
+        let next = if self.reconnect_candidates.quick > 0 {
             next.min(self.now + self.cfg.gossip_interval)
         } else {
             next
@@ -210,7 +211,7 @@ impl Node {
             return;
         }
         let k = rand::Rng::random_range(&mut self.rng, 0..n);
-        let c = self.silenced.list[k];
+        let c = self.reconnect_candidates.list[k];
         if !self.still_silenced(&c) {
             return;
         }
@@ -237,7 +238,7 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_and_finds_a_time_range() {
-        let mut s = Silenced::default();
+        let mut s = ReconnectCandidates::default();
         let addr = "127.0.0.1:7946".parse().unwrap();
         for i in 0..(MAX_SILENCED as u64 + 10) {
             s.push(Candidate {
