@@ -4,19 +4,40 @@
 //! suspect → dead decisions come from phi-accrual detectors run by a few monitors per
 //! member, with Lifeguard's defences against slow observers.
 //!
-//! The core, [`Node`], is a sans-IO state machine: it owns no socket, no clock and no
-//! thread. The caller feeds it datagrams ([`Node::handle_packet`]) and time
+//! ## In a tokio service
+//!
+//! With the `tokio` feature (on by default), [`RuntimeBuilder`] starts a node on a UDP
+//! socket and returns a [`Handle`]: members, events, metadata, broadcasts, a graceful
+//! [`leave_and_drain`](Handle::leave_and_drain), stats and the measured stall
+//! histogram, and a [`Health`] for Kubernetes probes (`axum` feature: `/livez`,
+//! `/readyz`, `/startupz`). Metrics go through the `metrics` facade; the library never
+//! installs a recorder or a signal handler.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let members = rumor::RuntimeBuilder::new("svc-1")
+//!     .bind("0.0.0.0:7946".parse()?)
+//!     .advertise("10.0.0.1:7946".parse()?)
+//!     .seeds(["10.0.0.2:7946".parse()?])
+//!     .config(rumor::Config::lan())
+//!     .start()
+//!     .await?;
+//! let mut events = members.events(); // reports lag instead of dropping silently
+//! while let Some(event) = events.next().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## The sans-IO core
+//!
+//! The core, [`Node`], is a state machine: it owns no socket, no clock and no thread.
+//! The caller feeds it datagrams ([`Node::handle_packet`]) and time
 //! ([`Node::handle_timeout`]) and drains what it wants sent ([`Node::poll_transmit`]),
 //! when to wake it ([`Node::poll_timeout`]) and what happened ([`Node::poll_event`]).
 //! Same config, seed and inputs give the same outputs, bit for bit, which is what lets
 //! the `rumor-sim` simulator run the very same code for thousands of nodes.
-//!
-//! With the `tokio` feature (on by default), [`RuntimeBuilder`] starts a node on a UDP
-//! socket and returns a [`Handle`] (members, events, metadata, broadcasts, graceful
-//! [`leave_and_drain`](Handle::leave_and_drain), stats and the measured stall
-//! histogram) and a [`Health`] for Kubernetes probes (`axum` feature: `/livez`,
-//! `/readyz`, `/startupz`). Metrics go through the `metrics` facade; the library never
-//! installs a recorder or a signal handler.
 //!
 //! ```
 //! use std::net::SocketAddr;

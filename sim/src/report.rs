@@ -1,4 +1,5 @@
-//! The run report: the JSON contract (see ../shared/DESIGN.md), a table and CSV.
+//! The run report: the JSON contract (sim/README.md, "The JSON contract"), a table and
+//! CSV.
 
 use serde::Serialize;
 
