@@ -1,0 +1,187 @@
+//! `tune`'s report: the table, and the chosen setting as TOML and as Rust.
+
+use super::{Plan, TuneResult, fastest};
+use std::time::Duration;
+
+use rumor::fmt_dur;
+
+pub(super) fn fmt_ms(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.0}"))
+}
+
+pub(super) fn toml_of(plan: &Plan, ap: Duration, phi: f64) -> String {
+    let mut s = String::new();
+    if plan.preset != "lan" {
+        s.push_str(&format!("preset = \"{}\"\n", plan.preset));
+    }
+    s.push_str("[config]\n");
+    for (k, v) in &plan.base_fields {
+        s.push_str(&format!("{k} = \"{v}\"\n"));
+    }
+    s.push_str(&format!(
+        "acceptable_pause = \"{}\"\nphi_convict = {phi:?}\n",
+        fmt_dur(ap)
+    ));
+    s
+}
+
+pub(super) fn rust_of(plan: &Plan, ap: Duration, phi: f64) -> String {
+    let mut s = format!(
+        "use std::time::Duration;\n\nlet mut cfg = rumor::Config::{}();\n",
+        plan.preset
+    );
+    for (k, v) in &plan.base_fields {
+        s.push_str(&format!("cfg.set(\"{k}\", \"{v}\")?;\n"));
+    }
+    s.push_str(&format!(
+        "cfg.acceptable_pause = Duration::from_millis({});\ncfg.phi_convict = {phi:?};\ncfg.validate()?;\n",
+        ap.as_millis()
+    ));
+    s
+}
+
+/// The human report of a tune session.
+pub fn render(r: &TuneResult) -> String {
+    let mut out = String::new();
+    let q = &r.pause_quantiles;
+    out.push_str(&format!(
+        "pause model: {} at {}/min per node (p50 {:.2}s, p99 {:.2}s, p99.9 {:.2}s)\n",
+        r.pause_model, r.pause_rate_per_min, q.p50, q.p99, q.p999
+    ));
+    out.push_str(&format!(
+        "cluster: {} nodes, {:.1}% loss, {:.0} s simulated per run ({:.0} member-hours), seeds {:?}{}\n\n",
+        r.nodes,
+        r.loss * 100.0,
+        r.sim_seconds,
+        r.sim_seconds * r.nodes as f64 / 3600.0,
+        r.seeds,
+        if r.capped {
+            format!(" (capped; target {} member-hours)", r.target_hours)
+        } else {
+            String::new()
+        }
+    ));
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "acceptable_pause",
+        "phi_convict",
+        "silence to convict",
+        "false conv (paused)",
+        "member-h",
+        "detected",
+        "det p50 ms",
+        "det p99 ms",
+        "longest pause",
+        "margin",
+        "",
+    ]);
+    for (i, c) in r.candidates.iter().enumerate() {
+        t.add_row(vec![
+            fmt_dur(Duration::from_millis(c.acceptable_pause_ms)),
+            format!("{}", c.phi_convict),
+            format!("{:.2}s", c.silence_to_convict_s),
+            format!("{} ({})", c.false_convictions, c.paused_convictions),
+            format!("{:.0}", c.member_hours),
+            format!("{}/{}", c.detected, c.crashes),
+            fmt_ms(c.detection_ms.p50),
+            fmt_ms(c.detection_ms.p99),
+            format!("{:.2}s", c.longest_pause_ms / 1e3),
+            format!("{:+.2}s", c.margin_s),
+            if r.chosen == Some(i) {
+                "chosen".to_string()
+            } else if c.passed {
+                "pass".to_string()
+            } else if c.false_convictions > 0 {
+                "fail".to_string()
+            } else {
+                "fail (margin)".to_string()
+            },
+        ]);
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
+    if r.budget_exhausted {
+        out.push_str("(search stopped: --budget-runs spent)\n");
+    }
+    match r.chosen {
+        Some(i) => {
+            let c = &r.candidates[i];
+            out.push_str(&format!(
+                "\nchosen: acceptable_pause = {}, phi_convict = {}\n  detection p50 {} ms, p99 {} ms ({}/{} crashes detected), 0 false convictions over {:.0} member-hours\n",
+                fmt_dur(Duration::from_millis(c.acceptable_pause_ms)),
+                c.phi_convict,
+                fmt_ms(c.detection_ms.p50),
+                fmt_ms(c.detection_ms.p99),
+                c.detected,
+                c.crashes,
+                c.member_hours
+            ));
+            if let Some(f) = fastest(&r.candidates) {
+                out.push_str(&format!(
+                    "  (of the passing settings whose detection p99 is within {:.0} % of the fastest, {} ms, the one with the most margin)\n",
+                    r.latency_tolerance * 100.0,
+                    fmt_ms(r.candidates[f].detection_ms.p99)
+                ));
+            }
+            if let Some(m) = r.margin_s {
+                out.push_str(&format!(
+                    "  margin: {:.2}s of silence to convict − {:.2}s longest stall sampled = {m:.2}s (required: {:.2}s; a pause that starts just before a probe is due adds up to one probe interval of silence)\n",
+                    c.silence_to_convict_s,
+                    c.longest_pause_ms / 1e3,
+                    r.min_margin_s
+                ));
+            }
+            if let Some(s) = &r.toml {
+                out.push_str(&format!("\nTOML:\n{s}"));
+            }
+            if let Some(s) = &r.rust {
+                out.push_str(&format!("\nRust:\n{s}"));
+            }
+        }
+        None => out.push_str(
+            "\nno setting met the target (zero false convictions and a margin of at least --min-margin).\n\
+             Try more --steps, a larger --budget-runs, or check the pause model (pauses longer than \
+             a few seconds may need a longer probe_interval: --set probe_interval=2s).\n",
+        ),
+    }
+    if !r.strategies.is_empty() {
+        out.push_str("\nstrategies on the same seeds and pause model:\n");
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "strategy",
+            "silence to convict (s)",
+            "false conv (paused)",
+            "detected",
+            "det p50 ms",
+            "det p99 ms",
+            "msgs/node/s",
+        ]);
+        for s in &r.strategies {
+            let silence = match s.strategy.as_str() {
+                "swim" => format!("{:.1} after suspicion", s.silence_to_convict_s[0]),
+                "lifeguard" => format!(
+                    "{:.1}–{:.1} after suspicion",
+                    s.silence_to_convict_s[0], s.silence_to_convict_s[1]
+                ),
+                _ => format!("{:.2} after last ack", s.silence_to_convict_s[0]),
+            };
+            t.add_row(vec![
+                s.strategy.clone(),
+                silence,
+                format!("{} ({})", s.false_convictions, s.paused_convictions),
+                format!("{}/{}", s.detected, s.crashes),
+                fmt_ms(s.detection_ms.p50),
+                fmt_ms(s.detection_ms.p99),
+                format!("{:.2}", s.msgs_per_node_per_sec),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+        for s in &r.strategies {
+            out.push_str(&format!("  {}: {}\n", s.strategy, s.rule));
+        }
+    }
+    out
+}
