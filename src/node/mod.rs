@@ -40,7 +40,7 @@ use crate::suspicion::Suspicion;
 use crate::time::Time;
 use crate::timers::{Due, OneShot, Periodic, Timers};
 use crate::wire::{self, DecodeLimits, Envelope, PacketWriter};
-use probe::{MonitorState, ProbeKind, Probes};
+use probe::{Monitoring, ProbeKind, Probes};
 use reconnect::ReconnectCandidates;
 use refusal::Refusal;
 
@@ -133,6 +133,25 @@ const EVENTS_KEPT: usize = 64;
 /// A member of a cluster, as a sans-IO state machine: it owns no socket, no clock, no
 /// thread. The caller feeds it datagrams and time and drains what it wants sent.
 ///
+/// # Methods
+/// - **Inputs** (`handle_*`): [`handle_packet`](Node::handle_packet) (a datagram),
+///   [`handle_timeout`](Node::handle_timeout) (time passed),
+///   [`handle_unreachable`](Node::handle_unreachable) (the network refused a datagram
+///   this node sent).
+/// - **Outputs** (`poll_*`): [`poll_transmit`](Node::poll_transmit),
+///   [`poll_event`](Node::poll_event), [`poll_timeout`](Node::poll_timeout).
+/// - **Commands**: [`join`](Node::join), [`leave`](Node::leave),
+///   [`set_metadata`](Node::set_metadata), [`broadcast`](Node::broadcast), the keyring's
+///   [`keyring_add`](Node::keyring_add) / [`keyring_use`](Node::keyring_use) /
+///   [`keyring_remove`](Node::keyring_remove), and the entropy a driver supplies:
+///   [`set_nonce_prefix`](Node::set_nonce_prefix),
+///   [`set_token_secret`](Node::set_token_secret).
+/// - **Getters**: [`id`](Node::id), [`local_member`](Node::local_member),
+///   [`members`](Node::members), [`member`](Node::member),
+///   [`member_state`](Node::member_state), [`live_count`](Node::live_count),
+///   [`stats`](Node::stats), [`monitored`](Node::monitored), [`is_joined`](Node::is_joined),
+///   [`is_synced`](Node::is_synced), and the rest below.
+///
 /// # Run loop
 /// After every input (`handle_packet`, `handle_timeout`, or a command), drain
 /// [`poll_transmit`](Node::poll_transmit) until it returns `None` (sending each datagram),
@@ -174,11 +193,8 @@ pub struct Node {
     /// Members reported refused, under corroboration (see `refusal`).
     pub(crate) refusals: KeyedMap<NodeId, Refusal>,
     pub(crate) probes: Probes,
-    pub(crate) monitors: KeyedMap<NodeId, MonitorState>,
-    pub(crate) phi_params: PhiParams,
-    /// `y` for `phi_suspect` and `phi_convict`, solved once.
-    pub(crate) y_suspect: f64,
-    pub(crate) y_convict: f64,
+    /// Under phi monitors: the members this node monitors, with their detectors.
+    pub(crate) monitoring: Monitoring,
     pub(crate) outbox: VecDeque<Outgoing>,
     events: VecDeque<Event>,
     pub(crate) stats: NodeStats,
@@ -298,9 +314,8 @@ impl Node {
             max_digest_entries: config.max_packet_size / 2,
         };
         let hasher = hashing::keyed(seed);
+        let (y_suspect, y_convict) = (y_for_phi(config.phi_suspect), y_for_phi(config.phi_convict));
         let mut node = Node {
-            y_suspect: y_for_phi(config.phi_suspect),
-            y_convict: y_for_phi(config.phi_convict),
             local_health: LocalHealth::new(if config.strategy.lifeguard() {
                 config.max_local_health
             } else {
@@ -318,8 +333,12 @@ impl Node {
             suspicions: KeyedMap::with_hasher(hasher.clone()),
             refusals: KeyedMap::with_hasher(hasher.clone()),
             probes: Probes::new(hasher.clone()),
-            monitors: KeyedMap::with_hasher(hasher),
-            phi_params,
+            monitoring: Monitoring {
+                set: KeyedMap::with_hasher(hasher),
+                params: phi_params,
+                y_suspect,
+                y_convict,
+            },
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
@@ -446,7 +465,8 @@ impl Node {
     /// The members this node monitors (its ring predecessors) under
     /// [`Strategy::PhiMonitors`], with what its detector says of each right now.
     pub fn monitored(&self) -> impl Iterator<Item = (NodeId, crate::DetectorView)> + '_ {
-        self.monitors
+        self.monitoring
+            .set
             .iter()
             .map(|(id, m)| (*id, self.detector_view(m)))
     }

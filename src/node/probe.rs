@@ -15,7 +15,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::budget::Work;
 use crate::config::Strategy;
-use crate::detector::PhiDetector;
+use crate::detector::{PhiDetector, PhiParams};
 use crate::event::{Cause, MemberState};
 use crate::hashing::{Keyed, KeyedMap};
 use crate::id::NodeId;
@@ -70,6 +70,18 @@ impl Pending {
             nacks: 0,
         }
     }
+}
+
+/// Under phi monitors, what this node keeps about the members it monitors.
+#[derive(Debug)]
+pub(crate) struct Monitoring {
+    /// The members it monitors, each with its detector.
+    pub set: KeyedMap<NodeId, MonitorState>,
+    /// The detectors' parameters.
+    pub params: PhiParams,
+    /// `y` for `phi_suspect` and `phi_convict`, solved once.
+    pub y_suspect: f64,
+    pub y_convict: f64,
 }
 
 /// Probes in flight and SWIM's round-robin order.
@@ -202,8 +214,8 @@ impl Node {
             Strategy::PhiMonitors => {
                 // By index: sending does not change the monitor set, and collecting the
                 // keys would allocate every period.
-                for i in 0..self.monitors.len() {
-                    if let Some((&target, _)) = self.monitors.get_index(i) {
+                for i in 0..self.monitoring.set.len() {
+                    if let Some((&target, _)) = self.monitoring.set.get_index(i) {
                         self.send_ping(target, ProbeKind::Monitor);
                     }
                 }
@@ -246,7 +258,7 @@ impl Node {
 
     pub(crate) fn send_ping(&mut self, target: NodeId, kind: ProbeKind) {
         let cached = match kind {
-            ProbeKind::Monitor => self.monitors.get(&target).map(|m| m.addr),
+            ProbeKind::Monitor => self.monitoring.set.get(&target).map(|m| m.addr),
             _ => None,
         };
         let Some(to) = cached.or_else(|| self.members.get(target).map(|e| e.addr)) else {
@@ -346,7 +358,7 @@ impl Node {
     /// An ack from `target` (directly or through a helper) at a monitor.
     fn heartbeat(&mut self, target: NodeId) {
         let now = self.now;
-        let Some(m) = self.monitors.get_mut(&target) else {
+        let Some(m) = self.monitoring.set.get_mut(&target) else {
             return;
         };
         m.detector.heartbeat(now);
@@ -360,13 +372,14 @@ impl Node {
     /// `acceptable_pause`) reaches `phi_convict`, pushed later by one probe interval per
     /// point of local health, so a struggling observer is slower to accuse, never faster.
     pub(crate) fn convict_deadline(&self, m: &MonitorState) -> Option<Time> {
-        let at = m.detector.deadline(self.y_convict, true)?;
+        let at = m.detector.deadline(self.monitoring.y_convict, true)?;
         Some(at + self.cfg.probe_interval * self.local_health.score())
     }
 
     pub(crate) fn schedule_convict(&mut self, target: NodeId) {
         let Some(at) = self
-            .monitors
+            .monitoring
+            .set
             .get(&target)
             .and_then(|m| self.convict_deadline(m))
         else {
@@ -440,7 +453,7 @@ impl Node {
     /// `phi_suspect` and no round is in flight.
     fn maybe_probe_indirectly(&mut self, target: NodeId) {
         let now = self.now;
-        let Some(m) = self.monitors.get(&target) else {
+        let Some(m) = self.monitoring.set.get(&target) else {
             return;
         };
         if m.indirect.is_some() {
@@ -448,7 +461,7 @@ impl Node {
         }
         let due = m
             .detector
-            .deadline(self.y_suspect, false)
+            .deadline(self.monitoring.y_suspect, false)
             .is_some_and(|at| at <= now);
         if !due {
             return;
@@ -470,7 +483,7 @@ impl Node {
         if let Some(pp) = self.probes.pending.get_mut(&seq) {
             pp.expected_nacks = helpers;
         }
-        if let Some(m) = self.monitors.get_mut(&target) {
+        if let Some(m) = self.monitoring.set.get_mut(&target) {
             m.indirect = Some(seq);
         }
         self.stats.indirect_probes += 1;
@@ -499,7 +512,7 @@ impl Node {
         match p.kind {
             ProbeKind::Swim { .. } => self.suspect(p.target, Cause::Silence),
             ProbeKind::Indirect => {
-                if let Some(m) = self.monitors.get_mut(&p.target)
+                if let Some(m) = self.monitoring.set.get_mut(&p.target)
                     && m.indirect == Some(seq)
                 {
                     m.indirect = None;
@@ -519,7 +532,7 @@ impl Node {
 
     /// A monitor's conviction deadline passed.
     pub(crate) fn on_convict_deadline(&mut self, target: NodeId) {
-        let Some(m) = self.monitors.get(&target) else {
+        let Some(m) = self.monitoring.set.get(&target) else {
             return;
         };
         match self.convict_deadline(m) {
@@ -545,7 +558,7 @@ impl Node {
     /// Suspect and our Dead; a conviction due earlier is re-checked when it ends.
     fn maybe_convict_by_phi(&mut self, target: NodeId) -> bool {
         let now = self.now;
-        let Some(m) = self.monitors.get(&target) else {
+        let Some(m) = self.monitoring.set.get(&target) else {
             return false;
         };
         if self.convict_deadline(m).is_none_or(|at| at > now) {
@@ -674,18 +687,18 @@ impl Node {
         let mut targets = std::mem::take(&mut self.scratch_targets);
         self.members
             .monitored_by_local(self.cfg.monitors, &mut targets);
-        self.monitors.retain(|id, _| targets.contains(id));
+        self.monitoring.set.retain(|id, _| targets.contains(id));
         let now = self.now;
         for &t in &targets {
             let Some(addr) = self.members.get(t).map(|e| e.addr) else {
                 continue;
             };
-            match self.monitors.get_mut(&t) {
+            match self.monitoring.set.get_mut(&t) {
                 Some(m) => m.addr = addr,
                 None => {
-                    let mut detector = PhiDetector::new(&self.phi_params);
+                    let mut detector = PhiDetector::new(&self.monitoring.params);
                     detector.restart_silence(now);
-                    self.monitors.insert(
+                    self.monitoring.set.insert(
                         t,
                         MonitorState {
                             addr,

@@ -65,11 +65,11 @@ impl Node {
         self.stats.stalls_detected += 1;
         self.guard_until = self.guard_until.max(now + self.cfg.stall_guard);
         self.probes.forget_in_flight();
-        for m in self.monitors.values_mut() {
+        for m in self.monitoring.set.values_mut() {
             m.detector.restart_silence(now);
             m.indirect = None;
         }
-        let ids: Vec<NodeId> = self.monitors.keys().copied().collect();
+        let ids: Vec<NodeId> = self.monitoring.set.keys().copied().collect();
         for id in ids {
             self.schedule_convict(id);
         }

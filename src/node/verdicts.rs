@@ -75,7 +75,7 @@ impl Node {
         if !(via_sync && was.is_none()) || self.is_reconnect_candidate(u.id) {
             self.queue.push(UpdateKey::Member(u.id), None);
         }
-        if let Some(m) = self.monitors.get_mut(&u.id) {
+        if let Some(m) = self.monitoring.set.get_mut(&u.id) {
             m.addr = member.addr; // a member that restarted elsewhere
         }
         if was.is_none_or(|s| s.is_live()) != member.state.is_live() || was.is_none() {
@@ -88,7 +88,7 @@ impl Node {
         if was == Some(MemberState::Suspect) && member.state == MemberState::Alive {
             // A refutation is the member speaking: as a monitor, count its silence from
             // now rather than convicting on silence it has just disproved.
-            if let Some(m) = self.monitors.get_mut(&u.id) {
+            if let Some(m) = self.monitoring.set.get_mut(&u.id) {
                 m.detector.restart_silence(now);
             }
         }
@@ -279,7 +279,7 @@ impl Node {
     /// Silence a monitor needs to convict under a steady rhythm at `probe_interval`:
     /// `probe_interval + acceptable_pause + y(phi_convict) × min_std_dev`.
     pub(crate) fn steady_convict_silence(&self) -> Duration {
-        let y = self.y_convict.max(0.0);
+        let y = self.monitoring.y_convict.max(0.0);
         self.cfg.probe_interval + self.cfg.acceptable_pause + self.cfg.min_std_dev.mul_f64(y)
     }
 
