@@ -1084,6 +1084,9 @@ impl Watch {
     fn check_stats(&mut self, node: &Node, cfg: &Config, now: Time) {
         let s = node.stats();
         assert!(s.decode_errors_total() + s.cluster_mismatch <= s.packets_in);
+        // Counters that are parts of others stay within them.
+        assert!(s.refusals_unverified <= s.refusals);
+        assert!(s.refusal_convictions + s.convictions_kept_local <= s.convictions);
         if s.stalls_detected > self.stats.stalls_detected {
             self.guard_until = self.guard_until.max(now + cfg.stall_guard);
         }
