@@ -9,7 +9,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use rumor::{PhiDetector, PhiParams, Time, y_for_phi};
+use rumor::Time;
+use rumor::detector::{PhiDetector, PhiParams, y_for_phi};
 
 fn main() {
     divan::main();

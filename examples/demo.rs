@@ -19,9 +19,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumor::{
-    Config, Event, Handle, Lagged, MemberState, PhiDetector, PhiParams, RuntimeBuilder, Time,
-};
+use rumor::detector::{PhiDetector, PhiParams};
+use rumor::{Config, Event, Handle, Lagged, MemberState, RuntimeBuilder, Time};
 use tokio::time::{Instant, sleep};
 
 /// One membership event, as seen by one node.

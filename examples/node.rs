@@ -39,7 +39,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rumor::{Config, Event, Handle, Lagged, Member, RuntimeBuilder, parse_duration};
+use rumor::duration::parse_duration;
+use rumor::{Config, Event, Handle, Lagged, Member, RuntimeBuilder};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

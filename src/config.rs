@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::duration::{fmt_dur, parse_duration};
 use crate::error::ConfigError;
 use crate::keyring::{Key, Keyring};
 
@@ -111,7 +112,7 @@ pub struct Config {
     pub phi_suspect: f64,
     /// Phi at which a monitor declares a suspected member dead. Measured *with*
     /// `acceptable_pause` added to the mean (as Akka does). Use
-    /// [`PhiDetector::silence_for`](crate::PhiDetector::silence_for) to translate it
+    /// [`PhiDetector::silence_for`](crate::detector::PhiDetector::silence_for) to translate it
     /// into seconds. Default 8.0 (≈ 4.5 s of silence at a steady 1 s rhythm with the
     /// default pause); range `phi_suspect` ..= 30.
     pub phi_convict: f64,
@@ -541,45 +542,6 @@ impl Config {
         let scale = libm::log10(n.max(1) as f64).max(1.0);
         self.probe_interval
             .mul_f64(f64::from(self.suspicion_mult) * scale)
-    }
-}
-
-/// Parses `250ms`, `1.5s`, `2m`, `1h`, `750us`, `10ns`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let x: f64 = num.parse().ok()?;
-    let scale = match unit.trim() {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => return None,
-    };
-    let secs = x * scale;
-    (0.0..1e12)
-        .contains(&secs)
-        .then(|| Duration::from_secs_f64(secs))
-}
-
-/// Formats a duration the way [`parse_duration`] reads it.
-pub fn fmt_dur(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns == 0 {
-        "0s".to_string()
-    } else if ns % 1_000_000_000 == 0 {
-        format!("{}s", ns / 1_000_000_000)
-    } else if ns % 1_000_000 == 0 {
-        format!("{}ms", ns / 1_000_000)
-    } else if ns % 1_000 == 0 {
-        format!("{}us", ns / 1_000)
-    } else {
-        format!("{ns}ns")
     }
 }
 

@@ -58,8 +58,9 @@
 
 mod budget;
 mod config;
-mod detector;
+pub mod detector;
 mod dissemination;
+pub mod duration;
 mod error;
 mod event;
 mod hashing;
@@ -77,8 +78,7 @@ mod time;
 mod timers;
 mod wire;
 
-pub use config::{Config, Strategy, fmt_dur, parse_duration};
-pub use detector::{PhiDetector, PhiParams, phi_from_y, y_for_phi};
+pub use config::{Config, Strategy};
 pub use error::{CommandError, ConfigError};
 pub use event::{Cause, Event, Member, MemberState};
 pub use id::{Identity, MAX_NAME_LEN, NodeId};

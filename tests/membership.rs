@@ -19,7 +19,7 @@ fn secs(s: f64) -> Duration {
 /// gossip (`ceil(log2 n)` gossip rounds, doubled for loss of a round), plus slack for
 /// the detector's measured jitter.
 fn crash_detection_bound(cfg: &Config, n: usize) -> Duration {
-    let y = rumor::y_for_phi(cfg.phi_convict);
+    let y = rumor::detector::y_for_phi(cfg.phi_convict);
     let convict = cfg.probe_interval + cfg.acceptable_pause + cfg.min_std_dev.mul_f64(y);
     let rounds = (n as f64).log2().ceil() as u32 * 2;
     convict + cfg.probe_interval + cfg.probe_timeout + cfg.gossip_interval * rounds

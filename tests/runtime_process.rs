@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rumor::{Config, PhiDetector, PhiParams, Time};
+use rumor::detector::{PhiDetector, PhiParams};
+use rumor::{Config, Time};
 use serde_json::Value;
 
 type Lines = Arc<Mutex<Vec<(Instant, Value)>>>;

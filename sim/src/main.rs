@@ -247,7 +247,7 @@ fn run(a: RunArgs) -> i32 {
 }
 
 fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
-    rumor::parse_duration(s)
+    rumor::duration::parse_duration(s)
         .ok_or_else(|| format!("{s:?}: expected a duration such as 500ms or 1s"))
 }
 
@@ -434,7 +434,7 @@ fn tune_cmd(a: TuneArgs) -> i32 {
         a.latency_tolerance
     ));
     if let Some(m) = a.min_margin {
-        command.push_str(&format!(" --min-margin {}", rumor::fmt_dur(m)));
+        command.push_str(&format!(" --min-margin {}", rumor::duration::fmt_dur(m)));
     }
     for (k, v) in &a.sets {
         command.push_str(&format!(" --set {k}={v}"));

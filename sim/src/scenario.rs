@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rumor::{Config, parse_duration};
+use rumor::Config;
+use rumor::duration::parse_duration;
 use serde::{Deserialize, Deserializer};
 
 /// A duration written as text (`"250ms"`, `"1.5s"`, `"2m"`).

@@ -37,7 +37,9 @@ use render::{fmt_ms, rust_of, toml_of};
 
 use std::time::Duration;
 
-use rumor::{Config, PhiDetector, PhiParams, Strategy, Time, fmt_dur};
+use rumor::detector::{PhiDetector, PhiParams};
+use rumor::duration::fmt_dur;
+use rumor::{Config, Strategy, Time};
 use serde::Serialize;
 
 use crate::faults::{self, Action};
@@ -54,7 +56,7 @@ duration = "1h"
 
 /// Seconds of silence after a member's last ack at which a monitor convicts it, for a
 /// detector that has only seen a steady rhythm at `probe_interval` (what
-/// [`rumor::PhiDetector::silence_for`] says with the acceptable pause included).
+/// [`rumor::detector::PhiDetector::silence_for`] says with the acceptable pause included).
 pub fn phi_silence_to_convict(cfg: &Config) -> Duration {
     let mut d = PhiDetector::new(&PhiParams {
         window: cfg.phi_window,

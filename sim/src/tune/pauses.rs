@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use rumor::fmt_dur;
+use rumor::duration::fmt_dur;
 use serde::Serialize;
 
 use crate::faults;
@@ -29,7 +29,7 @@ pub fn parse_pause_dist(s: &str) -> Result<PauseDist, String> {
         let v = kv
             .get(k)
             .ok_or_else(|| format!("--pause-dist {s:?}: {kind} needs {k}=DURATION"))?;
-        rumor::parse_duration(v)
+        rumor::duration::parse_duration(v)
             .map(crate::scenario::Dur)
             .ok_or_else(|| format!("--pause-dist {s:?}: {k}={v:?} is not a duration"))
     };

@@ -3,7 +3,7 @@
 use super::{Plan, TuneResult, fastest};
 use std::time::Duration;
 
-use rumor::fmt_dur;
+use rumor::duration::fmt_dur;
 
 pub(super) fn fmt_ms(v: Option<f64>) -> String {
     v.map_or("-".to_string(), |x| format!("{x:.0}"))
