@@ -24,6 +24,7 @@
 //! It then compares the three strategies (`swim`, `lifeguard`, `phi-monitors`) on the
 //! same seeds and pause model: seconds of silence to convict and false convictions.
 
+mod compare;
 mod pauses;
 mod render;
 
@@ -39,7 +40,7 @@ use std::time::Duration;
 
 use rumor::detector::{PhiDetector, PhiParams};
 use rumor::duration::fmt_dur;
-use rumor::{Config, Strategy, Time};
+use rumor::{Config, Time};
 use serde::Serialize;
 
 use crate::faults::{self, Action};
@@ -449,7 +450,7 @@ pub fn longest_pause(sc: &Scenario, seed: u64) -> Duration {
     longest
 }
 
-fn candidate_sets(ap: Duration, phi: f64) -> Vec<(String, String)> {
+pub(super) fn candidate_sets(ap: Duration, phi: f64) -> Vec<(String, String)> {
     vec![
         ("acceptable_pause".to_string(), fmt_dur(ap)),
         ("phi_convict".to_string(), format!("{phi}")),
@@ -457,7 +458,7 @@ fn candidate_sets(ap: Duration, phi: f64) -> Vec<(String, String)> {
 }
 
 /// Runs `sets` on every seed and aggregates.
-fn evaluate(
+pub(super) fn evaluate(
     plan: &Plan,
     o: &TuneOptions,
     sets: &[(String, String)],
@@ -673,89 +674,11 @@ pub fn tune(
         cfg_chosen = Some((ap, c.phi_convict));
     }
 
-    let mut strategies = Vec::new();
-    if !o.no_compare {
-        let (ap, phi) = cfg_chosen.unwrap_or((
-            plan.base_config.acceptable_pause,
-            plan.base_config.phi_convict,
-        ));
-        for strat in [Strategy::Swim, Strategy::Lifeguard, Strategy::PhiMonitors] {
-            let mut sets = candidate_sets(ap, phi);
-            let mut cfg = plan.base_config.clone();
-            cfg.acceptable_pause = ap;
-            cfg.phi_convict = phi;
-            cfg.strategy = strat;
-            let reuse = (strat == Strategy::PhiMonitors && plan.base_config.strategy == strat)
-                .then_some(chosen)
-                .flatten();
-            let s = match reuse {
-                Some(i) => {
-                    let c = &candidates[i];
-                    StrategyResult {
-                        strategy: strat.to_string(),
-                        rule: String::new(),
-                        silence_to_convict_s: [0.0; 2],
-                        false_convictions: c.false_convictions,
-                        paused_convictions: c.paused_convictions,
-                        false_suspicions: c.false_suspicions,
-                        detected: c.detected,
-                        crashes: c.crashes,
-                        detection_ms: c.detection_ms,
-                        msgs_per_node_per_sec: c.msgs_per_node_per_sec,
-                    }
-                }
-                None => {
-                    sets.push(("strategy".to_string(), strat.to_string()));
-                    let (s, _) = evaluate(&plan, o, &sets, command, tick)?;
-                    StrategyResult {
-                        strategy: strat.to_string(),
-                        rule: String::new(),
-                        silence_to_convict_s: [0.0; 2],
-                        false_convictions: s.false_convictions,
-                        paused_convictions: s.paused_convictions,
-                        false_suspicions: s.false_suspicions,
-                        detected: s.detected,
-                        crashes: s.crashes,
-                        detection_ms: s.detection_ms,
-                        msgs_per_node_per_sec: s.msgs_per_node_per_sec,
-                    }
-                }
-            };
-            let floor = cfg.suspicion_min_timeout(plan.nodes).as_secs_f64();
-            let (rule, silence) = match strat {
-                Strategy::Swim => (
-                    format!(
-                        "suspect after a failed probe, dead after a fixed {floor:.1}s suspicion timeout (suspicion_mult × max(1, log10 n) × probe_interval)"
-                    ),
-                    [floor, floor],
-                ),
-                Strategy::Lifeguard => {
-                    let max = floor * f64::from(cfg.suspicion_max_mult);
-                    (
-                        format!(
-                            "suspect after a failed probe, dead after a suspicion timeout shrinking from {max:.1}s to {floor:.1}s with independent confirmations"
-                        ),
-                        [floor, max],
-                    )
-                }
-                _ => {
-                    let s = phi_silence_to_convict(&cfg).as_secs_f64();
-                    (
-                        format!(
-                            "a monitor convicts at phi >= {phi} (with acceptable_pause {}) = {s:.2}s of silence after the last ack",
-                            fmt_dur(ap)
-                        ),
-                        [s, s],
-                    )
-                }
-            };
-            strategies.push(StrategyResult {
-                rule,
-                silence_to_convict_s: silence,
-                ..s
-            });
-        }
-    }
+    let strategies = if o.no_compare {
+        Vec::new()
+    } else {
+        compare::strategies(&plan, o, &candidates, chosen, cfg_chosen, command, tick)?
+    };
 
     Ok(TuneResult {
         pause_model: describe(&plan.pause),
