@@ -9,6 +9,9 @@ mod stall;
 mod sync;
 mod verdicts;
 
+use stall::StallGuard;
+use sync::Joining;
+
 pub use probe::DetectorView;
 
 use inbound::Inbound;
@@ -198,16 +201,13 @@ pub struct Node {
     pub(crate) outbox: VecDeque<Outgoing>,
     events: VecDeque<Event>,
     pub(crate) stats: NodeStats,
-    seeds: Vec<SocketAddr>,
-    joined: bool,
-    synced: bool,
+    /// Seeds, and how far joining has got.
+    pub(crate) joining: Joining,
     pub(crate) leaving: bool,
     /// The latest `now` seen (inputs never move time backwards).
     pub(crate) now: Time,
-    /// No conviction before this time: set after this node's own stall.
-    pub(crate) guard_until: Time,
-    /// When the last stall this node detected ended.
-    stall_ended: Option<Time>,
+    /// The self-stall guard (see `stall`).
+    pub(crate) stall: StallGuard,
     /// When a probe of ours was last answered (an ack, or a helper's nack): proof that
     /// what this node sends gets out.
     pub(crate) last_answer: Option<Time>,
@@ -217,8 +217,6 @@ pub struct Node {
     /// Members convicted by silence, with when: gossip still reaches them for a while
     /// and reconnect tries them (see `reconnect`).
     pub(crate) reconnect_candidates: ReconnectCandidates,
-    /// Push-pull rounds still to run soon after joining (see `mark_synced`).
-    early_push_pulls: u8,
     /// User broadcasts already delivered.
     seen_broadcasts: SeenBroadcasts,
     cluster: Bytes,
@@ -229,11 +227,18 @@ pub struct Node {
     sealer: Sealer,
     /// Tokens for probes and the probes sent lately, to check refusals' quotes against.
     pub(crate) tokens: ProbeTokens,
-    /// Reused across `poll_transmit` calls so the steady state does not allocate.
-    scratch_sent: Vec<UpdateKey>,
-    pub(crate) scratch_ids: Vec<NodeId>,
-    pub(crate) scratch_helpers: Vec<NodeId>,
-    pub(crate) scratch_targets: Vec<NodeId>,
+    /// Buffers reused across calls so the steady state does not allocate.
+    pub(crate) scratch: Scratch,
+}
+
+/// Buffers a node reuses across calls, so that the steady state does not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Updates sent in the datagram being packed (`poll_transmit`).
+    pub sent: Vec<UpdateKey>,
+    pub ids: Vec<NodeId>,
+    pub helpers: Vec<NodeId>,
+    pub targets: Vec<NodeId>,
 }
 
 impl Node {
@@ -342,24 +347,17 @@ impl Node {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
-            seeds: Vec::new(),
-            joined: false,
-            synced: false,
+            joining: Joining::default(),
             leaving: false,
             now,
-            guard_until: Time::ZERO,
-            stall_ended: None,
+            stall: StallGuard::default(),
             last_answer: None,
             ring_dirty: false,
             broadcast_seq,
-            early_push_pulls: 0,
             reconnect_candidates: ReconnectCandidates::default(),
             seen_broadcasts: SeenBroadcasts::default(),
             limits,
-            scratch_sent: Vec::new(),
-            scratch_ids: Vec::new(),
-            scratch_helpers: Vec::new(),
-            scratch_targets: Vec::new(),
+            scratch: Scratch::default(),
         };
         node.start_timers(now);
         Ok(node)
@@ -440,7 +438,7 @@ impl Node {
     /// A seed answered (or there were none): this node is part of a cluster.
     /// Join retries continue until [`is_synced`](Node::is_synced).
     pub fn is_joined(&self) -> bool {
-        self.joined
+        self.joining.joined
     }
 
     /// A seed's answer to the join ended (its closing `SyncWant` arrived); with no
@@ -448,7 +446,7 @@ impl Node {
     /// flight: join retries continue while no other member is known, and push-pull
     /// fills remaining gaps later.
     pub fn is_synced(&self) -> bool {
-        self.synced
+        self.joining.synced
     }
 
     /// [`Node::leave`] was called.
@@ -472,19 +470,19 @@ impl Node {
     }
 
     pub(crate) fn is_seed(&self, addr: SocketAddr) -> bool {
-        self.seeds.contains(&addr)
+        self.joining.seeds.contains(&addr)
     }
 
     pub(crate) fn mark_synced(&mut self) {
-        if !self.synced {
-            self.synced = true;
+        if !self.joining.synced {
+            self.joining.synced = true;
             self.events.push_back(Event::Synced);
             // The seed's view was a snapshot: members that joined concurrently through
             // other seeds, or whose news the seed had not heard yet, are missing. One
             // early push-pull with a random member closes that gap in seconds instead of
             // a full push-pull interval.
             let soon = self.now + self.cfg.join_retry_interval;
-            self.early_push_pulls = EARLY_PUSH_PULLS - 1;
+            self.joining.early_push_pulls = EARLY_PUSH_PULLS - 1;
             if self.timers.get(Periodic::PushPull).is_none_or(|t| t > soon) {
                 self.timers.set(Periodic::PushPull, soon);
             }
@@ -499,11 +497,11 @@ impl Node {
     pub fn join(&mut self, now: Time, seeds: &[SocketAddr]) {
         self.observe_time(now);
         let own = self.members.local().addr;
-        self.seeds = seeds.iter().copied().filter(|a| *a != own).collect();
-        if self.seeds.is_empty() {
-            if !self.joined {
-                self.joined = true;
-                self.synced = true;
+        self.joining.seeds = seeds.iter().copied().filter(|a| *a != own).collect();
+        if self.joining.seeds.is_empty() {
+            if !self.joining.joined {
+                self.joining.joined = true;
+                self.joining.synced = true;
                 self.events.push_back(Event::JoinedCluster);
                 self.events.push_back(Event::Synced);
             }
@@ -516,8 +514,8 @@ impl Node {
     }
 
     fn send_join(&mut self) {
-        for i in 0..self.seeds.len() {
-            let to = self.seeds[i];
+        for i in 0..self.joining.seeds.len() {
+            let to = self.joining.seeds[i];
             self.outbox.push_back(Outgoing {
                 to,
                 to_id: None,
@@ -737,8 +735,8 @@ impl Node {
             self.handle_message(&mut inb, body, i < sync_entries);
         }
         self.sealer.opened = opened;
-        if !self.joined && self.seeds.contains(&from) {
-            self.joined = true;
+        if !self.joining.joined && self.joining.seeds.contains(&from) {
+            self.joining.joined = true;
             self.events.push_back(Event::JoinedCluster);
         }
         self.after_input();
@@ -914,10 +912,10 @@ impl Node {
                 // Otherwise the timer stays off until `after_input` sees news queued.
             }
             Periodic::PushPull => {
-                let next = if self.early_push_pulls > 0 {
+                let next = if self.joining.early_push_pulls > 0 {
                     // Members that joined at the same time as us reach us through these
                     // rounds within seconds, not a whole interval later.
-                    self.early_push_pulls -= 1;
+                    self.joining.early_push_pulls -= 1;
                     now + self.cfg.join_retry_interval * 4
                 } else {
                     rearm(self.push_pull_interval())
@@ -930,7 +928,7 @@ impl Node {
             Periodic::JoinRetry => {
                 // Until a seed's full answer arrived, not merely its first datagram: a
                 // joiner that knows nobody has no one to push-pull with.
-                if (!self.synced || self.members.live_count() == 1) && !self.leaving {
+                if (!self.joining.synced || self.members.live_count() == 1) && !self.leaving {
                     self.send_join();
                     self.timers
                         .set(Periodic::JoinRetry, rearm(self.cfg.join_retry_interval));
@@ -942,7 +940,7 @@ impl Node {
             }
             Periodic::Reap => {
                 self.timers.set(Periodic::Reap, rearm(self.reap_interval()));
-                let mut reaped = std::mem::take(&mut self.scratch_ids);
+                let mut reaped = std::mem::take(&mut self.scratch.ids);
                 reaped.clear();
                 self.members.reap(now, self.cfg.dead_retention, &mut reaped);
                 for id in &reaped {
@@ -951,7 +949,7 @@ impl Node {
                     self.timers.cancel(OneShot::Suspicion(*id));
                 }
                 self.stats.members_reaped += reaped.len() as u64;
-                self.scratch_ids = reaped;
+                self.scratch.ids = reaped;
             }
         }
     }

@@ -82,7 +82,7 @@ pub(super) fn cause_to_wire(c: Cause) -> i32 {
 impl Node {
     /// Gossips pending updates to `gossip_fanout` random live members now.
     pub(super) fn gossip_now(&mut self) {
-        let mut picks = std::mem::take(&mut self.scratch_ids);
+        let mut picks = std::mem::take(&mut self.scratch.ids);
         self.random_peers(self.cfg.gossip_fanout, None, &mut picks);
         if let Some(id) = self.recently_dead_pick() {
             picks.push(id);
@@ -96,7 +96,7 @@ impl Node {
                 });
             }
         }
-        self.scratch_ids = picks;
+        self.scratch.ids = picks;
     }
 
     /// Up to `k` distinct random live peers, never `exclude`.
@@ -260,7 +260,7 @@ impl Node {
             return;
         }
         let limit = self.cfg.retransmit_limit(self.members.live_count());
-        let mut sent = std::mem::take(&mut self.scratch_sent);
+        let mut sent = std::mem::take(&mut self.scratch.sent);
         sent.clear();
         let max_messages = self.cfg.max_messages_per_packet;
         let mut misses = 0;
@@ -304,6 +304,6 @@ impl Node {
         for key in sent.iter().filter(|_| counts) {
             self.queue.sent(*key, limit);
         }
-        self.scratch_sent = sent;
+        self.scratch.sent = sent;
     }
 }

@@ -287,7 +287,7 @@ impl Node {
         };
         // Shared by the helpers' copies of the ping-req.
         let addr = bytes::Bytes::copy_from_slice(e.packed.addr_wire());
-        let mut helpers = std::mem::take(&mut self.scratch_helpers);
+        let mut helpers = std::mem::take(&mut self.scratch.helpers);
         self.random_peers(self.cfg.indirect_checks, Some(target), &mut helpers);
         for &h in &helpers {
             if let Some(he) = self.members.get(h) {
@@ -303,7 +303,7 @@ impl Node {
             }
         }
         let n = helpers.len() as u32;
-        self.scratch_helpers = helpers;
+        self.scratch.helpers = helpers;
         n
     }
 
@@ -578,10 +578,10 @@ impl Node {
         if self.convict(target, Cause::Silence) {
             return true;
         }
-        if now < self.guard_until {
+        if now < self.stall.until {
             // Our own stall just ended: look again once the guard has passed.
             self.timers
-                .schedule(self.guard_until, OneShot::Convict(target));
+                .schedule(self.stall.until, OneShot::Convict(target));
         }
         false
     }
@@ -684,7 +684,7 @@ impl Node {
         if self.cfg.strategy != Strategy::PhiMonitors {
             return;
         }
-        let mut targets = std::mem::take(&mut self.scratch_targets);
+        let mut targets = std::mem::take(&mut self.scratch.targets);
         self.members
             .monitored_by_local(self.cfg.monitors, &mut targets);
         self.monitoring.set.retain(|id, _| targets.contains(id));
@@ -710,7 +710,7 @@ impl Node {
                 }
             }
         }
-        self.scratch_targets = targets;
+        self.scratch.targets = targets;
     }
 
     pub(crate) fn detector_view(&self, m: &MonitorState) -> DetectorView {

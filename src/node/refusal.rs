@@ -197,10 +197,10 @@ impl Node {
             self.refusals.swap_remove(&id);
             self.finish_probe(r.seq);
             self.stats.refusal_convictions += 1;
-        } else if self.now < self.guard_until && !self.leaving {
+        } else if self.now < self.stall.until && !self.leaving {
             // Our own stall just ended: look again once the guard has passed.
             self.timers
-                .schedule(self.guard_until, OneShot::RefusalEnd(id));
+                .schedule(self.stall.until, OneShot::RefusalEnd(id));
         } else {
             self.withdraw_refusal(id);
         }

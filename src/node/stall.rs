@@ -10,6 +10,15 @@ use crate::id::NodeId;
 use crate::time::Time;
 use crate::timers::OneShot;
 
+/// What the self-stall guard keeps.
+#[derive(Debug, Default)]
+pub(crate) struct StallGuard {
+    /// No conviction before this time: set after this node's own stall.
+    pub until: Time,
+    /// When the last stall this node detected ended.
+    pub last_end: Option<Time>,
+}
+
 impl Node {
     /// Moves the node's clock to `now` (never backwards) and detects this node's own
     /// stall: a timer overdue by more than `stall_threshold` means the process did not
@@ -51,9 +60,10 @@ impl Node {
         let began = now - stalled;
         let repeated = stalled < self.cfg.probe_interval
             && self
-                .stall_ended
+                .stall
+                .last_end
                 .is_some_and(|end| began.saturating_since(end) < self.cfg.probe_interval);
-        self.stall_ended = Some(now);
+        self.stall.last_end = Some(now);
         debug!(
             stalled_ms = stalled.as_millis() as u64,
             repeated, "own stall detected"
@@ -63,7 +73,7 @@ impl Node {
             return;
         }
         self.stats.stalls_detected += 1;
-        self.guard_until = self.guard_until.max(now + self.cfg.stall_guard);
+        self.stall.until = self.stall.until.max(now + self.cfg.stall_guard);
         self.probes.forget_in_flight();
         for m in self.monitoring.set.values_mut() {
             m.detector.restart_silence(now);

@@ -20,17 +20,30 @@ const DIGEST_ENTRY_BYTES: usize = 8 + 10;
 /// Room kept for the envelope and the digest's own framing.
 const DIGEST_OVERHEAD: usize = 64;
 
+/// How far joining has got.
+#[derive(Debug, Default)]
+pub(crate) struct Joining {
+    /// Where `join` was told to knock (retried until one answers).
+    pub seeds: Vec<SocketAddr>,
+    /// A seed answered (or anyone did: see `handle_packet`).
+    pub joined: bool,
+    /// The first full state sync is done.
+    pub synced: bool,
+    /// Push-pull rounds still to run soon after joining (see `mark_synced`).
+    pub early_push_pulls: u8,
+}
+
 impl Node {
     /// Starts a push-pull round with one random live member (members held dead are
     /// reached by `reconnect`).
     pub(crate) fn start_push_pull(&mut self) {
-        let mut pick = std::mem::take(&mut self.scratch_ids);
+        let mut pick = std::mem::take(&mut self.scratch.ids);
         self.random_peers(1, None, &mut pick);
         let peer = pick
             .first()
             .and_then(|id| self.members.get(*id))
             .map(|e| (e.addr, e.id));
-        self.scratch_ids = pick;
+        self.scratch.ids = pick;
         if let Some((to, id)) = peer {
             self.send_digest(to, Some(id));
         }

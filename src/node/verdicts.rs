@@ -222,7 +222,7 @@ impl Node {
         if !e.state.is_live() || self.leaving {
             return false;
         }
-        if self.now < self.guard_until {
+        if self.now < self.stall.until {
             self.stats.convictions_deferred += 1;
             return false;
         }
@@ -297,9 +297,9 @@ impl Node {
             self.suspicions.swap_remove(&id);
             return;
         }
-        if self.now < self.guard_until && !self.leaving {
+        if self.now < self.stall.until && !self.leaving {
             // Our own stall just ended: the refutations it queued are read first.
-            let at = self.guard_until;
+            let at = self.stall.until;
             if let Some(s) = self.suspicions.get_mut(&id) {
                 s.hold_until(at);
             }
@@ -373,12 +373,12 @@ impl Node {
                 // Ask someone else whether we get through at all: a node whose own
                 // probes all go to the suspect (one monitor, say) would otherwise have
                 // no answer to go by. Its ack is the answer.
-                let mut peer = std::mem::take(&mut self.scratch_helpers);
+                let mut peer = std::mem::take(&mut self.scratch.helpers);
                 self.random_peers(1, Some(id), &mut peer);
                 if let Some(&p) = peer.first() {
                     self.send_ping(p, ProbeKind::LastChance);
                 }
-                self.scratch_helpers = peer;
+                self.scratch.helpers = peer;
                 return Private::Waits;
             }
             return Private::Isolated;
