@@ -812,7 +812,10 @@ impl World {
             if let Some(seen) = self.seen.as_mut()
                 && matches!(self.buf.first(), Some(&PROBE_START | &SEALED_START))
             {
-                seen[to].insert(i, self.buf[..t.len.min(QUOTE_LEN)].to_vec());
+                // Reuse the pair's buffer: this runs for every probe of a forged run.
+                let quote = seen[to].entry(i).or_default();
+                quote.clear();
+                quote.extend_from_slice(&self.buf[..t.len.min(QUOTE_LEN)]);
             }
             match self.net.fate(&mut self.rng, now, i, to) {
                 Fate::Dropped => self.counters.lost += 1,

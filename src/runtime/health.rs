@@ -129,6 +129,19 @@ fn part(name: &'static str, ok: bool, detail: impl Into<String>) -> CheckPart {
     }
 }
 
+/// Readiness and startup both ask whether a seed has answered.
+fn joined_part(joined: bool) -> CheckPart {
+    part(
+        "joined",
+        joined,
+        if joined {
+            "joined the cluster"
+        } else {
+            "no seed has answered yet"
+        },
+    )
+}
+
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
@@ -173,15 +186,7 @@ impl Health {
             .filter(|ago| *ago < cfg.suspected_hold);
         let parts = vec![
             self.watchdog(),
-            part(
-                "joined",
-                st.joined,
-                if st.joined {
-                    "joined the cluster"
-                } else {
-                    "no seed has answered yet"
-                },
-            ),
+            joined_part(st.joined),
             part(
                 "not_leaving",
                 !leaving,
@@ -221,15 +226,7 @@ impl Health {
     pub fn startup(&self) -> Check {
         let st = self.shared.status();
         let parts = vec![
-            part(
-                "joined",
-                st.joined,
-                if st.joined {
-                    "joined the cluster"
-                } else {
-                    "no seed has answered yet"
-                },
-            ),
+            joined_part(st.joined),
             part(
                 "synced",
                 st.synced,
