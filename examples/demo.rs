@@ -242,7 +242,7 @@ async fn main() -> ExitCode {
         victim.name()
     );
     let t_crash = Instant::now();
-    victim.cancel_token().cancel();
+    victim.abort();
     victim.stopped().await;
     println!("{} {:>4}  crashed", secs(t0.elapsed()), victim.name());
     let survivors: Vec<Handle> = nodes
@@ -380,7 +380,7 @@ async fn main() -> ExitCode {
         ok = false;
     }
     for h in &nodes {
-        h.cancel_token().cancel();
+        h.abort();
     }
     println!("total {:.1} s", t0.elapsed().as_secs_f64());
     if ok {

@@ -87,12 +87,13 @@ pub use node::DetectorView;
 pub use node::{Node, Transmit};
 pub use probe_tokens::QUOTE_PREFIX;
 #[cfg(feature = "tokio")]
-pub use runtime::{Check, CheckPart, Health, HealthConfig};
-#[cfg(feature = "tokio")]
 pub use runtime::{
-    DEFAULT_PORT, EventStream, Handle, HandleError, Lagged, MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN,
-    RuntimeBuilder, RuntimeStats, STALL_BUCKETS, StallHistogram, StartError,
+    CancellationToken, DEFAULT_PORT, EventStream, Handle, HandleError, Lagged, MAX_PAUSE_SAMPLES,
+    PAUSE_SAMPLE_MIN, Resolve, ResolveFuture, RuntimeBuilder, RuntimeStats, STALL_BUCKETS, Seed,
+    SeedError, StallHistogram, StartError, SystemResolver,
 };
+#[cfg(feature = "tokio")]
+pub use runtime::{Check, CheckPart, Health, HealthConfig};
 pub use stats::{DECODE_ERROR_KINDS, NodeStats};
 pub use time::Time;
 pub use wire::{DecodeError, DecodeErrorKind};

@@ -2,63 +2,14 @@
 //! join, drain and stop.
 #![cfg(feature = "axum")]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rumor::{Config, Handle, RuntimeBuilder};
-use tokio::net::TcpListener;
-use tokio::time::{sleep, timeout};
-
-/// One `GET` over a fresh connection: (status code, body). A blocking std client on
-/// the blocking pool (tokio's `io-util` is not among the dev-dependencies' features).
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    let io = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(req.as_bytes())?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)?;
-        Ok::<_, std::io::Error>(buf)
-    });
-    let buf = timeout(Duration::from_secs(10), io)
-        .await
-        .expect("HTTP answer within 10 s")
-        .expect("task")
-        .expect("HTTP I/O");
-    let text = String::from_utf8(buf).expect("utf-8 response");
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
-}
-
-async fn wait_status(addr: SocketAddr, path: &str, want: u16) -> String {
-    let mut last = (0, String::new());
-    for _ in 0..500 {
-        last = get(addr, path).await;
-        if last.0 == want {
-            return last.1;
-        }
-        sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{path} never answered {want}; last {} {:?}", last.0, last.1);
-}
-
-async fn serve(h: &Handle) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app: axum::Router = h.health().router();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
+use rumor::{Config, RuntimeBuilder};
+use support::{get, serve, wait_status};
+use tokio::time::timeout;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_routes_follow_join_drain_and_stop() {
@@ -88,7 +39,7 @@ async fn health_routes_follow_join_drain_and_stop() {
     assert!(body.contains("[+]watchdog ok"), "{body}");
     assert!(body.contains("[-]joined failed"), "{body}");
     assert!(body.ends_with("readyz check failed\n"), "{body}");
-    lonely.cancel_token().cancel();
+    lonely.abort();
 
     let a = RuntimeBuilder::new("http-a")
         .bind(any)
@@ -138,5 +89,5 @@ async fn health_routes_follow_join_drain_and_stop() {
     let body = wait_status(http, "/livez", 503).await;
     assert!(body.contains("driver stopped"), "{body}");
     assert_eq!(get(http, "/readyz").await.0, 503);
-    a.cancel_token().cancel();
+    a.abort();
 }

@@ -144,7 +144,7 @@ async fn scenario(snapshotter: &Snapshotter) {
     assert!(exported <= stats.packets_in as f64 && exported > 0.0);
 
     // A crash: the others' gauges move to dead, and someone convicted.
-    nodes[3].cancel_token().cancel();
+    nodes[3].abort();
     loop {
         let dead = (0..3).all(|i| {
             nodes[i]
@@ -184,6 +184,6 @@ async fn scenario(snapshotter: &Snapshotter) {
     }
     assert!(convictions >= 1.0);
     for h in &nodes {
-        h.cancel_token().cancel();
+        h.abort();
     }
 }

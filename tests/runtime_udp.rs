@@ -3,118 +3,14 @@
 //! on a loaded 2-core machine; each finishes well under 20 s.
 #![cfg(feature = "tokio")]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use rumor::{Config, Event, Handle, HandleError, Lagged, MemberState, RuntimeBuilder};
+use support::*;
 use tokio::time::{Instant, sleep, timeout};
-
-/// Short periods so a test sees joins, crashes and leaves within seconds. Each test
-/// has its own cluster label: a port freed by one test and reused by another must not
-/// merge their clusters.
-fn fast_config(label: &str) -> Config {
-    let mut c = Config::local();
-    c.cluster_label = label.to_string();
-    c.probe_interval = Duration::from_millis(200);
-    c.probe_timeout = Duration::from_millis(80);
-    c.acceptable_pause = Duration::from_millis(1000);
-    c.min_std_dev = Duration::from_millis(50);
-    c.gossip_interval = Duration::from_millis(50);
-    c.join_retry_interval = Duration::from_millis(200);
-    c.push_pull_interval = Duration::from_secs(3);
-    c.validate().expect("valid test config");
-    c
-}
-
-fn localhost() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("address")
-}
-
-async fn start(name: &str, cfg: &Config, seeds: &[SocketAddr]) -> Handle {
-    builder(name, cfg, seeds)
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("{name} failed to start: {e}"))
-}
-
-fn builder(name: &str, cfg: &Config, seeds: &[SocketAddr]) -> RuntimeBuilder {
-    RuntimeBuilder::new(name)
-        .bind(localhost())
-        .seeds(seeds.iter().copied())
-        .config(cfg.clone())
-        .rng_seed(rumor::NodeId::from_name(name).0)
-        .metrics_label("node", name)
-}
-
-/// Starts `n` nodes: node 0 alone, every other one through node 0.
-async fn cluster(label: &str, n: usize) -> Vec<Handle> {
-    let cfg = fast_config(label);
-    let first = start(&format!("{label}-0"), &cfg, &[]).await;
-    let seed = first.advertise_addr();
-    let mut nodes = vec![first];
-    for i in 1..n {
-        nodes.push(start(&format!("{label}-{i}"), &cfg, &[seed]).await);
-    }
-    nodes
-}
-
-/// Polls `check` every 20 ms until it returns `Ok`, failing with its last complaint
-/// after `limit`. Returns how long it took.
-async fn wait_for(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> Result<(), String>,
-) -> Duration {
-    let t0 = Instant::now();
-    let mut last = String::new();
-    let done = timeout(limit, async {
-        loop {
-            match check() {
-                Ok(()) => return,
-                Err(why) => last = why,
-            }
-            sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(
-        done.is_ok(),
-        "timed out after {limit:?} waiting for {what}: {last}"
-    );
-    t0.elapsed()
-}
-
-/// The state `observer` holds for the member named `name`, if any.
-fn state_of(observer: &Handle, name: &str) -> Option<MemberState> {
-    observer
-        .members()
-        .into_iter()
-        .find(|m| m.name() == name)
-        .map(|m| m.state)
-}
-
-/// Every node in `nodes` sees every other one alive.
-fn all_alive(nodes: &[&Handle]) -> Result<(), String> {
-    for a in nodes {
-        for b in nodes {
-            if a.name() != b.name() && state_of(a, b.name()) != Some(MemberState::Alive) {
-                return Err(format!(
-                    "{} sees {} as {:?}",
-                    a.name(),
-                    b.name(),
-                    state_of(a, b.name())
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn refs(nodes: &[Handle]) -> Vec<&Handle> {
-    nodes.iter().collect()
-}
-
-const JOIN_LIMIT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_and_metadata_and_broadcasts_spread() {
@@ -196,7 +92,7 @@ async fn nodes_join_and_metadata_and_broadcasts_spread() {
     for n in &nodes {
         assert_eq!(n.runtime_stats().send_errors, 0, "{}", n.name());
         assert!(n.stats().packets_in > 0);
-        n.cancel_token().cancel();
+        n.abort();
     }
 }
 
@@ -227,7 +123,7 @@ async fn crash_case(label: &str, refusals: bool) {
     .await;
     let mut streams: Vec<_> = nodes.iter().map(Handle::events).collect();
     let victim = &nodes[4];
-    victim.cancel_token().cancel();
+    victim.abort();
     timeout(Duration::from_secs(5), victim.stopped())
         .await
         .expect("driver stops on cancel");
@@ -288,7 +184,7 @@ async fn crash_case(label: &str, refusals: bool) {
     }
     all_alive(&survivors).expect("survivors still see each other alive");
     for n in &nodes {
-        n.cancel_token().cancel();
+        n.abort();
     }
 }
 
@@ -326,7 +222,7 @@ async fn a_refusal_is_read_with_no_other_traffic() {
     wait_for("two nodes to converge", JOIN_LIMIT, || all_alive(&[&a, &b])).await;
     // A few periods of history for the detectors.
     sleep(Duration::from_secs(1)).await;
-    b.cancel_token().cancel();
+    b.abort();
     timeout(Duration::from_secs(5), b.stopped())
         .await
         .expect("driver stops on cancel");
@@ -358,7 +254,7 @@ async fn a_refusal_is_read_with_no_other_traffic() {
         let bound = cfg.probe_interval + cfg.refusal_window + Duration::from_secs(1);
         assert!(took < bound, "convicted after {took:?}, bound {bound:?}");
     }
-    a.cancel_token().cancel();
+    a.abort();
 }
 
 /// Linux fails the send after a refused datagram with that refusal (the socket's
@@ -392,7 +288,7 @@ async fn a_refused_datagram_does_not_cost_the_next_one() {
     if cfg!(target_os = "linux") {
         assert!(rt.send_retries >= 1, "no send was retried: {rt:?}");
     }
-    node.cancel_token().cancel();
+    node.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,7 +382,7 @@ async fn leave_and_drain_is_seen_as_left_never_dead() {
         assert_eq!(state_of(&nodes[i], leaver.name()), Some(MemberState::Left));
     }
     for n in &nodes {
-        n.cancel_token().cancel();
+        n.abort();
     }
 }
 
@@ -529,14 +425,14 @@ async fn the_event_stream_reports_lag() {
     // A stream opened now starts empty and ends when the driver stops.
     let mut fresh = slow.events();
     assert!(fresh.try_next().is_none());
-    slow.cancel_token().cancel();
+    slow.abort();
     let end = timeout(Duration::from_secs(5), async {
         while fresh.next().await.is_some() {}
     })
     .await;
     assert!(end.is_ok(), "the stream ends when the driver stops");
     for n in &nodes {
-        n.cancel_token().cancel();
+        n.abort();
     }
 }
 
@@ -560,7 +456,7 @@ async fn health_before_join_and_after_stop() {
     assert!(n.members().is_empty());
     // Join retries went to the silent seed.
     assert!(n.stats().packets_out >= 2, "{:?}", n.stats());
-    n.cancel_token().cancel();
+    n.abort();
     timeout(Duration::from_secs(5), n.stopped())
         .await
         .expect("stops");
@@ -638,7 +534,7 @@ async fn a_frozen_node_is_suspected_and_refutes_but_never_dies() {
         hist.max()
     );
     for n in &nodes {
-        n.cancel_token().cancel();
+        n.abort();
     }
 }
 
@@ -668,8 +564,8 @@ async fn ipv6_loopback_works_when_available() {
         all_alive(&[&a, &b])
     })
     .await;
-    a.cancel_token().cancel();
-    b.cancel_token().cancel();
+    a.abort();
+    b.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -737,6 +633,6 @@ async fn sealed_packets_over_udp_and_a_wrong_key_stays_out() {
     sleep(Duration::from_secs(1)).await;
     all_alive(&[&a, &b]).expect("the pair survives the rotation");
     for h in [&a, &b, &c] {
-        h.cancel_token().cancel();
+        h.abort();
     }
 }

@@ -425,6 +425,12 @@ impl Node {
         self.members.live_count()
     }
 
+    /// The live member (alive or suspect) other than this node whose address is `addr`,
+    /// if any: the latest to come alive there.
+    pub fn live_member_at(&self, addr: SocketAddr) -> Option<NodeId> {
+        self.members.live_at(addr)
+    }
+
     /// Counters since creation.
     pub fn stats(&self) -> NodeStats {
         self.stats

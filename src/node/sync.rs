@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use crate::id::NodeId;
 use crate::keyring::SEAL_OVERHEAD;
 use crate::node::{Delta, Node, Outgoing, PeerKnows, Primary, member_len};
+use crate::time::Time;
 use crate::wire;
 
 /// Worst-case bytes a digest entry adds: a packed fixed64 id and a varint version.
@@ -34,6 +35,22 @@ pub(crate) struct Joining {
 }
 
 impl Node {
+    /// Starts a state sync with whoever listens at `addr`, a member or not: the whole
+    /// digest goes there, and a member of another cluster answers as to any push-pull,
+    /// so each side ends with the other's view and the two clusters merge. For
+    /// clusters that formed apart (a seed name that resolved late, two bootstrap
+    /// nodes); the runtime calls it for seed addresses no live member holds. Nothing
+    /// happens for this node's own address or once it is leaving.
+    pub fn sync_with(&mut self, now: Time, addr: SocketAddr) {
+        self.observe_time(now);
+        if self.leaving || addr == self.members.local().addr {
+            return;
+        }
+        let id = self.members.live_at(addr);
+        self.send_digest(addr, id);
+        self.after_input();
+    }
+
     /// Starts a push-pull round with one random live member (members held dead are
     /// reached by `reconnect`).
     pub(crate) fn start_push_pull(&mut self) {

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -24,6 +25,17 @@ use crate::time::Time;
 /// is a whole probe period away.
 pub(crate) const SAMPLE_TICK: Duration = Duration::from_millis(100);
 
+/// Seed addresses kept and contacted at most: a DNS answer larger than this (a
+/// Service of thousands of pods) needs only a few to join through.
+const MAX_SEEDS: usize = 64;
+
+/// Unknown seed addresses a refresh syncs with at most, per resolution.
+const MAX_SEED_SYNCS: usize = 8;
+
+/// Live members a node that was joined through (its own seeds never resolved) joins
+/// back through, to get their full state.
+const JOIN_BACK: usize = 3;
+
 /// Datagrams read per wake-up before outputs are drained and timers checked.
 const RECV_BATCH: usize = 64;
 
@@ -31,8 +43,22 @@ const RECV_BATCH: usize = 64;
 /// core (which drops and counts it) instead of arriving truncated.
 const RECV_BUF: usize = 65_536;
 
+/// What the builder decided about joining and stopping.
+pub(crate) struct DriverPlan {
+    /// The seeds given as addresses (names come from the seed task).
+    pub literal_seeds: Vec<SocketAddr>,
+    /// Any seed was given, by address or by name.
+    pub seeds_given: bool,
+    /// May form a cluster alone although seeds were given (`RuntimeBuilder::bootstrap`).
+    pub bootstrap: bool,
+    /// `RuntimeBuilder::drain`.
+    pub drain: Duration,
+}
+
 /// What woke the loop.
 enum Input {
+    /// The cancellation token: drain, then leave.
+    Cancelled,
     Command(Option<Command>),
     Datagram(io::Result<(usize, SocketAddr)>),
     NetError(io::Result<QueuedError>),
@@ -49,7 +75,17 @@ pub(crate) struct Driver {
     pub members: watch::Sender<Arc<Vec<Member>>>,
     pub metrics: Metrics,
     pub leave_timeout: Duration,
-    pub seeds: Vec<SocketAddr>,
+    /// The seeds' addresses known so far (literal ones at first, then what the seed
+    /// task resolved and what `Handle::join` added), at most `MAX_SEEDS`.
+    seeds: Vec<SocketAddr>,
+    /// Seeds were given but none has resolved to another node's address yet, and this
+    /// node may not form a cluster alone: `Node::join` waits (see `on_seeds`).
+    join_pending: bool,
+    /// How long a cancellation keeps the node serving with readiness false before it
+    /// leaves (`RuntimeBuilder::drain`).
+    drain: Duration,
+    /// When the drain ends and Leave goes out (cancelled, or `leave_and_drain`).
+    drain_until: Option<Time>,
     /// Read the socket's error queue for refusals (see `refusals`).
     refusals: bool,
     recv_buf: Vec<u8>,
@@ -85,7 +121,7 @@ impl Driver {
         members: watch::Sender<Arc<Vec<Member>>>,
         metrics: Metrics,
         leave_timeout: Duration,
-        seeds: Vec<SocketAddr>,
+        join: DriverPlan,
         refusals: bool,
     ) -> Driver {
         let packet = node.config().max_packet_size;
@@ -98,7 +134,10 @@ impl Driver {
             members,
             metrics,
             leave_timeout,
-            seeds,
+            seeds: join.literal_seeds,
+            join_pending: join.seeds_given && !join.bootstrap,
+            drain: join.drain,
+            drain_until: None,
             refusals,
             recv_buf: vec![0; RECV_BUF],
             send_buf: vec![0; packet],
@@ -111,28 +150,46 @@ impl Driver {
         }
     }
 
-    /// Joins, then runs until cancelled or, after a Leave, until the Leave has gone out.
+    /// Joins, then runs until aborted or, after a Leave, until the Leave has gone out.
     pub async fn run(mut self) {
         let guard = StopGuard(self.shared.clone());
         let now = self.shared.now();
         self.shared.beat(now);
-        let seeds = std::mem::take(&mut self.seeds);
-        info!(addr = %self.shared.advertise, seeds = seeds.len(), "starting");
-        self.node.join(now, &seeds);
+        info!(addr = %self.shared.advertise, seeds = self.seeds.len(), "starting");
+        if self.join_pending {
+            let literal = std::mem::take(&mut self.seeds);
+            self.on_seeds(now, &literal);
+        } else {
+            // No seeds (the first member), or a bootstrap node: a cluster of one at
+            // once, which the seed task merges with whatever the seeds turn out to be.
+            self.node.join(now, &[]);
+        }
         self.flush().await;
-        self.run_loop().await;
-        info!("stopped");
+        let left = self.run_loop().await;
+        if left {
+            self.shared.left.store(true, Ordering::Relaxed);
+        }
+        info!(left, "stopped");
         // Close the socket and the event channel before reporting the stop.
         drop(self);
         drop(guard);
     }
 
-    async fn run_loop(&mut self) {
+    /// Returns true when it stopped after leaving, false when aborted.
+    async fn run_loop(&mut self) -> bool {
         let cancel = self.shared.cancel.clone();
+        let abort = self.shared.abort.clone();
         let mut cmds_open = true;
         loop {
             let now = self.shared.now();
             self.shared.beat(now);
+            if let Some(until) = self.drain_until
+                && now >= until
+            {
+                self.drain_until = None;
+                self.start_leave(now);
+                self.flush().await;
+            }
             if let Some(deadline) = self.leave_deadline
                 && (self.node.pending_updates() == 0 || now >= deadline)
             {
@@ -140,19 +197,25 @@ impl Driver {
                     pending = self.node.pending_updates(),
                     "leave disseminated, stopping"
                 );
-                return;
+                return true;
             }
             let mut wake = self.next_sample;
-            if let Some(t) = self.node.poll_timeout() {
-                wake = wake.min(t);
-            }
-            if let Some(t) = self.leave_deadline {
+            for t in [
+                self.node.poll_timeout(),
+                self.leave_deadline,
+                self.drain_until,
+            ]
+            .into_iter()
+            .flatten()
+            {
                 wake = wake.min(t);
             }
             let wake = self.shared.instant(wake);
+            let shutting_down = self.drain_until.is_some() || self.leave_deadline.is_some();
             let input = tokio::select! {
                 biased;
-                () = cancel.cancelled() => return,
+                () = abort.cancelled() => return false,
+                () = cancel.cancelled(), if !shutting_down => Input::Cancelled,
                 cmd = self.cmds.recv(), if cmds_open => Input::Command(cmd),
                 r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
                 r = self.socket.async_io(Interest::ERROR, || error_queue::read_one(&self.socket)),
@@ -160,9 +223,17 @@ impl Driver {
                 () = tokio::time::sleep_until(wake) => Input::Tick,
             };
             match input {
+                Input::Cancelled => {
+                    info!(
+                        drain_ms = self.drain.as_millis() as u64,
+                        "cancelled: draining, then leaving"
+                    );
+                    // `now` was read before the wait: the drain starts at the cancel.
+                    self.begin_drain(self.shared.now(), self.drain);
+                }
                 Input::Command(Some(cmd)) => {
                     if self.on_command(cmd).await {
-                        return;
+                        return false;
                     }
                 }
                 // Every handle is gone: keep running until cancelled.
@@ -171,6 +242,7 @@ impl Driver {
                 Input::NetError(r) => self.on_net_errors(Some(r)),
                 Input::Tick => {}
             }
+            self.join_back(now);
             self.fire_due_timers();
             self.flush().await;
         }
@@ -199,32 +271,119 @@ impl Driver {
                 info!(?op, ok = r.is_ok(), "keyring");
                 let _ = reply.send(r);
             }
-            Command::Leave => {
-                if self.leave_deadline.is_some() {
-                    return false; // already leaving
-                }
-                info!("leaving");
-                self.node.leave(now);
-                self.members_dirty = true;
-                // With nobody to tell, there is nothing to wait for.
-                let anyone = self.node.members().any(|m| m.state.is_live());
-                self.leave_deadline = Some(if anyone {
-                    now + self.leave_timeout
-                } else {
-                    now
-                });
+            Command::Leave(drain) => self.begin_drain(now, drain),
+            Command::Seeds(addrs, reply) => {
+                let contacted = self.on_seeds(now, &addrs);
+                let _ = reply.send(contacted);
             }
             Command::Freeze(d, ack) => {
                 debug!(ms = d.as_millis() as u64, "freezing (test hook)");
                 let _ = ack.send(());
+                // A cancellation waits for the freeze to end, as a SIGTERM waits for a
+                // stopped process to resume; an abort does not.
                 tokio::select! {
                     biased;
-                    () = self.shared.cancel.cancelled() => return true,
+                    () = self.shared.abort.cancelled() => return true,
                     () = tokio::time::sleep(d) => {}
                 }
             }
         }
         false
+    }
+
+    /// Readiness false at once; Leave once `drain` has passed (the later of two
+    /// requests wins). Nothing if the Leave has gone out already.
+    fn begin_drain(&mut self, now: Time, drain: Duration) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+        if self.leave_deadline.is_some() {
+            return;
+        }
+        let until = now + drain;
+        self.drain_until = Some(self.drain_until.map_or(until, |t| t.max(until)));
+    }
+
+    fn start_leave(&mut self, now: Time) {
+        if self.leave_deadline.is_some() {
+            return;
+        }
+        info!("leaving");
+        self.node.leave(now);
+        self.members_dirty = true;
+        // With nobody to tell, there is nothing to wait for.
+        let anyone = self.node.live_count() > 1;
+        self.leave_deadline = Some(if anyone {
+            now + self.leave_timeout
+        } else {
+            now
+        });
+    }
+
+    /// Seed addresses, from the seed task or `Handle::join`. Returns how many were
+    /// contacted.
+    ///
+    /// - Join not started yet: join through them, if any is another node's.
+    /// - Joining (no full answer yet): knock at the ones not knocked at before; the
+    ///   node's own join retries go on for the rest.
+    /// - Joined: sync with each that no live member holds, so two clusters that formed
+    ///   apart (a name that resolved late, a bootstrap node) merge.
+    fn on_seeds(&mut self, now: Time, addrs: &[SocketAddr]) -> usize {
+        let own = [self.shared.advertise, self.shared.local_addr];
+        let fresh: Vec<SocketAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|a| !own.contains(a))
+            .take(MAX_SEEDS)
+            .collect();
+        if fresh.is_empty() || self.leave_deadline.is_some() {
+            return 0;
+        }
+        if self.join_pending || !self.node.is_synced() {
+            let new = fresh.iter().any(|a| !self.seeds.contains(a));
+            if !self.join_pending && !new {
+                return 0;
+            }
+            for a in &fresh {
+                if !self.seeds.contains(a) && self.seeds.len() < MAX_SEEDS {
+                    self.seeds.push(*a);
+                }
+            }
+            debug!(seeds = self.seeds.len(), "joining through seeds");
+            self.join_pending = false;
+            self.node.join(now, &self.seeds);
+            return self.seeds.len();
+        }
+        let mut contacted = 0;
+        for a in fresh {
+            if contacted == MAX_SEED_SYNCS {
+                break;
+            }
+            if self.node.live_member_at(a).is_none() {
+                debug!(addr = %a, "seed not a live member: syncing");
+                self.node.sync_with(now, a);
+                contacted += 1;
+            }
+        }
+        contacted
+    }
+
+    /// A node whose seeds never resolved that others reached (they joined through
+    /// it) joins back through them, for their full state and a finished startup.
+    fn join_back(&mut self, now: Time) {
+        if !self.join_pending || self.node.live_count() < 2 {
+            return;
+        }
+        let peers: Vec<SocketAddr> = self
+            .node
+            .members()
+            .filter(|m| m.state.is_live())
+            .map(|m| m.addr)
+            .take(JOIN_BACK)
+            .collect();
+        debug!(
+            peers = peers.len(),
+            "reached by peers before any seed resolved: joining through them"
+        );
+        self.on_seeds(now, &peers);
     }
 
     /// One datagram from `recv_from`, then whatever else is already queued (up to a
@@ -431,6 +590,8 @@ impl Driver {
         {
             let mut st = self.shared.status();
             st.joined = self.node.is_joined();
+            st.join_pending = self.join_pending;
+            st.live_peers = self.node.live_count().saturating_sub(1);
             st.synced = self.node.is_synced();
             st.leaving = self.node.is_leaving();
             st.local_health = self.node.local_health();

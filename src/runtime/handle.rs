@@ -18,6 +18,7 @@ use crate::error::CommandError;
 use crate::event::{Event, Member};
 use crate::id::NodeId;
 use crate::keyring::Key;
+use crate::runtime::seeds::{Seed, SeedReport, resolve_all};
 use crate::runtime::shared::{RuntimeStats, Shared, lock};
 use crate::runtime::stall::StallHistogram;
 use crate::stats::NodeStats;
@@ -27,8 +28,12 @@ use crate::stats::NodeStats;
 pub(crate) enum Command {
     SetMetadata(Bytes, oneshot::Sender<Result<(), CommandError>>),
     Broadcast(Bytes, oneshot::Sender<Result<(), CommandError>>),
-    /// Gossip Leave, then stop once it has gone out (or `leave_timeout` passed).
-    Leave,
+    /// Readiness false now; after this drain, gossip Leave, then stop once it has gone
+    /// out (or `leave_timeout` passed).
+    Leave(Duration),
+    /// Seed addresses to join through or, once joined, to sync with if unknown;
+    /// answered with how many were contacted.
+    Seeds(Vec<SocketAddr>, oneshot::Sender<usize>),
     /// Stop processing for this long (demos and tests); acknowledged when it begins.
     Freeze(Duration, oneshot::Sender<()>),
     /// A keyring change (add, use, remove).
@@ -50,9 +55,13 @@ pub enum HandleError {
     /// The core refused the command; nothing changed.
     #[error(transparent)]
     Command(#[from] CommandError),
-    /// The driver has stopped (cancelled, left, or panicked); nothing changed.
+    /// The driver has stopped (aborted, left, or panicked); nothing changed.
     #[error("the rumor driver has stopped")]
     Stopped,
+    /// No seed given to [`Handle::join`] resolved to an address; each one's error is
+    /// listed.
+    #[error("no seed resolved: {0}")]
+    NoSeedResolved(String),
 }
 
 /// The event stream fell behind: this many events were dropped (oldest first) because
@@ -107,9 +116,10 @@ impl EventStream {
 /// the same driver task. Queries read what the driver last published and never wait on
 /// it; commands are sent to it and answered.
 ///
-/// The driver runs until its [`CancellationToken`] is cancelled (an immediate stop, no
-/// Leave: peers will find it failed) or [`leave_and_drain`](Handle::leave_and_drain)
-/// completes. Dropping every handle does *not* stop it.
+/// The driver runs until it has left the cluster (its [`CancellationToken`] was
+/// cancelled, or [`leave_and_drain`](Handle::leave_and_drain) was called: peers see it
+/// Left) or [`abort`](Handle::abort) stops it at once (peers find it failed). Dropping
+/// every handle does *not* stop it.
 #[derive(Clone)]
 pub struct Handle {
     pub(crate) shared: Arc<Shared>,
@@ -264,21 +274,58 @@ impl Handle {
     /// readiness goes false at once; after `drain` (for load balancers to notice) the
     /// node gossips Leave; it keeps running until the Leave has gone out (no update
     /// left to send) or `RuntimeBuilder::leave_timeout` passed; then the driver stops.
-    /// Peers see this node Left, never Dead. Returns when the driver has stopped;
-    /// `Err(Stopped)` if it had stopped before.
+    /// Peers see this node Left, never Dead.
+    ///
+    /// Returns `Ok` once the driver has stopped after leaving, also when the leave had
+    /// begun already (the cancellation token was cancelled first: the later of the two
+    /// drains wins, unless the Leave has gone out already) or had ended before the call.
+    /// `Err(Stopped)` only if the driver stopped without leaving
+    /// ([`abort`](Handle::abort), a panic).
     pub async fn leave_and_drain(&self, drain: Duration) -> Result<(), HandleError> {
-        let stopped = self.shared.stopped.clone();
-        if stopped.is_cancelled() {
-            return Err(HandleError::Stopped);
-        }
+        // Readiness false now, not when the driver reads the command.
         self.shared.draining.store(true, Ordering::Relaxed);
-        tokio::select! {
-            () = tokio::time::sleep(drain) => {}
-            () = stopped.cancelled() => return Err(HandleError::Stopped),
+        // Failing to send means the driver stopped; whether it left tells the rest.
+        let _ = self.send(Command::Leave(drain)).await;
+        self.shared.stopped.cancelled().await;
+        if self.shared.left.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(HandleError::Stopped)
         }
-        self.send(Command::Leave).await?;
-        stopped.cancelled().await;
-        Ok(())
+    }
+
+    /// Stops the driver at once, without a Leave: peers will find this node failed
+    /// (for tests that simulate a crash, and for a process that must stop now). Does
+    /// not wait for the driver to stop ([`stopped`](Handle::stopped) does).
+    pub fn abort(&self) {
+        self.shared.abort.cancel();
+    }
+
+    /// Joins through more seeds, learned after start (names are resolved once, off the
+    /// driver). Before this node has joined, it knocks at them too; once it has, it
+    /// syncs with each address that no live member holds, which merges two clusters
+    /// that formed apart. Returns how many addresses were contacted (0: each is this
+    /// node or a live member already); `Err(NoSeedResolved)` if none resolved.
+    pub async fn join<S: Into<Seed>>(
+        &self,
+        seeds: impl IntoIterator<Item = S>,
+    ) -> Result<usize, HandleError> {
+        let seeds: Vec<Seed> = seeds.into_iter().map(Into::into).collect();
+        let mut reports = Vec::new();
+        let addrs = resolve_all(
+            &seeds,
+            &self.shared.resolver,
+            self.shared.resolve_timeout,
+            &mut reports,
+        )
+        .await;
+        if addrs.is_empty() {
+            let why: Vec<String> = reports.iter().map(SeedReport::describe).collect();
+            return Err(HandleError::NoSeedResolved(why.join("; ")));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Seeds(addrs, tx)).await?;
+        rx.await.map_err(|_| HandleError::Stopped)
     }
 
     /// **For demos and tests.** Makes the driver stop processing for `duration`: it
@@ -291,8 +338,9 @@ impl Handle {
         rx.await.map_err(|_| HandleError::Stopped)
     }
 
-    /// The token that stops the driver at once (no Leave) when cancelled: the one given
-    /// to [`RuntimeBuilder::cancel_token`](crate::RuntimeBuilder::cancel_token), or the
+    /// The token that makes the node leave when cancelled (readiness false, the
+    /// builder's [`drain`](crate::RuntimeBuilder::drain), Leave, stop): the one given to
+    /// [`RuntimeBuilder::cancel_token`](crate::RuntimeBuilder::cancel_token), or the
     /// builder's own.
     pub fn cancel_token(&self) -> CancellationToken {
         self.shared.cancel.clone()

@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::shared::Shared;
+use super::seeds::SeedReport;
+use super::shared::{Shared, Status, lock};
 use crate::config::Config;
 use crate::time::Time;
 
@@ -129,17 +130,25 @@ fn part(name: &'static str, ok: bool, detail: impl Into<String>) -> CheckPart {
     }
 }
 
-/// Readiness and startup both ask whether a seed has answered.
-fn joined_part(joined: bool) -> CheckPart {
-    part(
-        "joined",
-        joined,
-        if joined {
-            "joined the cluster"
-        } else {
-            "no seed has answered yet"
-        },
-    )
+/// Readiness and startup both ask whether a seed (or a peer that joined through this
+/// node) has answered; when not, the reason says what each seed resolved to.
+fn joined_part(st: &Status, seeds: &[SeedReport]) -> CheckPart {
+    if st.joined {
+        let detail = format!("joined the cluster ({} live peers)", st.live_peers);
+        return part("joined", true, detail);
+    }
+    let tried = if seeds.is_empty() {
+        "no seed resolved yet".to_string()
+    } else {
+        let list: Vec<String> = seeds.iter().map(SeedReport::describe).collect();
+        list.join("; ")
+    };
+    let detail = if st.join_pending {
+        format!("no seed resolved to another node yet: {tried}")
+    } else {
+        format!("no seed has answered yet: {tried}")
+    };
+    part("joined", false, detail)
 }
 
 fn ms(d: Duration) -> String {
@@ -184,9 +193,10 @@ impl Health {
             .self_suspected_at
             .map(|t| now.saturating_since(t))
             .filter(|ago| *ago < cfg.suspected_hold);
+        let seeds = lock(&s.seed_reports).clone();
         let parts = vec![
             self.watchdog(),
-            joined_part(st.joined),
+            joined_part(&st, &seeds),
             part(
                 "not_leaving",
                 !leaving,
@@ -224,9 +234,10 @@ impl Health {
     /// Is this node still booting? Joined, and the first full state sync with a seed
     /// ended. Once true it stays true for the life of the driver.
     pub fn startup(&self) -> Check {
+        let seeds = lock(&self.shared.seed_reports).clone();
         let st = self.shared.status();
         let parts = vec![
-            joined_part(st.joined),
+            joined_part(&st, &seeds),
             part(
                 "synced",
                 st.synced,

@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -26,16 +25,21 @@ mod error_queue;
 mod handle;
 mod health;
 pub(crate) mod metrics;
+mod seeds;
 pub(crate) mod shared;
 mod socket;
 mod stall;
 
 pub use handle::{EventStream, Handle, HandleError, Lagged};
 pub use health::{Check, CheckPart, Health, HealthConfig};
+pub use seeds::{Resolve, ResolveFuture, Seed, SeedError, SystemResolver};
 pub use shared::RuntimeStats;
 pub use stall::{MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN, STALL_BUCKETS, StallHistogram};
+/// The token type of [`RuntimeBuilder::cancel_token`], re-exported so an application
+/// needs no `tokio-util` dependency of its own to wire its shutdown to rumor's.
+pub use tokio_util::sync::CancellationToken;
 
-use driver::Driver;
+use driver::{Driver, DriverPlan};
 use shared::{Shared, Status};
 
 /// The default port, memberlist's.
@@ -62,6 +66,14 @@ pub enum StartError {
         "the advertise address {0} is unspecified: set RuntimeBuilder::advertise to an address peers can reach"
     )]
     UnspecifiedAdvertise(SocketAddr),
+    /// A seed is neither `IP:PORT` nor `HOST:PORT`.
+    #[error("seed {seed:?}: {error}")]
+    Seed {
+        /// The seed as given.
+        seed: String,
+        /// What is wrong with it.
+        error: SeedError,
+    },
 }
 
 /// Configures and starts a node on the tokio runtime (feature `tokio`). Only the name
@@ -130,9 +142,15 @@ pub enum StartError {
 /// # Shutdown
 /// The library installs no signal handlers. Cancelling the [`CancellationToken`]
 /// (yours, given to [`RuntimeBuilder::cancel_token`], or [`Handle::cancel_token`](crate::Handle::cancel_token))
-/// stops the driver at once: no Leave is sent, so peers will find the node failed. For
-/// a graceful exit call [`Handle::leave_and_drain`](crate::Handle::leave_and_drain):
-/// readiness false, a drain delay, Leave gossiped, then stop; peers see Left.
+/// leaves gracefully: readiness false at once, [`RuntimeBuilder::drain`], Leave
+/// gossiped until sent (at most [`RuntimeBuilder::leave_timeout`]), then the driver
+/// stops; peers see Left. [`Handle::leave_and_drain`](crate::Handle::leave_and_drain)
+/// does the same with a drain of its own and returns when the driver has stopped, so
+/// the usual wiring (cancel the service's token on SIGTERM, then await the handle) is
+/// right whichever comes first. [`Handle::abort`](crate::Handle::abort) stops at once
+/// without a Leave (peers find the node failed). Await
+/// [`Handle::stopped`](crate::Handle::stopped) before the tokio runtime shuts down:
+/// a dropped runtime drops the driver mid-leave.
 ///
 /// # Metrics and tracing
 /// Through the `metrics` facade only; the library never installs a recorder: install
@@ -160,12 +178,17 @@ pub enum StartError {
 /// [`metrics_label`](RuntimeBuilder::metrics_label) (for several nodes in one process,
 /// add a `node` label). Every log line of the driver is inside the span
 /// `rumor{node=NAME}`; membership changes are logged at `debug`, packets at `trace`.
-#[derive(Debug)]
 pub struct RuntimeBuilder {
     name: String,
     bind: SocketAddr,
     advertise: Option<SocketAddr>,
-    seeds: Vec<SocketAddr>,
+    seeds: Vec<Seed>,
+    resolver: Arc<dyn Resolve>,
+    resolve_timeout: Duration,
+    seed_retry: Duration,
+    seed_refresh: Duration,
+    bootstrap: bool,
+    drain: Duration,
     config: Config,
     rng_seed: Option<u64>,
     incarnation: Option<u64>,
@@ -179,6 +202,19 @@ pub struct RuntimeBuilder {
     metrics_labels: Vec<(String, String)>,
 }
 
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("advertise", &self.advertise)
+            .field("seeds", &self.seeds)
+            .field("bootstrap", &self.bootstrap)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RuntimeBuilder {
     /// A builder for the node named `name` (unique in the cluster; at most
     /// [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes).
@@ -188,6 +224,12 @@ impl RuntimeBuilder {
             bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_PORT)),
             advertise: None,
             seeds: Vec::new(),
+            resolver: Arc::new(SystemResolver),
+            resolve_timeout: Duration::from_secs(5),
+            seed_retry: Duration::from_secs(2),
+            seed_refresh: Duration::from_secs(60),
+            bootstrap: false,
+            drain: Duration::ZERO,
             config: Config::default(),
             rng_seed: None,
             incarnation: None,
@@ -216,10 +258,73 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Addresses of existing members to join through. None (the default): this node
-    /// starts a cluster of one that others join.
-    pub fn seeds(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Self {
-        self.seeds = seeds.into_iter().collect();
+    /// Where to find existing members: addresses, or host names with a port that DNS
+    /// resolves (`"rumor-headless.ns.svc.cluster.local:7946"`; anything that converts
+    /// into a [`Seed`]). None (the default): this node is the first member, a cluster of
+    /// one that others join.
+    ///
+    /// With seeds, the node joins through whatever they resolve to other than itself.
+    /// Names are resolved off the driver, again every
+    /// [`seed_retry`](RuntimeBuilder::seed_retry) (backing off to 8 times that) while
+    /// this node knows no live peer, and every [`seed_refresh`](RuntimeBuilder::seed_refresh)
+    /// after: an address that no live member holds is synced with, so a cluster that
+    /// formed apart merges. Until a seed (or a peer that joined through this node)
+    /// answers, the node is not joined: [`Health::startup`](crate::Health::startup)
+    /// and readiness fail with what each seed resolved to. A node that may form the
+    /// cluster alone although seeds were given (its seeds resolve to itself only) needs
+    /// [`bootstrap`](RuntimeBuilder::bootstrap).
+    pub fn seeds<S: Into<Seed>>(mut self, seeds: impl IntoIterator<Item = S>) -> Self {
+        self.seeds = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether this node may form a cluster alone although seeds were given: it is
+    /// joined at once, as a node without seeds is, and merges with whatever its seeds
+    /// resolve to later. Default false. For exactly one node of a new cluster (a
+    /// StatefulSet's ordinal 0): two bootstrap nodes that start together form two
+    /// clusters until a seed refresh merges them.
+    pub fn bootstrap(mut self, bootstrap: bool) -> Self {
+        self.bootstrap = bootstrap;
+        self
+    }
+
+    /// Resolves seed names. Default [`SystemResolver`] (the system's `getaddrinfo`,
+    /// as every other program in the container).
+    pub fn resolver(mut self, resolver: impl Resolve) -> Self {
+        self.resolver = Arc::new(resolver);
+        self
+    }
+
+    /// The deadline of one seed name's resolution. Default 5 s (one `resolv.conf`
+    /// timeout); range: above 0. A lookup past it counts as failed and is retried.
+    pub fn resolve_timeout(mut self, timeout: Duration) -> Self {
+        self.resolve_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How soon seeds are resolved again while this node knows no live peer, doubling
+    /// up to 8 times this while it stays alone. Default 2 s; at least 100 ms. Lower
+    /// joins sooner after DNS starts answering, at one lookup per seed name each time.
+    pub fn seed_retry(mut self, interval: Duration) -> Self {
+        self.seed_retry = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How often seeds are resolved once this node has live peers, to merge with any
+    /// seed address that no live member holds. Default 60 s (chitchat's); at least
+    /// the seed retry. Lower merges clusters that formed apart sooner; each refresh
+    /// costs a lookup per name and, only for unknown addresses, a state sync.
+    pub fn seed_refresh(mut self, interval: Duration) -> Self {
+        self.seed_refresh = interval;
+        self
+    }
+
+    /// How long a cancelled node keeps serving with readiness false before it gossips
+    /// Leave (see [`cancel_token`](RuntimeBuilder::cancel_token)). Default 0. On
+    /// Kubernetes: the readiness probe's `periodSeconds × failureThreshold`, so
+    /// endpoints drop the pod before it leaves.
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
         self
     }
 
@@ -268,8 +373,14 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Stops the driver at once when cancelled (no Leave). Default: a fresh token,
-    /// available from [`Handle::cancel_token`].
+    /// The token that makes the node leave gracefully when cancelled: readiness false
+    /// at once, [`drain`](RuntimeBuilder::drain), Leave gossiped until sent (bounded by
+    /// [`leave_timeout`](RuntimeBuilder::leave_timeout)), then the driver stops and
+    /// peers see the node Left. So a service may hand rumor its own shutdown token (or
+    /// a child of it) and cancel it on SIGTERM; calling
+    /// [`Handle::leave_and_drain`] as well is fine. [`Handle::abort`] stops at once,
+    /// without a Leave. Default: a fresh token, available from
+    /// [`Handle::cancel_token`].
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = Some(token);
         self
@@ -308,6 +419,12 @@ impl RuntimeBuilder {
     /// [`Health::startup`](crate::Health::startup) or the events to know when it has.
     pub async fn start(self) -> Result<Handle, StartError> {
         self.config.validate()?;
+        if let Some((seed, error)) = self.seeds.iter().find_map(Seed::invalid) {
+            return Err(StartError::Seed {
+                seed: seed.to_string(),
+                error: error.clone(),
+            });
+        }
         let bind_err = |source| StartError::Bind {
             addr: self.bind,
             source,
@@ -367,6 +484,8 @@ impl RuntimeBuilder {
             draining: AtomicBool::new(false),
             status: Mutex::new(Status {
                 joined: false,
+                join_pending: false,
+                live_peers: 0,
                 synced: false,
                 leaving: false,
                 local_health: 0,
@@ -379,6 +498,11 @@ impl RuntimeBuilder {
             events: Mutex::new(Some(events_tx.clone())),
             first_events: Mutex::new(Some(first_events)),
             cancel: self.cancel.unwrap_or_default(),
+            abort: CancellationToken::new(),
+            left: AtomicBool::new(false),
+            seed_reports: Mutex::new(Vec::new()),
+            resolver: self.resolver,
+            resolve_timeout: self.resolve_timeout,
             stopped: CancellationToken::new(),
         });
         let labels: Vec<::metrics::Label> = self
@@ -395,10 +519,23 @@ impl RuntimeBuilder {
             members_tx,
             metrics::Metrics::new(&labels),
             leave_timeout,
-            self.seeds,
+            DriverPlan {
+                literal_seeds: self.seeds.iter().filter_map(Seed::addr).collect(),
+                seeds_given: !self.seeds.is_empty(),
+                bootstrap: self.bootstrap,
+                drain: self.drain,
+            },
             refusals_on,
         );
         let span = tracing::info_span!("rumor", node = %name);
+        if !self.seeds.is_empty() {
+            let schedule = seeds::Schedule {
+                retry: self.seed_retry,
+                refresh: self.seed_refresh.max(self.seed_retry),
+            };
+            let task = seeds::run(shared.clone(), cmd_tx.clone(), self.seeds, schedule);
+            tokio::spawn(task.instrument(span.clone()));
+        }
         tokio::spawn(driver.run().instrument(span));
         Ok(Handle {
             shared,

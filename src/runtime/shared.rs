@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::health::HealthConfig;
 use crate::event::{Event, Member};
 use crate::id::NodeId;
+use crate::runtime::seeds::{Resolve, SeedReport};
 use crate::runtime::stall::StallHistogram;
 use crate::stats::NodeStats;
 use crate::time::Time;
@@ -44,6 +45,10 @@ pub struct RuntimeStats {
 #[derive(Clone, Debug)]
 pub(crate) struct Status {
     pub joined: bool,
+    /// Seeds were given and none has resolved to another node yet (no join started).
+    pub join_pending: bool,
+    /// Live members other than this node.
+    pub live_peers: usize,
     pub synced: bool,
     pub leaving: bool,
     pub local_health: u32,
@@ -56,7 +61,6 @@ pub(crate) struct Status {
 
 /// Shared between the driver task and every [`Handle`](crate::Handle) and
 /// [`Health`](crate::Health).
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub name: String,
     pub id: NodeId,
@@ -76,10 +80,29 @@ pub(crate) struct Shared {
     /// Subscribed before the driver started, for the first `Handle::events` call, so
     /// the join's events are not lost to the race between `start` and subscribing.
     pub first_events: Mutex<Option<broadcast::Receiver<Event>>>,
-    /// Stops the driver at once (no Leave).
+    /// Drain, then leave (`RuntimeBuilder::cancel_token`).
     pub cancel: CancellationToken,
+    /// Stops the driver at once, no Leave (`Handle::abort`).
+    pub abort: CancellationToken,
+    /// Set when the driver stopped after leaving (not aborted).
+    pub left: AtomicBool,
+    /// What each seed resolved to at the last attempt, for the health reasons.
+    pub seed_reports: Mutex<Vec<SeedReport>>,
+    /// Resolves seed names (the seed task, `Handle::join`).
+    pub resolver: Arc<dyn Resolve>,
+    /// Deadline of one resolution.
+    pub resolve_timeout: Duration,
     /// Cancelled by the driver when it has stopped, for whatever reason.
     pub stopped: CancellationToken,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .field("advertise", &self.advertise)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {

@@ -1,0 +1,411 @@
+//! How a node starts and stops where it is deployed, over real UDP on 127.0.0.1: seeds
+//! by name that resolve late or never, a bootstrap node, clusters that formed apart
+//! merging, and the usual tokio shutdown wiring (cancel the token, then leave) seen as
+//! Left by every peer. Startup over real HTTP when the `axum` feature is on.
+#![cfg(feature = "tokio")]
+
+mod support;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumor::{
+    CancellationToken, Event, Handle, HandleError, MemberState, ResolveFuture, RuntimeBuilder,
+    Seed, StartError,
+};
+use support::*;
+use tokio::time::{Instant, sleep, timeout};
+
+/// A resolver whose answer the test sets: the name `rumor.test` resolves to the
+/// addresses held, ports included (none: "no such host"); every other name fails.
+/// Counts lookups.
+#[derive(Clone, Default)]
+struct FakeDns {
+    addrs: Arc<Mutex<Vec<SocketAddr>>>,
+    lookups: Arc<AtomicU32>,
+}
+
+impl FakeDns {
+    fn set(&self, addrs: &[SocketAddr]) {
+        *self.addrs.lock().expect("lock") = addrs.to_vec();
+    }
+
+    fn resolver(&self) -> impl Fn(&str, u16) -> ResolveFuture + Send + Sync + 'static {
+        let dns = self.clone();
+        move |host: &str, _port: u16| -> ResolveFuture {
+            dns.lookups.fetch_add(1, Ordering::Relaxed);
+            let found: Vec<SocketAddr> = if host == "rumor.test" {
+                dns.addrs.lock().expect("lock").clone()
+            } else {
+                Vec::new()
+            };
+            Box::pin(async move {
+                if found.is_empty() {
+                    Err(io::Error::other("no such host"))
+                } else {
+                    Ok(found)
+                }
+            })
+        }
+    }
+}
+
+/// A node seeded by the name `rumor.test` (and `more` seeds), resolved through `dns`.
+fn named(name: &str, label: &str, dns: &FakeDns, more: &[SocketAddr]) -> RuntimeBuilder {
+    let mut seeds: Vec<Seed> = more.iter().copied().map(Seed::from).collect();
+    seeds.push(Seed::from("rumor.test:7946"));
+    RuntimeBuilder::new(name)
+        .bind(localhost())
+        .seeds(seeds)
+        .resolver(dns.resolver())
+        .seed_retry(Duration::from_millis(200))
+        .config(fast_config(label))
+        .rng_seed(rumor::NodeId::from_name(name).0)
+}
+
+/// A free UDP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn started(h: &Handle) -> Result<(), String> {
+    let s = h.health().startup();
+    if s.ok { Ok(()) } else { Err(s.reason) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_name_that_resolves_late_keeps_startup_failing_then_joins() {
+    let dns = FakeDns::default();
+    let first = start("late-0", &fast_config("late"), &[]).await;
+    // The name resolves to nothing yet: the node must not call itself a cluster.
+    let joiner = named("late-1", "late", &dns, &[])
+        .start()
+        .await
+        .expect("start");
+    sleep(Duration::from_millis(1500)).await;
+    let startup = joiner.health().startup();
+    assert!(!startup.ok, "startup passed with no seed resolved");
+    assert!(
+        startup
+            .reason
+            .contains("rumor.test:7946 → lookup failed: no such host")
+            && startup.reason.contains("attempt"),
+        "{}",
+        startup.reason
+    );
+    assert!(!joiner.health().readiness().ok);
+    let tries = dns.lookups.load(Ordering::Relaxed);
+    assert!(
+        tries >= 3,
+        "resolved {tries} times in 1.5 s at a 200 ms retry"
+    );
+    assert!(joiner.members().is_empty());
+    // DNS starts answering: the node joins within a few retries.
+    dns.set(&[first.advertise_addr()]);
+    let took = wait_for("startup after DNS answers", JOIN_LIMIT, || started(&joiner)).await;
+    eprintln!("joined {took:?} after the name resolved");
+    wait_for("both alive", JOIN_LIMIT, || all_alive(&[&first, &joiner])).await;
+    first.abort();
+    joiner.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_that_are_only_this_node_do_not_make_a_cluster_unless_bootstrap() {
+    let cfg = fast_config("self");
+    let port = free_port();
+    let own = SocketAddr::from(([127, 0, 0, 1], port));
+    let alone = RuntimeBuilder::new("self-0")
+        .bind(own)
+        .seeds([own])
+        .config(cfg.clone())
+        .start()
+        .await
+        .expect("start");
+    sleep(Duration::from_millis(600)).await;
+    let s = alone.health().startup();
+    assert!(!s.ok, "a node seeded only with itself reported started");
+    assert!(
+        s.reason.contains("no seed resolved to another node"),
+        "{}",
+        s.reason
+    );
+    alone.abort();
+    alone.stopped().await;
+
+    let port = free_port();
+    let own = SocketAddr::from(([127, 0, 0, 1], port));
+    let first = RuntimeBuilder::new("self-1")
+        .bind(own)
+        .seeds([own])
+        .bootstrap(true)
+        .config(cfg.clone())
+        .start()
+        .await
+        .expect("start");
+    wait_for("a bootstrap node to start alone", JOIN_LIMIT, || {
+        started(&first)
+    })
+    .await;
+    first.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_bootstrap_nodes_merge_once_the_name_resolves() {
+    // Two bootstrap nodes behind one name that answers nothing at first: each forms a
+    // cluster of one (a parallel StatefulSet start). Alone, each keeps resolving; once
+    // DNS answers with both, they sync and merge.
+    let dns = FakeDns::default();
+    let a = named("apart-a", "apart", &dns, &[])
+        .bootstrap(true)
+        .start()
+        .await
+        .expect("a");
+    let b = named("apart-b", "apart", &dns, &[])
+        .bootstrap(true)
+        .start()
+        .await
+        .expect("b");
+    wait_for("both to start alone", JOIN_LIMIT, || {
+        started(&a).and(started(&b))
+    })
+    .await;
+    sleep(Duration::from_millis(500)).await;
+    assert!(a.members().is_empty() && b.members().is_empty());
+    dns.set(&[a.advertise_addr(), b.advertise_addr()]);
+    let took = wait_for("the two to merge", JOIN_LIMIT, || all_alive(&[&a, &b])).await;
+    eprintln!("merged {took:?} after DNS answered");
+    // Handle::join: what is a live member already is not contacted again; a name that
+    // resolves nowhere is an error that names it.
+    assert_eq!(b.join([a.advertise_addr()]).await.expect("join"), 0);
+    assert!(matches!(
+        b.join(["nowhere.test:1"]).await,
+        Err(HandleError::NoSeedResolved(why)) if why.contains("nowhere.test:1")
+    ));
+    a.abort();
+    b.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_merges_two_clusters_that_formed_apart() {
+    // {a, b} and {c, d} form through literal seeds while the shared name resolves to
+    // nothing; neither side is alone, so only the periodic refresh can merge them.
+    let dns = FakeDns::default();
+    let refresh = Duration::from_millis(500);
+    let a = named("two-a", "two", &dns, &[])
+        .bootstrap(true)
+        .seed_refresh(refresh);
+    let a = a.start().await.expect("a");
+    let b = named("two-b", "two", &dns, &[a.advertise_addr()]).seed_refresh(refresh);
+    let b = b.start().await.expect("b");
+    let c = named("two-c", "two", &dns, &[])
+        .bootstrap(true)
+        .seed_refresh(refresh);
+    let c = c.start().await.expect("c");
+    let d = named("two-d", "two", &dns, &[c.advertise_addr()]).seed_refresh(refresh);
+    let d = d.start().await.expect("d");
+    wait_for("two clusters of two", JOIN_LIMIT, || {
+        all_alive(&[&a, &b]).and(all_alive(&[&c, &d]))
+    })
+    .await;
+    assert!(
+        state_of(&a, "two-c").is_none(),
+        "merged before DNS answered"
+    );
+    dns.set(&[c.advertise_addr()]);
+    let took = wait_for("one cluster of four", JOIN_LIMIT, || {
+        all_alive(&[&a, &b, &c, &d])
+    })
+    .await;
+    eprintln!("merged {took:?} after DNS answered (refresh {refresh:?})");
+    for n in [a, b, c, d] {
+        n.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_seeds_never_resolve_is_started_by_a_peer_joining_it() {
+    let dns = FakeDns::default();
+    let lonely = named("back-0", "back", &dns, &[])
+        .start()
+        .await
+        .expect("start");
+    let other = start("back-1", &fast_config("back"), &[lonely.advertise_addr()]).await;
+    wait_for("the node joined through to be started", JOIN_LIMIT, || {
+        started(&lonely)
+    })
+    .await;
+    wait_for("both alive", JOIN_LIMIT, || all_alive(&[&lonely, &other])).await;
+    lonely.abort();
+    other.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_name_resolves_through_the_system() {
+    let first = start("sys-0", &fast_config("sys"), &[]).await;
+    let port = first.advertise_addr().port();
+    // `localhost` resolves through /etc/hosts; keep the IPv4 answer only (the node
+    // binds 127.0.0.1, and an IPv6 ::1 seed would go unanswered, harmlessly).
+    let second = RuntimeBuilder::new("sys-1")
+        .bind(localhost())
+        .seeds([format!("localhost:{port}")])
+        .config(fast_config("sys"))
+        .start()
+        .await
+        .expect("start");
+    wait_for("a join through `localhost`", JOIN_LIMIT, || {
+        all_alive(&[&first, &second])
+    })
+    .await;
+    first.abort();
+    second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_that_is_not_host_and_port_is_refused_at_start() {
+    let err = RuntimeBuilder::new("bad")
+        .bind(localhost())
+        .seeds(["rumor-headless"])
+        .start()
+        .await
+        .expect_err("a seed without a port");
+    assert!(
+        matches!(&err, StartError::Seed { seed, .. } if seed == "rumor-headless"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("port"), "{err}");
+    let ok: Result<Seed, _> = "rumor-headless.ns.svc.cluster.local:7946".parse();
+    assert!(ok.is_ok());
+}
+
+/// The wiring README shows: the service's own token, cancelled on SIGTERM, then
+/// `leave_and_drain`. Every peer must see Left, never Dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_then_leave_is_seen_as_left_by_every_peer() {
+    let cfg = fast_config("cancel");
+    let first = start("cancel-0", &cfg, &[]).await;
+    let seed = first.advertise_addr();
+    let mut nodes = vec![first];
+    for i in 1..4 {
+        nodes.push(start(&format!("cancel-{i}"), &cfg, &[seed]).await);
+    }
+    let shutdown = CancellationToken::new();
+    let leaver = builder("cancel-4", &cfg, &[seed])
+        .cancel_token(shutdown.child_token())
+        .drain(Duration::from_millis(300))
+        .start()
+        .await
+        .expect("start");
+    nodes.push(leaver.clone());
+    wait_for("5 nodes to converge", JOIN_LIMIT, || {
+        all_alive(&refs(&nodes))
+    })
+    .await;
+    let mut streams: Vec<_> = nodes[..4].iter().map(Handle::events).collect();
+    let t0 = Instant::now();
+    shutdown.cancel();
+    // Readiness false at once, the node still alive to peers during the drain.
+    wait_for("readiness to go false", Duration::from_secs(2), || {
+        if leaver.health().readiness().ok {
+            Err("still ready".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(state_of(&nodes[0], "cancel-4"), Some(MemberState::Alive));
+    // Then the service leaves as it always did: not an error after cancellation.
+    timeout(
+        Duration::from_secs(10),
+        leaver.leave_and_drain(Duration::from_millis(100)),
+    )
+    .await
+    .expect("leave_and_drain returns")
+    .expect("leave_and_drain after cancel is not an error");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "left {:?} after the cancel, before the drain",
+        t0.elapsed()
+    );
+    assert!(leaver.is_stopped());
+    // Once stopped after leaving, calling it again is still fine.
+    leaver
+        .leave_and_drain(Duration::ZERO)
+        .await
+        .expect("again after the leave");
+    wait_for("every peer to see Left", JOIN_LIMIT, || {
+        for o in &nodes[..4] {
+            let st = state_of(o, "cancel-4");
+            if st != Some(MemberState::Left) {
+                return Err(format!("{} sees {st:?}", o.name()));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    sleep(Duration::from_millis(1000)).await;
+    for (i, s) in streams.iter_mut().enumerate() {
+        let mut saw_left = false;
+        while let Some(item) = s.try_next() {
+            match item {
+                Ok(Event::MemberDead { member, cause }) => {
+                    panic!("node {i} declared {} dead ({cause:?})", member.name())
+                }
+                Ok(Event::MemberLeft(m)) => saw_left |= m.name() == "cancel-4",
+                _ => {}
+            }
+        }
+        assert!(saw_left, "node {i} never got MemberLeft");
+    }
+    // An abort is the crash path: no Leave, and leave_and_drain says so.
+    let crash = nodes[3].clone();
+    crash.abort();
+    assert!(matches!(
+        crash.leave_and_drain(Duration::ZERO).await,
+        Err(HandleError::Stopped)
+    ));
+    for n in &nodes {
+        n.abort();
+    }
+}
+
+/// Startup over real HTTP while the seed name does not resolve: 503 with the seed
+/// and its error, retried, then 200 once it resolves.
+#[cfg(feature = "axum")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startupz_fails_with_the_seed_error_until_the_name_resolves() {
+    let dns = FakeDns::default();
+    let first = start("http-dns-0", &fast_config("http-dns"), &[]).await;
+    let node = named("http-dns-1", "http-dns", &dns, &[])
+        .start()
+        .await
+        .expect("start");
+    let http = serve(&node).await;
+    sleep(Duration::from_millis(700)).await;
+    let (code, body) = get(http, "/startupz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("rumor.test:7946 → lookup failed"), "{body}");
+    let (code, body) = get(http, "/readyz?verbose").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("[-]joined failed"), "{body}");
+    // Retried, backing off to 8 × the 200 ms retry at most.
+    let before = dns.lookups.load(Ordering::Relaxed);
+    wait_for("another lookup", Duration::from_secs(3), || {
+        if dns.lookups.load(Ordering::Relaxed) > before {
+            Ok(())
+        } else {
+            Err("no lookup since".into())
+        }
+    })
+    .await;
+    dns.set(&[first.advertise_addr()]);
+    wait_status(http, "/startupz", 200).await;
+    wait_status(http, "/readyz", 200).await;
+    first.abort();
+    node.abort();
+}
