@@ -3,25 +3,22 @@
 //! ```text
 //! cargo run --example embed                        # a cluster of one
 //! cargo run --example embed -- 127.0.0.1:7946      # join a node already running there
+//! cargo run --example embed -- localhost:7946       # names work too
 //! ```
 //!
-//! The service owns shutdown (here a `CancellationToken` cancelled after a few seconds;
-//! in a real service, its signal handling): rumor installs no signal handler. On the
-//! way out, `leave_and_drain` takes the node out of readiness, waits for load balancers,
-//! gossips Leave and stops.
+//! The service owns shutdown (here its `CancellationToken` cancelled after a few
+//! seconds; in a real service, its signal handling): rumor installs no signal handler.
+//! Cancelling the token rumor was given takes the node out of readiness, keeps it
+//! serving for the drain, gossips Leave and stops: peers see it Left.
 
 use std::time::Duration;
 
-use rumor::{Config, RuntimeBuilder};
-use tokio_util::sync::CancellationToken;
+use rumor::{CancellationToken, Config, RuntimeBuilder};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = CancellationToken::new(); // the service's own
-    let seeds: Vec<std::net::SocketAddr> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let seeds: Vec<String> = std::env::args().skip(1).collect();
 
     // ---- rumor: about ten lines --------------------------------------------------
     let members = RuntimeBuilder::new(format!("svc-{}", std::process::id()))
@@ -29,6 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .seeds(seeds)
         .config(Config::local())
         .cancel_token(shutdown.child_token())
+        .drain(Duration::from_millis(500))
         .start()
         .await?;
     let mut events = members.events();
@@ -62,9 +60,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // Graceful exit: out of readiness, drain, Leave, stop; then the rest of the service.
-    members.leave_and_drain(Duration::from_millis(500)).await?;
+    // Graceful exit: the service cancels its token; rumor drains, leaves and stops.
     shutdown.cancel();
+    members.stopped().await;
     service.await?;
     Ok(())
 }

@@ -19,7 +19,7 @@
 //! let members = rumor::RuntimeBuilder::new("svc-1")
 //!     .bind("0.0.0.0:7946".parse()?)
 //!     .advertise("10.0.0.1:7946".parse()?)
-//!     .seeds(["10.0.0.2:7946".parse()?])
+//!     .seeds(["10.0.0.2:7946"]) // or a name: "rumor.ns.svc.cluster.local:7946"
 //!     .config(rumor::Config::lan())
 //!     .start()
 //!     .await?;
@@ -55,6 +55,11 @@
 //! }
 //! let _wake_at = node.poll_timeout();
 //! ```
+
+/// README.md's Rust blocks, compiled as doctests so the embedding snippet stays true.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod budget;
 mod config;

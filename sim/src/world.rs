@@ -387,7 +387,7 @@ impl World {
             self.now = at;
             self.counters.events += 1;
             tick += 1;
-            if tick % 65_536 == 0 {
+            if tick.is_multiple_of(65_536) {
                 progress(self.now.as_secs_f64() / self.end.as_secs_f64().max(1e-9));
             }
             self.dispatch(kind);

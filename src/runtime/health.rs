@@ -110,7 +110,7 @@ impl fmt::Display for Check {
 /// |---|---|---|
 /// | [`liveness`](Health::liveness) | is this process wedged? | the driver's loop ran within [`HealthConfig::liveness_timeout`]. No network, no peers: a partition must never get a healthy process restarted |
 /// | [`readiness`](Health::readiness) | should I get traffic? | joined, not leaving, not suspected or declared dead by a peer within [`HealthConfig::suspected_hold`], local health ≤ [`HealthConfig::max_local_health`], driver running |
-/// | [`startup`](Health::startup) | am I still booting? | joined and the first full state sync done |
+/// | [`startup`](Health::startup) | am I still booting? | joined (a seed, or a peer that joined through this node, answered; at once without seeds or with [`RuntimeBuilder::bootstrap`](crate::RuntimeBuilder::bootstrap)) and the first full state sync done; when not, the reason lists what each seed resolved to |
 ///
 /// Only readiness depends on the cluster. During
 /// [`Handle::leave_and_drain`](crate::Handle::leave_and_drain) readiness goes false

@@ -86,7 +86,7 @@ pub enum StartError {
 /// let handle = RuntimeBuilder::new("node-1")
 ///     .bind("0.0.0.0:7946".parse()?)
 ///     .advertise("10.0.0.1:7946".parse()?)
-///     .seeds(["10.0.0.2:7946".parse()?])
+///     .seeds(["10.0.0.2:7946"]) // or a name: "rumor.ns.svc.cluster.local:7946"
 ///     .config(Config::lan())
 ///     .start()
 ///     .await?;

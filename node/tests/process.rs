@@ -1,11 +1,10 @@
-//! Multi-process: real `node` example processes on 127.0.0.1, signalled with `kill`.
+//! Multi-process: real `rumor-node` processes on 127.0.0.1, signalled with `kill`.
 //! SIGKILL → dead at every peer within the bound the config implies; SIGSTOP for half
 //! of `acceptable_pause` → never dead; SIGSTOP for twice → the verdict is reported and
 //! the node comes back; SIGTERM → `/readyz` 503 before exit, peers see Left.
 //!
-//! Needs the `node` example built with the same features (`cargo test` builds examples
-//! first); skipped with a message when it is missing or not on Unix.
-#![cfg(all(unix, feature = "tokio"))]
+//! Cargo builds the binary before this test (Unix only: it signals processes).
+#![cfg(unix)]
 // Real processes run on the wall clock: the core's clock bans do not apply here.
 #![allow(clippy::disallowed_methods)]
 
@@ -102,11 +101,9 @@ impl Proc {
     }
 }
 
-fn node_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?; // target/debug/deps -> target/debug
-    let bin = dir.join("examples").join("node");
-    bin.exists().then_some(bin)
+/// The `rumor-node` binary cargo built for this test.
+fn node_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rumor-node"))
 }
 
 fn ev(event: &'static str, member: &str) -> impl Fn(&Value) -> bool {
@@ -219,21 +216,9 @@ impl Setup {
     }
 }
 
-macro_rules! node_or_skip {
-    () => {
-        match node_binary() {
-            Some(b) => b,
-            None => {
-                eprintln!("skipped: target/debug/examples/node not built (run `cargo test`)");
-                return;
-            }
-        }
-    };
-}
-
 #[test]
 fn sigkill_is_dead_at_every_peer_within_the_configured_bound() {
-    let bin = node_or_skip!();
+    let bin = node_binary();
     let setup = Setup::new("pkill");
     // Silence alone: the refusal path has a test of its own below.
     let procs = setup.cluster(&bin, 4, |_| vec!["--refusals=off".to_string()]);
@@ -274,7 +259,7 @@ fn sigkill_is_dead_at_every_peer_within_the_configured_bound() {
 
 #[test]
 fn sigstop_below_acceptable_pause_is_never_dead_and_above_is_reported() {
-    let bin = node_or_skip!();
+    let bin = node_binary();
     let setup = Setup::new("pstop");
     let procs = setup.cluster(&bin, 4, |_| Vec::new());
     thread::sleep(Duration::from_secs(2));
@@ -339,11 +324,10 @@ fn sigstop_below_acceptable_pause_is_never_dead_and_above_is_reported() {
     assert!(paused.count(|v| v["event"] == "refuted") >= 1);
 }
 
-#[cfg(feature = "axum")]
 #[test]
 fn sigterm_answers_503_before_exit_and_peers_see_left() {
     use std::io::{Read, Write};
-    let bin = node_or_skip!();
+    let bin = node_binary();
     let setup = Setup::new("pterm");
     // A free TCP port for the leaver's HTTP server.
     let http = std::net::TcpListener::bind("127.0.0.1:0")
@@ -409,7 +393,7 @@ fn sigterm_answers_503_before_exit_and_peers_see_left() {
 /// peer within 3 s, while a process SIGSTOPped for 6 s is convicted by nobody.
 #[test]
 fn sigkill_is_dead_within_3s_and_a_6s_sigstop_never_at_acceptable_pause_8s() {
-    let bin = node_or_skip!();
+    let bin = node_binary();
     let mut setup = Setup::new("pcrash");
     setup.cfg = Config::local();
     setup.cfg.acceptable_pause = Duration::from_secs(8);
