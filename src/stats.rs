@@ -60,6 +60,10 @@ pub struct NodeStats {
     /// Datagrams accusing this node (suspect or dead) at an incarnation it had already
     /// refuted, or refuted on reading them, answered directly with its current Alive.
     pub accusations_answered: u64,
+    /// A member's own Alive at the incarnation held for it but from another address (a
+    /// process recreated elsewhere within the same second), answered with what this
+    /// node holds so that it refutes above its previous life.
+    pub other_lives_answered: u64,
     /// Accusations left unanswered because their source had used its answers for this
     /// probe interval (`MAX_ANSWERS_PER_SOURCE`, 4): a forged stream of them cannot aim
     /// a stream of our Alives at a member.

@@ -409,3 +409,162 @@ async fn startupz_fails_with_the_seed_error_until_the_name_resolves() {
     first.abort();
     node.abort();
 }
+
+/// The member `observer` holds for `name`: its state and address.
+fn view_of(observer: &Handle, name: &str) -> Option<(MemberState, SocketAddr)> {
+    observer
+        .members()
+        .into_iter()
+        .find(|m| m.name() == name)
+        .map(|m| (m.state, m.addr))
+}
+
+/// No observer holds two live members at one address.
+fn no_shared_live_address(nodes: &[&Handle]) -> Result<(), String> {
+    for o in nodes {
+        let mut live: Vec<(SocketAddr, String)> = o
+            .members()
+            .into_iter()
+            .filter(|m| m.state.is_live())
+            .map(|m| (m.addr, m.name().to_string()))
+            .collect();
+        live.sort();
+        for w in live.windows(2) {
+            if w[0].0 == w[1].0 {
+                return Err(format!(
+                    "{} holds {} and {} live at {}",
+                    o.name(),
+                    w[0].1,
+                    w[1].1,
+                    w[0].0
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pod recreated with the same name and a new IP (here: a new port), at once (the
+/// same wall-clock second, so the same default incarnation) and after peers declared
+/// the old process dead: both times the one member ends alive at the new address
+/// everywhere, with no trace of the old one live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_recreated_at_a_new_address_replaces_its_old_self() {
+    let cfg = fast_config("recreate");
+    let first = start("recreate-0", &cfg, &[]).await;
+    let seed = first.advertise_addr();
+    let mut peers = vec![first];
+    for i in 1..3 {
+        peers.push(start(&format!("recreate-{i}"), &cfg, &[seed]).await);
+    }
+    let mut pod = start("recreate-pod", &cfg, &[seed]).await;
+    let mut all: Vec<Handle> = peers.iter().cloned().chain([pod.clone()]).collect();
+    wait_for("4 nodes to converge", JOIN_LIMIT, || all_alive(&refs(&all))).await;
+    for wait_dead in [false, true] {
+        let old = pod.advertise_addr();
+        pod.abort();
+        pod.stopped().await;
+        if wait_dead {
+            wait_for("the old process dead everywhere", JOIN_LIMIT, || {
+                for p in &peers {
+                    match view_of(p, "recreate-pod") {
+                        Some((MemberState::Dead, _)) => {}
+                        v => return Err(format!("{} holds {v:?}", p.name())),
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        }
+        let t0 = Instant::now();
+        pod = start("recreate-pod", &cfg, &[seed]).await;
+        let new = pod.advertise_addr();
+        assert_ne!(old, new);
+        let took = wait_for(
+            "the recreated member alive at its new address",
+            JOIN_LIMIT,
+            || {
+                for p in &peers {
+                    match view_of(p, "recreate-pod") {
+                        Some((MemberState::Alive, a)) if a == new => {}
+                        v => {
+                            return Err(format!("{} holds {v:?} (new {new}, old {old})", p.name()));
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await;
+        eprintln!("recreated (old process dead first: {wait_dead}): converged in {took:?}");
+        all = peers.iter().cloned().chain([pod.clone()]).collect();
+        wait_for("everyone alive", JOIN_LIMIT, || all_alive(&refs(&all))).await;
+        // And it stays so: the old address is not revived by a late datagram.
+        sleep(Duration::from_millis(800)).await;
+        all_alive(&refs(&all)).expect("still converged");
+        no_shared_live_address(&refs(&all)).expect("no duplicates");
+        assert!(t0.elapsed() < JOIN_LIMIT * 2);
+    }
+    for n in &all {
+        n.abort();
+    }
+}
+
+/// A new pod given the IP (here: the address) a dead member used: a different member.
+/// Peers hold the new one alive there and never revive the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_on_a_dead_members_address_is_a_different_member() {
+    let cfg = fast_config("reuse");
+    let first = start("reuse-0", &cfg, &[]).await;
+    let seed = first.advertise_addr();
+    let mut peers = vec![first];
+    for i in 1..3 {
+        peers.push(start(&format!("reuse-{i}"), &cfg, &[seed]).await);
+    }
+    let gone = start("reuse-gone", &cfg, &[seed]).await;
+    let addr = gone.advertise_addr();
+    let mut all: Vec<Handle> = peers.iter().cloned().chain([gone.clone()]).collect();
+    wait_for("4 nodes to converge", JOIN_LIMIT, || all_alive(&refs(&all))).await;
+    gone.abort();
+    gone.stopped().await;
+    wait_for("the old member dead everywhere", JOIN_LIMIT, || {
+        for p in &peers {
+            if !matches!(view_of(p, "reuse-gone"), Some((MemberState::Dead, _))) {
+                return Err(format!("{} holds {:?}", p.name(), view_of(p, "reuse-gone")));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    let newcomer = RuntimeBuilder::new("reuse-new")
+        .bind(addr)
+        .seeds([seed])
+        .config(cfg.clone())
+        .start()
+        .await
+        .expect("bind the dead member's address");
+    all = peers.iter().cloned().chain([newcomer.clone()]).collect();
+    let took = wait_for("the newcomer alive everywhere", JOIN_LIMIT, || {
+        all_alive(&refs(&all))
+    })
+    .await;
+    eprintln!("the newcomer on a reused address converged in {took:?}");
+    // Reconnect knocks and refusals about the old member now reach the newcomer; the
+    // old member must stay dead and the newcomer alive, for several reconnect rounds.
+    for _ in 0..10 {
+        sleep(Duration::from_millis(300)).await;
+        for p in &peers {
+            let old = view_of(p, "reuse-gone");
+            assert!(
+                !old.is_some_and(|(s, _)| s.is_live()),
+                "{} revived the old member: {old:?}",
+                p.name()
+            );
+        }
+        all_alive(&refs(&all)).expect("the newcomer stays alive");
+        no_shared_live_address(&refs(&all)).expect("one live member per address");
+    }
+    for n in &all {
+        n.abort();
+    }
+}

@@ -947,6 +947,7 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.refusals_withdrawn += s.refusals_withdrawn;
     total.refusals_unverified += s.refusals_unverified;
     total.accusations_answered += s.accusations_answered;
+    total.other_lives_answered += s.other_lives_answered;
     total.answers_refused += s.answers_refused;
     total.reconnects += s.reconnects;
     total.convictions += s.convictions;

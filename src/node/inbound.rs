@@ -50,7 +50,13 @@ impl Node {
         let body = match body {
             BodyRef::Alive(a) => {
                 match self.alive_update(a) {
-                    Some(u) => self.process_update(u, sync),
+                    Some(u) => {
+                        let conflict = self.is_other_life(&u, inb);
+                        self.process_update(u, sync);
+                        if conflict {
+                            self.answer_other_life(inb);
+                        }
+                    }
                     None => self.stats.messages_rejected += 1,
                 }
                 return;
@@ -206,6 +212,45 @@ impl Node {
             });
             self.queue_broadcast(key, payload);
         }
+    }
+
+    /// Whether `u` is a member's own Alive, sent from its own address, at the
+    /// incarnation we hold for it but from another address than we hold: a process
+    /// recreated elsewhere within the same second as its previous life (the runtime's
+    /// default incarnation is the wall clock in seconds), so both lives claim one
+    /// incarnation. Our entry wins ties and the digests match, so neither gossip nor
+    /// state sync would ever tell the new process; `answer_other_life` does.
+    fn is_other_life(&self, u: &Update<'_>, inb: &Inbound) -> bool {
+        u.id == inb.sender
+            && u.id != self.id()
+            && u.descriptor.as_ref().is_some_and(|d| d.addr == inb.from)
+            && self
+                .members
+                .get(u.id)
+                .is_some_and(|e| e.incarnation == u.incarnation && e.addr != inb.from)
+    }
+
+    /// Tells the sender what we hold for it (its previous life), once per datagram and
+    /// within the per-source answer budget; it refutes above that incarnation
+    /// (`news_about_self`), and its Alive then replaces the old address everywhere.
+    fn answer_other_life(&mut self, inb: &mut Inbound) {
+        if inb.corrected || self.leaving {
+            return;
+        }
+        inb.corrected = true;
+        if !self.spend(inb.from, Work::Answer, MAX_ANSWERS_PER_SOURCE) {
+            self.stats.answers_refused += 1;
+            return;
+        }
+        self.stats.other_lives_answered += 1;
+        self.outbox.push_back(Outgoing {
+            to: inb.from,
+            to_id: Some(inb.sender),
+            primary: Primary::Entries(VecDeque::from([Delta {
+                id: inb.sender,
+                peer: PeerKnows::Older,
+            }])),
+        });
     }
 
     /// A member that tells us we are suspect or dead, at an incarnation we have just

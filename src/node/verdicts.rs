@@ -164,7 +164,17 @@ impl Node {
         }
         let mine = self.incarnation();
         let refute = match u.state {
-            MemberState::Alive => u.incarnation > mine,
+            // At our own incarnation, an Alive with another address or metadata is
+            // another life of ours (restarted within the same second), which peers
+            // would otherwise keep: its entry ties with ours.
+            MemberState::Alive => {
+                u.incarnation > mine
+                    || (u.incarnation == mine
+                        && u.descriptor.as_ref().is_some_and(|d| {
+                            let local = self.members.local();
+                            d.addr != local.addr || d.metadata != local.packed.metadata()
+                        }))
+            }
             _ => u.incarnation >= mine,
         };
         if !refute {
