@@ -636,3 +636,38 @@ async fn sealed_packets_over_udp_and_a_wrong_key_stays_out() {
         h.abort();
     }
 }
+
+/// Two nodes never share a port: a second bind to a taken address fails, and many
+/// binds to port 0 get distinct ports. With `SO_REUSEADDR` Linux allowed both, and the
+/// socket bound last received everything sent to the shared port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_port_is_an_error_and_port_zero_never_repeats() {
+    let cfg = fast_config("port");
+    let first = start("port-0", &cfg, &[]).await;
+    let taken = first.local_addr();
+    let second = RuntimeBuilder::new("port-1")
+        .bind(taken)
+        .config(cfg.clone())
+        .start()
+        .await;
+    assert!(
+        matches!(second, Err(rumor::StartError::Bind { addr, .. }) if addr == taken),
+        "a second node bound {taken}: {second:?}"
+    );
+    first.abort();
+    let mut nodes = Vec::new();
+    for i in 0..200 {
+        nodes.push(start(&format!("port-n{i}"), &cfg, &[]).await);
+    }
+    let mut ports: Vec<u16> = nodes.iter().map(|n| n.local_addr().port()).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(
+        ports.len(),
+        nodes.len(),
+        "two of 200 nodes on 127.0.0.1:0 share a port"
+    );
+    for n in &nodes {
+        n.abort();
+    }
+}

@@ -98,8 +98,8 @@ pub enum StartError {
 /// ```
 ///
 /// # The driver
-/// [`RuntimeBuilder::start`] binds a socket2-configured UDP socket (`SO_REUSEADDR`, a
-/// configurable receive buffer, IPv4 or IPv6), hands it to tokio and spawns **one**
+/// [`RuntimeBuilder::start`] binds a socket2-configured UDP socket (a configurable
+/// receive buffer, IPv4 or IPv6; no `SO_REUSEADDR`, so a taken port is an error), hands it to tokio and spawns **one**
 /// task that owns the [`Node`](crate::Node). Its loop is a `biased` `select!` over, in
 /// order: cancellation, commands from handles, the socket, and a sleep until the node's
 /// next timeout. After every input it fires the node's timers if they are due (so a
