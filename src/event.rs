@@ -1,5 +1,6 @@
 //! What a node tells its caller: membership changes and delivered broadcasts.
 
+use std::fmt;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -70,8 +71,23 @@ impl Cause {
     }
 }
 
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A snapshot of one member, as carried by events and [`Node::members`](crate::Node::members).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Displayed as `name (addr, incarnation N, state)`; its `Debug` shows the name as
+/// text too, and the metadata's length rather than its bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Member {
     /// Compact id.
     pub id: NodeId,
@@ -91,6 +107,32 @@ impl Member {
     /// The name as text.
     pub fn name(&self) -> &str {
         std::str::from_utf8(&self.name).unwrap_or("<invalid utf-8>")
+    }
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}, incarnation {}, {})",
+            self.name(),
+            self.addr,
+            self.incarnation,
+            self.state
+        )
+    }
+}
+
+impl fmt::Debug for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Member")
+            .field("name", &self.name())
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .field("incarnation", &self.incarnation)
+            .field("state", &self.state)
+            .field("metadata_len", &self.metadata.len())
+            .finish()
     }
 }
 
@@ -143,4 +185,77 @@ pub enum Event {
         /// The payload.
         payload: Bytes,
     },
+}
+
+/// One line in words: `member dead (refused): b (10.0.0.2:7946, incarnation 17, dead)`.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::JoinedCluster => f.write_str("joined the cluster"),
+            Event::Synced => f.write_str("first state sync done"),
+            Event::MemberJoined(m) => write!(f, "member joined: {m}"),
+            Event::MemberUpdated(m) => write!(
+                f,
+                "member updated: {m}, {} bytes of metadata",
+                m.metadata.len()
+            ),
+            Event::MemberSuspected { member, cause } => {
+                write!(f, "member suspected ({cause}): {member}")
+            }
+            Event::MemberAlive(m) => write!(f, "member refuted its suspicion: {m}"),
+            Event::MemberDead { member, cause } => write!(f, "member dead ({cause}): {member}"),
+            Event::MemberLeft(m) => write!(f, "member left: {m}"),
+            Event::SelfSuspected { by, incarnation } => write!(
+                f,
+                "suspected by {by} at incarnation {incarnation}, refuting"
+            ),
+            Event::SelfRefuted { incarnation } => {
+                write!(f, "refuted at incarnation {incarnation}")
+            }
+            Event::Broadcast { origin, payload } => {
+                write!(f, "broadcast from {origin}, {} bytes", payload.len())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(state: MemberState) -> Member {
+        Member {
+            id: NodeId::from_name("b"),
+            name: Bytes::from_static(b"b"),
+            addr: "10.0.0.2:7946".parse().unwrap(),
+            incarnation: 17,
+            state,
+            metadata: Bytes::from_static(b"zone=a"),
+        }
+    }
+
+    #[test]
+    fn events_and_members_read_as_words() {
+        let dead = Event::MemberDead {
+            member: member(MemberState::Dead),
+            cause: Cause::Refused,
+        };
+        assert_eq!(
+            dead.to_string(),
+            "member dead (refused): b (10.0.0.2:7946, incarnation 17, dead)"
+        );
+        let updated = Event::MemberUpdated(member(MemberState::Alive));
+        assert_eq!(
+            updated.to_string(),
+            "member updated: b (10.0.0.2:7946, incarnation 17, alive), 6 bytes of metadata"
+        );
+        // Debug shows the name as text, not as bytes.
+        let debug = format!("{dead:?}");
+        assert!(debug.contains("name: \"b\""), "{debug}");
+        assert!(!debug.contains("b\"b\""), "{debug}");
+        assert_eq!(
+            Event::SelfRefuted { incarnation: 3 }.to_string(),
+            "refuted at incarnation 3"
+        );
+    }
 }

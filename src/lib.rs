@@ -56,6 +56,10 @@
 //! let _wake_at = node.poll_timeout();
 //! ```
 
+// docs.rs builds with `--cfg docsrs` (Cargo.toml's metadata): each feature-gated item
+// then says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 /// README.md's Rust blocks, compiled as doctests so the embedding snippet stays true.
 #[cfg(all(doctest, feature = "tokio"))]
 #[doc = include_str!("../README.md")]
@@ -92,12 +96,14 @@ pub use node::DetectorView;
 pub use node::{Node, Transmit};
 pub use probe_tokens::QUOTE_PREFIX;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use runtime::{
     CancellationToken, DEFAULT_PORT, EventStream, Handle, HandleError, Lagged, MAX_PAUSE_SAMPLES,
     PAUSE_SAMPLE_MIN, Resolve, ResolveFuture, RuntimeBuilder, RuntimeStats, STALL_BUCKETS, Seed,
     SeedError, StallHistogram, StartError, SystemResolver,
 };
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use runtime::{Check, CheckPart, Health, HealthConfig};
 pub use stats::{DECODE_ERROR_KINDS, NodeStats};
 pub use time::Time;

@@ -19,6 +19,7 @@ impl Health {
     /// Each answers `200` with body `ok`, or `503` with the failing condition as the
     /// body. `?verbose` lists every condition (`[+]name ok: …` / `[-]name failed: …`).
     /// Merge it into your own router (`app.merge(health.router())`) or serve it alone.
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub fn router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
