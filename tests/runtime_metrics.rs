@@ -116,13 +116,26 @@ async fn scenario(snapshotter: &Snapshotter) {
         "rumor_probes_total",
         "rumor_packets_in_total",
         "rumor_packets_out_total",
-        "rumor_bytes_in_total",
-        "rumor_bytes_out_total",
+        "rumor_received_bytes_total",
+        "rumor_sent_bytes_total",
         "rumor_timer_lateness_seconds",
     ] {
         let v = value(&snap, name, &[("node", "m-1")]);
         assert!(v.is_some_and(|v| v > 0.0), "{name} = {v:?}");
     }
+    // The health gauges: converged nodes are ready and started, with local health 0.
+    for check in ["readiness", "startup"] {
+        let v = value(
+            &snap,
+            "rumor_health_check",
+            &[("node", "m-1"), ("check", check)],
+        );
+        assert_eq!(v, Some(1.0), "{check}");
+    }
+    assert_eq!(
+        value(&snap, "rumor_local_health", &[("node", "m-1")]),
+        Some(0.0)
+    );
     for kind in rumor::DecodeErrorKind::ALL {
         let v = value(
             &snap,

@@ -473,6 +473,13 @@ impl Driver {
         };
         if tick_due.is_some() {
             self.on_net_errors(None);
+            // Every 100 ms, not per input: a check builds its reason strings.
+            let health = crate::runtime::Health {
+                shared: self.shared.clone(),
+            };
+            let (ready, started) = (health.readiness().ok, health.startup().ok);
+            self.metrics
+                .set_health(self.node.local_health(), ready, started);
         }
         if let Some(due) = earliest {
             let late = now - due;

@@ -65,11 +65,23 @@ fn describe() {
         Unit::Count,
         "Datagrams produced for sending."
     );
-    describe_counter!("rumor_bytes_in_total", Unit::Bytes, "Bytes received.");
+    // Units in the names (`_bytes_total`), so that the Prometheus exporter's
+    // recommended naming, which appends a unit it does not find, leaves them as they are.
+    describe_counter!("rumor_received_bytes_total", Unit::Bytes, "Bytes received.");
     describe_counter!(
-        "rumor_bytes_out_total",
+        "rumor_sent_bytes_total",
         Unit::Bytes,
         "Bytes produced for sending."
+    );
+    describe_gauge!(
+        "rumor_local_health",
+        Unit::Count,
+        "Lifeguard's local health score (0 = healthy): how many of its own probes this node saw fail lately."
+    );
+    describe_gauge!(
+        "rumor_health_check",
+        Unit::Count,
+        "1 while the check passes, else 0, by check (readiness, startup); set every 100 ms by the driver. Liveness has no gauge: a wedged driver could not lower it; probe /livez."
     );
     describe_counter!(
         "rumor_decode_errors_total",
@@ -143,6 +155,9 @@ pub(crate) struct Metrics {
     lateness: Histogram,
     exported: NodeStats,
     exported_rt: RuntimeStats,
+    local_health: Gauge,
+    /// readiness, startup.
+    checks: [Gauge; 2],
 }
 
 impl Metrics {
@@ -165,8 +180,11 @@ impl Metrics {
             stalls_repeated: counter("rumor_stalls_repeated_total"),
             packets_in: counter("rumor_packets_in_total"),
             packets_out: counter("rumor_packets_out_total"),
-            bytes_in: counter("rumor_bytes_in_total"),
-            bytes_out: counter("rumor_bytes_out_total"),
+            bytes_in: counter("rumor_received_bytes_total"),
+            bytes_out: counter("rumor_sent_bytes_total"),
+            local_health: metrics::gauge!("rumor_local_health", with(None)),
+            checks: ["readiness", "startup"]
+                .map(|c| metrics::gauge!("rumor_health_check", with(Some(Label::new("check", c))))),
             decode_errors: DecodeErrorKind::ALL.map(|k| {
                 metrics::counter!(
                     "rumor_decode_errors_total",
@@ -255,6 +273,14 @@ impl Metrics {
         }
     }
 
+    /// Sets the health gauges: the local health score, readiness and startup.
+    pub fn set_health(&self, local_health: u32, ready: bool, started: bool) {
+        self.local_health.set(f64::from(local_health));
+        for (gauge, ok) in self.checks.iter().zip([ready, started]) {
+            gauge.set(if ok { 1.0 } else { 0.0 });
+        }
+    }
+
     /// Records one timer's lateness.
     pub fn timer_lateness(&self, late: Duration) {
         self.lateness.record(late.as_secs_f64());
@@ -270,4 +296,52 @@ pub(crate) fn count_states<'a>(members: impl Iterator<Item = &'a crate::Member>)
         }
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    /// The names `/metrics` shows with a given exporter setting.
+    fn names(recommended: bool) -> Vec<String> {
+        let recorder = PrometheusBuilder::new()
+            .with_recommended_naming(recommended)
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let mut m = Metrics::new(&[]);
+            let stats = NodeStats {
+                bytes_in: 10,
+                bytes_out: 20,
+                ..NodeStats::default()
+            };
+            m.export(&stats, &RuntimeStats::default());
+            m.set_members([1, 0, 0, 0]);
+            m.set_health(0, true, true);
+            m.timer_lateness(Duration::from_millis(3));
+        });
+        let mut out: Vec<String> = handle
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("# TYPE "))
+            .filter_map(|l| l.split_whitespace().nth(2).map(String::from))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn names_do_not_depend_on_the_exporters_naming() {
+        let plain = names(false);
+        assert!(
+            plain.contains(&"rumor_received_bytes_total".to_string()),
+            "{plain:?}"
+        );
+        assert!(
+            plain.contains(&"rumor_health_check".to_string()),
+            "{plain:?}"
+        );
+        assert_eq!(plain, names(true));
+    }
 }

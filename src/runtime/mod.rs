@@ -166,14 +166,18 @@ pub enum StartError {
 /// | `rumor_refutations_total` | counter | |
 /// | `rumor_stalls_total`, `rumor_stalls_repeated_total` | counter | |
 /// | `rumor_packets_in_total`, `rumor_packets_out_total` | counter | |
-/// | `rumor_bytes_in_total`, `rumor_bytes_out_total` | counter | |
+/// | `rumor_received_bytes_total`, `rumor_sent_bytes_total` | counter | |
 /// | `rumor_decode_errors_total` | counter | `kind` = [`DecodeErrorKind::as_str`](crate::DecodeErrorKind::as_str) |
 /// | `rumor_send_errors_total`, `rumor_send_retries_total`, `rumor_recv_errors_total` | counter | |
 /// | `rumor_refusals_total`, `rumor_refusals_unverified_total`, `rumor_refusal_convictions_total` | counter | |
 /// | `rumor_reconnects_total` | counter | |
 /// | `rumor_timer_lateness_seconds` | histogram | |
+/// | `rumor_local_health` | gauge | |
+/// | `rumor_health_check` | gauge (1 passing, 0 failing; every 100 ms) | `check` = readiness, startup (no liveness: a wedged driver could not lower it) |
 ///
-/// Counters are exported from [`NodeStats`](crate::NodeStats) deltas after each input
+/// Every name carries its unit where it has one (`_bytes_total`, `_seconds`), so the
+/// Prometheus exporter's recommended naming leaves the names unchanged. Counters are
+/// exported from [`NodeStats`](crate::NodeStats) deltas after each input
 /// batch. Every metric also carries the labels given to
 /// [`metrics_label`](RuntimeBuilder::metrics_label) (for several nodes in one process,
 /// add a `node` label). Every log line of the driver is inside the span
