@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import analyze, plan, report  # noqa: E402
+from harness import analyze, dns, plan, report  # noqa: E402
 from harness.net import Net, our_namespaces  # noqa: E402
 from harness.procs import Cluster, Sink  # noqa: E402
 
@@ -59,7 +59,7 @@ def parse_args(argv):
                     help="field naming the crash kind in the simulator's faults (default: "
                          "`crash` if the simulator accepts it; `none` to leave it out)")
     ap.add_argument("--prefix", default="rchaos-", help=argparse.SUPPRESS)
-    ap.add_argument("--node-bin", default=os.path.join(ROOT, "target/release/examples/node"))
+    ap.add_argument("--node-bin", default=os.path.join(ROOT, "target/release/rumor-node"))
     ap.add_argument("--sim-bin", default=os.path.join(ROOT, "target/release/rumor-sim"))
     ap.add_argument("--serf-bin", default="/usr/bin/serf")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -280,7 +280,7 @@ def source_state():
         r = subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True, timeout=20)
         return r.stdout.rstrip("\n") if r.returncode == 0 else ""
     head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src", "sim/src", "examples",
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "src", "sim/src", "node/src", "examples",
                                       "Cargo.toml", "Cargo.lock").splitlines()]
     return head, dirty
 
@@ -295,7 +295,8 @@ def serf_version(serf_bin):
 
 def checks(scenarios, results, a):
     """The assertions of --check: verdicts must match; latencies only loosely (the
-    ±20 % target is reported, not asserted: a 2-core CI machine is noisy)."""
+    ±20 % target is reported, not asserted: a 2-core CI machine is noisy). The DNS
+    scenarios: the cluster formed once and converged, no ghost or duplicate at the end."""
     passed, failed = [], []
 
     def check(name, ok, detail=""):
@@ -304,6 +305,11 @@ def checks(scenarios, results, a):
 
     for sc in scenarios:
         res = results[sc.name]
+        if sc.runner == "dns":
+            for (m, v, c) in res["rows"]:
+                if c is not None:
+                    check(f"{sc.name}: {m}", c, f"({v})")
+            continue
         for (m, rv, sv, rt, _serf, c) in res["rows"]:
             if c is None:
                 continue
@@ -340,6 +346,10 @@ def reanalyze(out_dir):
     hosts = list(range(1, meta["hosts"] + 1))
     for sc in scenarios:
         d = os.path.join(out_dir, "logs", sc.name)
+        if sc.runner == "dns":
+            results[sc.name]["dns"] = dns.analyze_dir(sc, d)
+            results[sc.name]["rows"] = dns.rows(sc, results[sc.name]["dns"])
+            continue
         with open(os.path.join(d, "events.jsonl")) as fh:
             events = [Ev(**json.loads(line)) for line in fh]
         with open(os.path.join(d, "actions.json")) as fh:
@@ -378,6 +388,15 @@ def main(argv):
         return 0
     if not a.only:
         scenarios = [s for s in scenarios if not s.opt_in]
+    # The DNS scenarios need dnsmasq (run.sh installs Debian's dnsmasq-base when missing);
+    # without it they are skipped, said so, and not counted as failures.
+    dnsmasq = dns.find_dnsmasq()
+    dns_skipped = None
+    if any(s.runner == "dns" for s in scenarios) and not dnsmasq:
+        dns_skipped = [s.name for s in scenarios if s.runner == "dns"]
+        print(f"chaos: DNS scenarios SKIPPED ({', '.join(dns_skipped)}): no dnsmasq "
+              "(Debian package dnsmasq-base, which run.sh installs when apt-get works)")
+        scenarios = [s for s in scenarios if s.runner != "dns"]
     for b in [a.node_bin] + ([] if a.no_sim else [a.sim_bin]):
         if not os.access(b, os.X_OK):
             sys.exit(f"missing binary {b} (chaos/run.sh builds it)")
@@ -415,13 +434,19 @@ def main(argv):
                                          else "none (every crash is silent there)"))
     head, dirty = source_state()
     started = time.monotonic()
-    net = Net(a.prefix, a.hosts)
+    # A spare host (a new address for a recreated pod) and the DNS server's namespace,
+    # only when the DNS scenarios run.
+    with_dns = any(s.runner == "dns" for s in scenarios)
+    net = Net(a.prefix, a.hosts, spares=1 if any(s.name == "identity" for s in scenarios) else 0,
+              dns=with_dns)
     if our_namespaces(a.prefix):
         sys.exit(f"namespaces {our_namespaces(a.prefix)} exist: another run, or a stale one "
                  "(chaos/run.sh --cleanup removes them)")
     results = {}
     try:
-        log(f"network: {a.hosts} hosts in namespaces {net.ns(1)}..{net.ns(a.hosts)}, switch {net.switch}")
+        log(f"network: {a.hosts} hosts in namespaces {net.ns(1)}..{net.ns(a.hosts)}, switch {net.switch}"
+            + (f"; spares {', '.join(net.ns(h) for h in net.spare_hosts()) or 'none'}, DNS server "
+               f"in {net.ns(dns.DNS_HOST)} ({net.addr(dns.DNS_HOST)}, {dnsmasq})" if with_dns else ""))
         net.create()
         net.check_isolated()
         rtts = net.measure_rtt(1, 2)
@@ -432,6 +457,13 @@ def main(argv):
         log(f"{len(scenarios)} scenario(s), {total:.0f} s of real time" + (" with Serf" if serf_bin else ""))
         for sc in scenarios:
             log(f"scenario {sc.name}: {sc.title} ({sc.duration:.0f} s)")
+            if sc.runner == "dns":
+                load_before = loadavg()
+                got = dns.run(sc, a, net, out_dir, dnsmasq)
+                results[sc.name] = {"dns": got["dns"], "t_end": got["t_end"], "machine": {
+                    "loadavg_before": load_before, "loadavg_after": loadavg(),
+                    "lateness": analyze.lateness(os.path.join(out_dir, "logs", sc.name), set())}}
+                continue
             real = run_real(sc, a, net, out_dir, serf_bin)
             machine = real.pop("machine")
             t_end = real.pop("t_end")
@@ -441,6 +473,10 @@ def main(argv):
         net.destroy(log)
     # The simulator side: after the real runs, so it does not steal their CPU.
     for sc in scenarios:
+        if sc.runner == "dns":
+            results[sc.name]["sim"] = None
+            results[sc.name]["rows"] = dns.rows(sc, results[sc.name]["dns"])
+            continue
         sim = None
         if sc.sim and not a.no_sim:
             path, sim = run_sim(sc, a, out_dir, latency_us)
@@ -455,6 +491,7 @@ def main(argv):
         "loss": a.loss, "latency_us": latency_us, "seeds": f"1..{a.seeds}",
         "serf": bool(serf_bin), "serf_version": serf_version(serf_bin) if serf_bin else None,
         "wall_s": time.monotonic() - started, "rtt_us": rtts,
+        "dns_skipped": dns_skipped,
     }
     md = report.markdown(meta, scenarios, results)
     with open(os.path.join(out_dir, "report.md"), "w") as fh:
@@ -467,7 +504,8 @@ def main(argv):
     log(f"report: {os.path.relpath(out_dir, ROOT)}/report.md (events and logs beside it)")
     if a.check:
         passed, failed = checks(scenarios, results, a)
-        print(f"chaos: {len(passed)} passed, {len(failed)} failed")
+        print(f"chaos: {len(passed)} passed, {len(failed)} failed"
+              + (" (DNS scenarios skipped: no dnsmasq)" if dns_skipped else ""))
         return 1 if failed else 0
     return 0
 

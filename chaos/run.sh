@@ -8,10 +8,13 @@
 #   chaos/run.sh --cleanup      # remove what an interrupted run left (namespaces only)
 #
 # Needs root (network namespaces), iproute2, nftables and python3; installs the Debian
-# packages that are missing (nftables, iproute2, and serf with --serf). Where that is
-# impossible (not root, not Linux, no apt, namespaces refused) it prints why and exits
-# 0: a skip, not a failure. Everything it creates is named rchaos-* and lives inside
-# network namespaces it creates; the trap below deletes them on any exit.
+# packages that are missing (nftables, iproute2, dnsmasq-base for the DNS scenarios,
+# and serf with --serf). Where that is impossible (not root, not Linux, no apt,
+# namespaces refused) it prints why and exits 0: a skip, not a failure; without
+# dnsmasq only the DNS scenarios are skipped. Everything it creates is named rchaos-*:
+# network namespaces, and /etc/netns/rchaos-*/resolv.conf for the DNS scenarios (which
+# `ip netns exec` bind-mounts in those namespaces only); the trap below deletes them on
+# any exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX=rchaos-
@@ -21,10 +24,15 @@ skip() {
     exit 0
 }
 
+# Whether /etc/netns held anything but ours before this run (the DNS scenarios create
+# it if missing; then it goes again).
+netns_etc_existed=0
+if [ -d /etc/netns ] && ls -A /etc/netns | grep -qv "^$PREFIX"; then netns_etc_existed=1; fi
+
 cleanup() {
     # Only our own namespaces: kill the processes inside them (by pid), delete them.
     # Deleting a namespace deletes its veth ends, addresses and nftables tables.
-    local ns pid
+    local ns pid d
     for ns in $(ip netns list 2>/dev/null | awk -v p="$PREFIX" 'index($1, p) == 1 {print $1}'); do
         for pid in $(ip netns pids "$ns" 2>/dev/null); do
             kill -CONT "$pid" 2>/dev/null || true
@@ -36,6 +44,14 @@ cleanup() {
         done
         ip netns del "$ns" 2>/dev/null || true
     done
+    # The DNS scenarios' per-namespace resolv.conf files (/etc/netns/rchaos-*/), and
+    # /etc/netns if this run made it and it is empty now.
+    for d in /etc/netns/"$PREFIX"*; do
+        [ -d "$d" ] && rm -rf -- "$d"
+    done
+    if [ "$netns_etc_existed" = 0 ] && [ -d /etc/netns ]; then
+        rmdir /etc/netns 2>/dev/null || true
+    fi
 }
 
 # The command as typed, for the report.
@@ -85,6 +101,19 @@ if [ ${#missing[@]} -gt 0 ]; then
         fi
     fi
 fi
+# The DNS scenarios' server: optional, like Serf (chaos.py skips those scenarios, and
+# says so, when there is no dnsmasq).
+have_dnsmasq() { command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ]; }
+if ! have_dnsmasq; then
+    if command -v apt-get >/dev/null; then
+        echo "chaos: installing dnsmasq-base from Debian (the DNS scenarios' server)"
+        export DEBIAN_FRONTEND=noninteractive
+        if [ ${#missing[@]} -gt 0 ] || timeout 300 apt-get update -qq >/dev/null; then
+            timeout 600 apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null 2>&1 || true
+        fi
+    fi
+    have_dnsmasq || echo "chaos: could not install dnsmasq-base: the DNS scenarios will be skipped"
+fi
 drop_serf=0
 if [ "$want_serf" = 1 ] && ! command -v serf >/dev/null; then
     echo "chaos: Debian package serf unavailable: the report has no Serf column"
@@ -118,15 +147,15 @@ trap cleanup EXIT
 
 # -- binaries -----------------------------------------------------------------------------
 if [ "$debug" = 1 ]; then
-    # What .ci/run has already built (cargo test and cargo build --examples, debug, all
-    # features): this build is then a no-op. The node's timing does not depend on the
+    # What .ci/run has already built (cargo test and cargo build, debug, all features):
+    # this build is then a no-op. The node's timing does not depend on the
     # profile at this load (a few datagrams per second per node).
     echo "chaos: using the debug build (--debug)"
     cargo build --workspace --bins --examples --all-features 2>&1 | tail -n 3
-    extra=(--node-bin target/debug/examples/node --sim-bin target/debug/rumor-sim)
+    extra=(--node-bin target/debug/rumor-node --sim-bin target/debug/rumor-sim)
 else
-    echo "chaos: building the node example and rumor-sim (release)"
-    cargo build --release --example node 2>&1 | tail -n 3
+    echo "chaos: building rumor-node and rumor-sim (release)"
+    cargo build --release -p rumor-node 2>&1 | tail -n 3
     cargo build --release -p rumor-sim 2>&1 | tail -n 3
     extra=()
 fi

@@ -8,6 +8,18 @@ rule; every name starts with the run's prefix, `rchaos-` by default):
     rchaos-h1 .. hK      a host each: eth0 (veth to the switch port), lo,
                          198.18.100.K/24, no default route, no rules
 
+With the DNS scenarios (`--dns`, see harness/dns.py) there are more namespaces on the
+same bridge, still no node in them at first:
+
+    rchaos-s1 .. sN      spare hosts, 198.18.100.201..: where a recreated pod comes back
+                         with a new address (same layout as a host)
+    rchaos-dns           198.18.100.253: dnsmasq, the cluster's DNS server
+
+and every host and spare gets /etc/netns/rchaos-*/resolv.conf naming that server, which
+`ip netns exec` bind-mounts over /etc/resolv.conf for the processes it starts (only
+those: the root namespace's resolver is untouched). `destroy` removes those files, and
+/etc/netns itself if this run created it.
+
 198.18.100.0/24 is inside 198.18.0.0/15 (RFC 2544, benchmarking). With no default route
 in any host and no uplink on the bridge, nothing can leave the bridge. Every host gets
 a permanent neighbour entry for every other, so a host whose link is down is pure
@@ -23,6 +35,9 @@ import subprocess
 import time
 
 TABLE = "rchaos"
+SPARE_BASE = 200  # spare host j is 198.18.100.(200 + j), namespace rchaos-sJ
+DNS_HOST = 253  # the DNS server's namespace rchaos-dns, 198.18.100.253
+NETNS_ETC = "/etc/netns"
 
 
 def run(argv, timeout=20, check=True, stdin=None):
@@ -40,6 +55,21 @@ def our_namespaces(prefix):
     out = run(["ip", "netns", "list"], check=False)
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     return [n for n in names if n.startswith(prefix)]
+
+
+def remove_netns_etc(prefix, remove_dir=False, log=print):
+    """Removes /etc/netns/PREFIX* (the per-namespace resolv.conf files `ip netns exec`
+    bind-mounts), and /etc/netns itself when `remove_dir` and it is left empty."""
+    if os.path.isdir(NETNS_ETC):
+        for name in sorted(os.listdir(NETNS_ETC)):
+            if name.startswith(prefix):
+                path = os.path.join(NETNS_ETC, name)
+                for fn in os.listdir(path):
+                    os.remove(os.path.join(path, fn))
+                os.rmdir(path)
+                log(f"removed {path}")
+        if remove_dir and not os.listdir(NETNS_ETC):
+            os.rmdir(NETNS_ETC)
 
 
 def destroy_namespaces(prefix, log=print):
@@ -64,24 +94,47 @@ def destroy_namespaces(prefix, log=print):
 
 
 class Net:
-    def __init__(self, prefix, hosts, subnet="198.18.100"):
-        if not 2 <= hosts <= 200:
-            raise ValueError("hosts must be in 2..200")
+    def __init__(self, prefix, hosts, subnet="198.18.100", spares=0, dns=False):
+        if not 2 <= hosts <= SPARE_BASE:
+            raise ValueError(f"hosts must be in 2..{SPARE_BASE}")
+        if not 0 <= spares <= 50:
+            raise ValueError("spares must be in 0..50")
         self.prefix = prefix
         self.hosts = hosts
+        self.spares = spares
+        self.dns = dns
         self.subnet = subnet
         self.switch = prefix + "sw"
         self.macs = {}
+        self.made_netns_etc = False
 
     # -- names -------------------------------------------------------------------
+    # Hosts are numbers: 1..K the hosts, SPARE_BASE + j the spares, DNS_HOST the DNS
+    # server; the number is the last octet of the address.
+    def port(self, h):
+        """The host's name on the switch (and in its namespace's name)."""
+        if h == DNS_HOST:
+            return "dns"
+        if h > SPARE_BASE:
+            return f"s{h - SPARE_BASE}"
+        return f"h{h}"
+
     def ns(self, h):
-        return f"{self.prefix}h{h}"
+        return f"{self.prefix}{self.port(h)}"
 
     def addr(self, h):
         return f"{self.subnet}.{h}"
 
     def all_hosts(self):
+        """The hosts that run a node in every scenario (not the spares, not the DNS)."""
         return list(range(1, self.hosts + 1))
+
+    def spare_hosts(self):
+        return [SPARE_BASE + j for j in range(1, self.spares + 1)]
+
+    def every_host(self):
+        """Every namespace with an address: hosts, spares, the DNS server."""
+        return self.all_hosts() + self.spare_hosts() + ([DNS_HOST] if self.dns else [])
 
     def exec_argv(self, h, argv):
         return ["ip", "netns", "exec", self.ns(h)] + list(argv)
@@ -97,23 +150,25 @@ class Net:
         self._sysctl(self.switch, "net.ipv6.conf.default.disable_ipv6", 1)
         run(["ip", "-n", self.switch, "link", "add", "br0", "type", "bridge", "stp_state", "0"])
         run(["ip", "-n", self.switch, "link", "set", "br0", "up"])
-        for h in self.all_hosts():
+        if self.dns:
+            self._write_resolv_confs()
+        for h in self.every_host():
             ns = self.ns(h)
             run(["ip", "netns", "add", ns])
             self._sysctl(ns, "net.ipv6.conf.all.disable_ipv6", 1)
             self._sysctl(ns, "net.ipv6.conf.default.disable_ipv6", 1)
             run(["ip", "-n", ns, "link", "add", "eth0", "type", "veth",
-                 "peer", "name", f"h{h}", "netns", self.switch])
-            run(["ip", "-n", self.switch, "link", "set", f"h{h}", "master", "br0"])
-            run(["ip", "-n", self.switch, "link", "set", f"h{h}", "up"])
+                 "peer", "name", self.port(h), "netns", self.switch])
+            run(["ip", "-n", self.switch, "link", "set", self.port(h), "master", "br0"])
+            run(["ip", "-n", self.switch, "link", "set", self.port(h), "up"])
             run(["ip", "-n", ns, "addr", "add", f"{self.addr(h)}/24", "dev", "eth0"])
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
             run(["ip", "-n", ns, "link", "set", "eth0", "up"])
             info = json.loads(run(["ip", "-n", ns, "-j", "link", "show", "eth0"]))
             self.macs[h] = info[0]["address"]
         self._base_rules()
-        for h in self.all_hosts():
-            for j in self.all_hosts():
+        for h in self.every_host():
+            for j in self.every_host():
                 if j != h:
                     run(["ip", "-n", self.ns(h), "neigh", "replace", self.addr(j),
                          "lladdr", self.macs[j], "dev", "eth0", "nud", "permanent"])
@@ -121,7 +176,7 @@ class Net:
     def check_isolated(self):
         """Asserts what the module docstring promises: no host has a route other than
         its own /24, and the switch has no address."""
-        for h in self.all_hosts():
+        for h in self.every_host():
             routes = json.loads(run(["ip", "-n", self.ns(h), "-j", "route", "show"]))
             for r in routes:
                 if r.get("dst") != f"{self.subnet}.0/24":
@@ -134,6 +189,20 @@ class Net:
 
     def destroy(self, log=print):
         destroy_namespaces(self.prefix, log)
+        remove_netns_etc(self.prefix, remove_dir=self.made_netns_etc, log=log)
+
+    def _write_resolv_confs(self):
+        """/etc/netns/NS/resolv.conf for every host and spare: the DNS namespace's
+        server only (glibc caches nothing without nscd: every lookup asks it)."""
+        if not os.path.isdir(NETNS_ETC):
+            os.makedirs(NETNS_ETC)
+            self.made_netns_etc = True
+        for h in self.all_hosts() + self.spare_hosts():
+            d = os.path.join(NETNS_ETC, self.ns(h))
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "resolv.conf"), "w") as fh:
+                fh.write(f"# rumor chaos harness ({self.ns(h)}); removed with the namespace\n"
+                         f"nameserver {self.addr(DNS_HOST)}\noptions timeout:1 attempts:2\n")
 
     # -- nftables, on the switch ------------------------------------------------------
     # Faults are applied where the wire is, not in the hosts: a datagram dropped by a
@@ -200,11 +269,11 @@ table bridge {TABLE} {{
 
     def set_link(self, h, up):
         """The switch port of host h: down is a pulled cable (the host falls silent)."""
-        run(["ip", "-n", self.switch, "link", "set", f"h{h}", "up" if up else "down"])
+        run(["ip", "-n", self.switch, "link", "set", self.port(h), "up" if up else "down"])
 
     def reset(self, loss_pct):
         """Back to the baseline between scenarios: every link up, no cut, base loss."""
-        for h in self.all_hosts():
+        for h in self.all_hosts() + self.spare_hosts():
             self.set_link(h, True)
         self.cuts = set()
         self.loss = {h: (loss_pct, loss_pct) for h in self.all_hosts()}

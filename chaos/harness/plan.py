@@ -15,6 +15,10 @@ Fault kinds and their simulator counterparts:
 | oneway        | nftables drops from `hosts` to the rest only     | `[[partitions]]`, `one_way`      |
 | loss-burst    | `loss` % loss both ways at `hosts` for `length`  | `[[partitions]]` with `loss` (a partial cut) |
 
+Two scenarios have no fault list and no simulator counterpart (`runner = "dns"`,
+harness/dns.py): `dns-start` and `identity`, nodes seeded by a DNS name that a real DNS
+server answers and the harness changes during the run; their times are in `params`.
+
 Until the simulator distinguishes crash kinds (issue 7), both crash kinds map to the
 same silent crash there; `--sim-crash-field NAME` adds `NAME = "process"` / `"host"` to
 each crash fault of the generated scenarios once it does.
@@ -22,7 +26,7 @@ each crash fault of the generated scenarios once it does.
 
 import random
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Scenario:
     expect_heal: bool = True  # views must have converged at the end (--check)
     opt_in: bool = False  # run only when named in --only (too long for the default run)
     notes: List[str] = field(default_factory=list)
+    runner: Optional[str] = None  # "dns": harness/dns.py runs it (no faults, no simulator)
+    params: dict = field(default_factory=dict)  # the runner's times and targets
 
 
 CRASHES = ("process-crash", "host-crash")
@@ -162,6 +168,54 @@ def _build(hosts, quick, reps, acceptable_pause):
                    for i, h in enumerate(range(2, hosts + 1))]
         out.append(Scenario("rolling-restart", "rolling restart: each host but h1 killed, back after 8 s, 15 s apart",
                             settle + (hosts - 2) * 15.0 + 25.0, rolling))
+    out += dns_scenarios(hosts)
+    return out
+
+
+def dns_scenarios(hosts):
+    """Seeds by DNS name (issue 22), the same in the trimmed and the full run: every
+    node gets `--seeds NAME:7946` only, NAME being answered by dnsmasq in the rchaos-dns
+    namespace from records the harness rewrites (harness/dns.py).
+
+    dns-start: the name answers nothing (NXDOMAIN) at first, then the first half of the
+    hosts, then all. No node has --bootstrap: the name is the only way in, as for a
+    Deployment behind a headless Service, where no pod can be told apart as the first;
+    a node that formed a cluster alone would be the split this scenario looks for (and
+    with `--bootstrap yes` on one node the others would merely join it). The nodes
+    resolve at start, then 2, 6, 14 s after it (--seed-retry 2 s, doubling), so the
+    name starting to answer at 4 s is found at 6 s.
+
+    identity: the name lists every host, then three steps, each SIGKILLing one process
+    and starting another (the name's records follow: the killed address goes, the new
+    one comes with the new process):
+      1. recreated pod, quickly: h(K-1) killed, a process named h(K-1) started on the
+         spare host s1 (a new address) 0.5 s later, before the old one is convicted;
+      2. reused address: hK killed, a process named h(2K+1) started on hK's host 0.5 s
+         later (a new pod given the old one's IP), before hK is convicted;
+      3. recreated pod, slowly: h(K-1) (now on s1) killed, started again on its first
+         host 3 s later, after its conviction, at the address its first life had."""
+    out = []
+    some = list(range(1, max(1, hosts // 2) + 1))
+    out.append(Scenario(
+        "dns-start",
+        f"seeds by DNS name only: NXDOMAIN until 4 s, then h{some[0]}..h{some[-1]}, all from 9 s",
+        16.0, [], sim=False, runner="dns",
+        params={"answer_at": 4.0, "first": some, "all_at": 9.0, "http_host": 1}))
+    if hosts >= 3:
+        old, reused, new = hosts - 1, hosts, 2 * hosts + 1
+        out.append(Scenario(
+            "identity",
+            f"h{old} recreated on a new address (0.5 s), h{reused}'s address reused by "
+            f"h{new} (0.5 s), h{old} recreated again (3 s)",
+            33.0, [], sim=False, runner="dns",
+            params={"steps": [
+                {"label": "recreated pod, before conviction", "kill": f"h{old}", "at": 6.0,
+                 "gap": 0.5, "name": f"h{old}", "host": "s1"},
+                {"label": "reused address, before conviction", "kill": f"h{reused}",
+                 "at": 14.0, "gap": 0.5, "name": f"h{new}", "host": f"h{reused}"},
+                {"label": "recreated pod, after conviction", "kill": f"h{old}", "at": 23.0,
+                 "gap": 3.0, "name": f"h{old}", "host": f"h{old}"},
+            ]}))
     return out
 
 

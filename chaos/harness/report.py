@@ -5,6 +5,7 @@ from collections import defaultdict
 from math import comb
 from statistics import median
 
+from . import dns
 from .analyze import pct
 
 TOLERANCE = 0.20  # the issue's target: real / simulated latency within ±20 %
@@ -203,7 +204,7 @@ def scenario_rows(sc, real, sim):
             sim_heal = span(vals) + (f" ({unhealed} of {len(sim)} not healed)" if unhealed else "")
             got = [v for v in vals if v is not None]
             heal_ratio = fmt_ratio(ratio(cut["heal_ms"], median(got) if got else None))
-        add(f"heal -> every view live ms", healed(cut), sim_heal, heal_ratio,
+        add("heal -> every view live ms", healed(cut), sim_heal, heal_ratio,
             healed(sc_cut) if sc_cut else "–")
 
     # The oracle's counts, every scenario.
@@ -241,6 +242,9 @@ def markdown(meta, scenarios, results):
                + "; simulator crash kinds: "
                + (f"`{meta['sim_crash_field']} = \"process\" | \"host\"`" if meta['sim_crash_field']
                   else "none (every simulated crash is silent)") + ".")
+    if meta.get("dns_skipped"):
+        out.append(f"DNS scenarios skipped ({', '.join(meta['dns_skipped'])}): no dnsmasq "
+                   "(Debian package dnsmasq-base).")
     out.append("")
     out.append("Values are p50 [min–max] over the fault's repetitions (real) or over the seeds' "
                "per-run p50s (sim); ratio = real / sim, **out** marks a ratio outside ±20 %, "
@@ -264,6 +268,18 @@ def markdown(meta, scenarios, results):
                        f"{lt.get('over_threshold')} (max {fmt_ms(lt.get('max_ms'))} ms).  ")
         if res.get("sim_scenario"):
             out.append(f"Simulator: `{res['sim_scenario']}`, seeds {meta['seeds']}.  ")
+        if sc.runner == "dns":
+            out.append(f"Seeds by DNS name: every node has `--seeds {dns.NAME}:7946` only, "
+                       "answered by dnsmasq in rchaos-dns from records the harness rewrites; "
+                       "rumor only (no Serf), logs in `logs/" + sc.name + "/` (events.jsonl, "
+                       "actions.json, dnsmasq.log).  ")
+            out.append("")
+            out.append("| measure | rumor real |")
+            out.append("|---|---|")
+            for (m, v, _c) in res["rows"]:
+                out.append(f"| {m} | {v} |")
+            out += dns.observer_table(res["dns"])
+            continue
         out.append("")
         out.append("| measure | rumor real | rumor sim | real/sim | Serf real |")
         out.append("|---|---|---|---|---|")
