@@ -568,3 +568,93 @@ async fn a_new_member_on_a_dead_members_address_is_a_different_member() {
         n.abort();
     }
 }
+
+/// A silent UDP socket standing for a seed that does not answer; counts what reaches it.
+struct Silent {
+    socket: std::net::UdpSocket,
+}
+
+impl Silent {
+    fn new() -> Silent {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("nonblocking");
+        Silent { socket }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("addr")
+    }
+
+    /// Datagrams queued for it so far (read and dropped).
+    fn received(&self) -> usize {
+        let mut buf = [0u8; 2048];
+        let mut n = 0;
+        while self.socket.recv_from(&mut buf).is_ok() && n < 10_000 {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// A DNS answer of many pods: the joiner knocks at a few at a time, not at all of
+/// them (each answers with its whole member table), and rotates to the rest, so
+/// dead ones ahead of the live one do not keep it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_knocks_at_a_few_seeds_at_a_time_and_rotates_to_the_live_one() {
+    let dns = FakeDns::default();
+    let first = start("fan-0", &fast_config("fan"), &[]).await;
+    let silent: Vec<Silent> = (0..8).map(|_| Silent::new()).collect();
+    let mut answer: Vec<SocketAddr> = silent.iter().map(Silent::addr).collect();
+    answer.push(first.advertise_addr());
+    dns.set(&answer);
+    let joiner = named("fan-1", "fan", &dns, &[])
+        .start()
+        .await
+        .expect("start");
+    sleep(Duration::from_millis(120)).await;
+    let knocked = silent.iter().filter(|s| s.received() > 0).count();
+    assert!(knocked <= 3, "knocked at {knocked} of 8 dead seeds at once");
+    let took = wait_for("a join past 8 dead seeds", JOIN_LIMIT, || started(&joiner)).await;
+    eprintln!("joined past 8 dead seeds in {took:?}");
+    first.abort();
+    joiner.abort();
+}
+
+/// Cancelled before it started, a node joins nobody (who would only see it die) and
+/// stops as having left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cancelled_before_start_joins_nobody() {
+    let seed = Silent::new();
+    let token = CancellationToken::new();
+    token.cancel();
+    let node = builder("early-0", &fast_config("early"), &[seed.addr()])
+        .cancel_token(token)
+        .start()
+        .await
+        .expect("start");
+    timeout(JOIN_LIMIT, node.stopped()).await.expect("stops");
+    node.leave_and_drain(Duration::ZERO)
+        .await
+        .expect("stopped by leaving");
+    sleep(Duration::from_millis(100)).await;
+    assert_eq!(seed.received(), 0, "a cancelled node knocked at its seed");
+}
+
+/// Seeds that resolve but are dead: a node that others joined through still starts,
+/// by joining back through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_seeds_are_dead_is_started_by_a_peer_joining_it() {
+    let dead = Silent::new();
+    let cfg = fast_config("deadseed");
+    let lonely = start("deadseed-0", &cfg, &[dead.addr()]).await;
+    sleep(Duration::from_millis(300)).await;
+    assert!(!lonely.health().startup().ok);
+    let other = start("deadseed-1", &cfg, &[lonely.advertise_addr()]).await;
+    wait_for("the node joined through to be started", JOIN_LIMIT, || {
+        started(&lonely)
+    })
+    .await;
+    wait_for("both alive", JOIN_LIMIT, || all_alive(&[&lonely, &other])).await;
+    lonely.abort();
+    other.abort();
+}

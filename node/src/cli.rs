@@ -45,8 +45,11 @@ pub struct Args {
     #[arg(long, default_value = "2s", value_parser = duration, value_name = "DURATION")]
     pub seed_retry: Duration,
 
-    /// Member name, unique in the cluster (default: $HOSTNAME, else node-PORT). Keep it
-    /// stable across restarts (a StatefulSet pod name): same member, new incarnation.
+    /// Member name, unique in the cluster: two processes with one name are one member
+    /// to their peers, and drop each other's datagrams as their own (default:
+    /// $HOSTNAME, the pod name on Kubernetes, else node-PORT, else node-PID for port
+    /// 0; give --name to run several on one host). Keep it stable across restarts (a
+    /// StatefulSet pod name): same member, new incarnation.
     #[arg(long)]
     pub name: Option<String>,
 
@@ -165,7 +168,10 @@ impl Args {
     /// `--name`, else `$HOSTNAME`, else `node-PORT`.
     pub fn member_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
-            std::env::var("HOSTNAME").unwrap_or_else(|_| format!("node-{}", self.bind.port()))
+            std::env::var("HOSTNAME").unwrap_or_else(|_| match self.bind.port() {
+                0 => format!("node-{}", std::process::id()),
+                port => format!("node-{port}"),
+            })
         })
     }
 }

@@ -9,7 +9,10 @@ pub fn emit(t0: Instant, mut line: Value) {
     if let Value::Object(map) = &mut line {
         map.insert("at_ms".into(), json!(t0.elapsed().as_millis() as u64));
     }
-    println!("{line}");
+    // Not println!: it panics when stdout is a closed pipe (`| head`), and a panic
+    // here would end the process without a Leave. A lost line is the reader's choice.
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn member_line(event: &str, m: &Member) -> Value {

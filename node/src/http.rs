@@ -15,8 +15,16 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         .map_err(|e| format!("metrics recorder: {e}"))
 }
 
-/// Binds `addr` and serves the routes in a task of their own.
-pub async fn serve(addr: SocketAddr, h: &Handle, prom: PrometheusHandle) -> Result<(), String> {
+/// Binds `addr`: before the node starts, so that a taken port stops the process
+/// before it has joined anyone (who would then see it die).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--http {addr}: {e}"))
+}
+
+/// Serves the routes on `listener` in a task of their own.
+pub fn serve(listener: tokio::net::TcpListener, h: &Handle, prom: PrometheusHandle) {
     let upkeep = prom.clone();
     tokio::spawn(async move {
         loop {
@@ -28,13 +36,9 @@ pub async fn serve(addr: SocketAddr, h: &Handle, prom: PrometheusHandle) -> Resu
         .health()
         .router()
         .route("/metrics", get(move || async move { prom.render() }));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("--http {addr}: {e}"))?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("http server: {e}");
         }
     });
-    Ok(())
 }

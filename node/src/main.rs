@@ -86,13 +86,17 @@ async fn main() -> ExitCode {
     if let Some(a) = args.advertise {
         builder = builder.advertise(a);
     }
-    // Before `start`: the driver registers its metrics when it starts.
-    let prom = match args.http.map(|_| http::install_recorder()).transpose() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    // Before `start`: the driver registers its metrics when it starts, and a taken
+    // HTTP port must stop the process before it joins anyone.
+    let http = match args.http {
+        Some(addr) => match (http::install_recorder(), http::bind(addr).await) {
+            (Ok(prom), Ok(listener)) => Some((prom, listener)),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
     };
     let h = match builder.start().await {
         Ok(h) => h,
@@ -101,11 +105,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let (Some(addr), Some(prom)) = (args.http, prom)
-        && let Err(e) = http::serve(addr, &h, prom).await
-    {
-        eprintln!("{e}");
-        return ExitCode::FAILURE;
+    if let Some((prom, listener)) = http {
+        http::serve(listener, &h, prom);
     }
     emit(
         t0,
@@ -159,12 +160,13 @@ async fn main() -> ExitCode {
             Err(e) => eprintln!("cannot write {path}: {e}"),
         }
     }
+    let (reason, code) = match &result {
+        Ok(()) => ("left".to_string(), ExitCode::SUCCESS),
+        Err(e) => (e.to_string(), ExitCode::FAILURE),
+    };
     emit(
         t0,
-        json!({"event": "stopped", "member": h.name(), "reason": match result {
-            Ok(()) => "left".to_string(),
-            Err(e) => e.to_string(),
-        }}),
+        json!({"event": "stopped", "member": h.name(), "reason": reason}),
     );
-    ExitCode::SUCCESS
+    code
 }

@@ -172,7 +172,10 @@ impl Node {
                     || (u.incarnation == mine
                         && u.descriptor.as_ref().is_some_and(|d| {
                             let local = self.members.local();
-                            d.addr != local.addr || d.metadata != local.packed.metadata()
+                            // Wire bytes, as gossip carries them unchanged: no
+                            // re-encoding can make our own echo look like another life.
+                            d.addr_wire != local.packed.addr_wire()
+                                || d.metadata != local.packed.metadata()
                         }))
             }
             _ => u.incarnation >= mine,

@@ -25,9 +25,12 @@ use crate::time::Time;
 /// is a whole probe period away.
 pub(crate) const SAMPLE_TICK: Duration = Duration::from_millis(100);
 
-/// Seed addresses kept and contacted at most: a DNS answer larger than this (a
-/// Service of thousands of pods) needs only a few to join through.
+/// Seed addresses kept at most: a DNS answer larger than this (a Service of
+/// thousands of pods) needs only a few to join through.
 const MAX_SEEDS: usize = 64;
+
+/// Seeds a joining node knocks at, at a time (see `on_seeds`).
+const JOIN_FANOUT: usize = 3;
 
 /// Unknown seed addresses a refresh syncs with at most, per resolution.
 const MAX_SEED_SYNCS: usize = 8;
@@ -42,6 +45,12 @@ const RECV_BATCH: usize = 64;
 /// The largest UDP payload: datagrams are read whole, so an oversized one reaches the
 /// core (which drops and counts it) instead of arriving truncated.
 const RECV_BUF: usize = 65_536;
+
+/// The first seed window's offset: this node's id, so that nodes resolving the same
+/// sorted answer start at different seeds.
+fn shared_knock(shared: &Shared) -> usize {
+    shared.id.0 as usize
+}
 
 /// What the builder decided about joining and stopping.
 pub(crate) struct DriverPlan {
@@ -78,6 +87,8 @@ pub(crate) struct Driver {
     /// The seeds' addresses known so far (literal ones at first, then what the seed
     /// task resolved and what `Handle::join` added), at most `MAX_SEEDS`.
     seeds: Vec<SocketAddr>,
+    /// Where the next window of seeds to knock at starts (see `next_window`).
+    knock: usize,
     /// Seeds were given but none has resolved to another node's address yet, and this
     /// node may not form a cluster alone: `Node::join` waits (see `on_seeds`).
     join_pending: bool,
@@ -125,6 +136,7 @@ impl Driver {
         refusals: bool,
     ) -> Driver {
         let packet = node.config().max_packet_size;
+        let knock = shared_knock(&shared);
         Driver {
             node,
             socket,
@@ -135,6 +147,7 @@ impl Driver {
             metrics,
             leave_timeout,
             seeds: join.literal_seeds,
+            knock,
             join_pending: join.seeds_given && !join.bootstrap,
             drain: join.drain,
             drain_until: None,
@@ -156,9 +169,12 @@ impl Driver {
         let now = self.shared.now();
         self.shared.beat(now);
         info!(addr = %self.shared.advertise, seeds = self.seeds.len(), "starting");
-        if self.join_pending {
+        if self.shared.cancel.is_cancelled() {
+            // Cancelled before it started: join nobody, who would only see it die.
+            debug!("cancelled before start: not joining");
+        } else if self.join_pending {
             let literal = std::mem::take(&mut self.seeds);
-            self.on_seeds(now, &literal);
+            self.on_seeds(now, &literal, true);
         } else {
             // No seeds (the first member), or a bootstrap node: a cluster of one at
             // once, which the seed task merges with whatever the seeds turn out to be.
@@ -166,6 +182,9 @@ impl Driver {
         }
         self.flush().await;
         let left = self.run_loop().await;
+        // Stopped: not ready and not started, whatever the last tick said.
+        self.metrics
+            .set_health(self.node.local_health(), false, false);
         if left {
             self.shared.left.store(true, Ordering::Relaxed);
         }
@@ -248,7 +267,7 @@ impl Driver {
         }
     }
 
-    /// Returns true if the driver must stop (cancelled during a freeze).
+    /// Returns true if the driver must stop (aborted during a freeze).
     async fn on_command(&mut self, cmd: Command) -> bool {
         let now = self.shared.now();
         match cmd {
@@ -272,8 +291,12 @@ impl Driver {
                 let _ = reply.send(r);
             }
             Command::Leave(drain) => self.begin_drain(now, drain),
-            Command::Seeds(addrs, reply) => {
-                let contacted = self.on_seeds(now, &addrs);
+            Command::Seeds {
+                addrs,
+                replace,
+                reply,
+            } => {
+                let contacted = self.on_seeds(now, &addrs, replace);
                 let _ = reply.send(contacted);
             }
             Command::Freeze(d, ack) => {
@@ -318,39 +341,55 @@ impl Driver {
         });
     }
 
-    /// Seed addresses, from the seed task or `Handle::join`. Returns how many were
-    /// contacted.
+    /// Seed addresses, from the seed task (`replace`: the latest answer is what DNS
+    /// says now) or from `Handle::join` and `join_back` (added to what is held).
+    /// Returns how many addresses were contacted.
     ///
-    /// - Join not started yet: join through them, if any is another node's.
-    /// - Joining (no full answer yet): knock at the ones not knocked at before; the
-    ///   node's own join retries go on for the rest.
-    /// - Joined: sync with each that no live member holds, so two clusters that formed
+    /// - Not synced yet (the join not started, or no full answer): knock at the next
+    ///   `JOIN_FANOUT` of them, a window that rotates on every round, so a dead
+    ///   address cannot hold the join up and every joiner does not knock at the same
+    ///   few (each answers with its whole member table).
+    /// - Synced: sync with each that no live member holds, so two clusters that formed
     ///   apart (a name that resolved late, a bootstrap node) merge.
-    fn on_seeds(&mut self, now: Time, addrs: &[SocketAddr]) -> usize {
+    ///
+    /// Nothing once the node drains or leaves: it must not join what it is leaving.
+    fn on_seeds(&mut self, now: Time, addrs: &[SocketAddr], replace: bool) -> usize {
+        if self.leave_deadline.is_some() || self.drain_until.is_some() || self.shared.is_draining()
+        {
+            return 0;
+        }
         let own = [self.shared.advertise, self.shared.local_addr];
-        let fresh: Vec<SocketAddr> = addrs
-            .iter()
-            .copied()
-            .filter(|a| !own.contains(a))
-            .take(MAX_SEEDS)
-            .collect();
-        if fresh.is_empty() || self.leave_deadline.is_some() {
+        let mut fresh: Vec<SocketAddr> = Vec::new();
+        for a in addrs {
+            if !own.contains(a) && !fresh.contains(a) && fresh.len() < MAX_SEEDS {
+                fresh.push(*a);
+            }
+        }
+        if fresh.is_empty() {
             return 0;
         }
         if self.join_pending || !self.node.is_synced() {
-            let new = fresh.iter().any(|a| !self.seeds.contains(a));
-            if !self.join_pending && !new {
-                return 0;
-            }
-            for a in &fresh {
-                if !self.seeds.contains(a) && self.seeds.len() < MAX_SEEDS {
-                    self.seeds.push(*a);
+            if replace {
+                self.seeds = fresh;
+            } else {
+                for a in fresh {
+                    if !self.seeds.contains(&a) {
+                        if self.seeds.len() == MAX_SEEDS {
+                            self.seeds.remove(0);
+                        }
+                        self.seeds.push(a);
+                    }
                 }
             }
-            debug!(seeds = self.seeds.len(), "joining through seeds");
+            let window = self.next_window();
+            debug!(
+                seeds = self.seeds.len(),
+                knocking = window.len(),
+                "joining through seeds"
+            );
             self.join_pending = false;
-            self.node.join(now, &self.seeds);
-            return self.seeds.len();
+            self.node.join(now, &window);
+            return window.len();
         }
         let mut contacted = 0;
         for a in fresh {
@@ -366,24 +405,48 @@ impl Driver {
         contacted
     }
 
-    /// A node whose seeds never resolved that others reached (they joined through
-    /// it) joins back through them, for their full state and a finished startup.
+    /// The next `JOIN_FANOUT` seeds to knock at, rotating through all of them. With
+    /// more seeds than that, the first window starts at an offset of this node's own
+    /// (its id), so nodes that resolved the same sorted answer knock at different
+    /// members.
+    fn next_window(&mut self) -> Vec<SocketAddr> {
+        let n = self.seeds.len();
+        let k = JOIN_FANOUT.min(n);
+        // A few seeds are all knocked at, in the order given (the first seed first).
+        let start = if n <= JOIN_FANOUT { 0 } else { self.knock % n };
+        self.knock = self.knock.wrapping_add(k);
+        (0..k).map(|i| self.seeds[(start + i) % n]).collect()
+    }
+
+    /// A node that others reached before any of its seeds answered (its seeds did not
+    /// resolve, or are dead) joins through them, for their full state and a finished
+    /// startup. Once per new peer, not per input.
     fn join_back(&mut self, now: Time) {
-        if !self.join_pending || self.node.live_count() < 2 {
+        if self.node.is_synced() || self.node.live_count() < 2 {
             return;
         }
         let peers: Vec<SocketAddr> = self
             .node
             .members()
-            .filter(|m| m.state.is_live())
+            .filter(|m| m.state.is_live() && !self.seeds.contains(&m.addr))
             .map(|m| m.addr)
             .take(JOIN_BACK)
             .collect();
+        if peers.is_empty() || self.drain_until.is_some() || self.leave_deadline.is_some() {
+            return;
+        }
         debug!(
             peers = peers.len(),
-            "reached by peers before any seed resolved: joining through them"
+            "reached by peers before any seed answered: joining through them"
         );
-        self.on_seeds(now, &peers);
+        for a in &peers {
+            if self.seeds.len() == MAX_SEEDS {
+                self.seeds.remove(0);
+            }
+            self.seeds.push(*a);
+        }
+        self.join_pending = false;
+        self.node.join(now, &peers);
     }
 
     /// One datagram from `recv_from`, then whatever else is already queued (up to a

@@ -31,9 +31,14 @@ pub(crate) enum Command {
     /// Readiness false now; after this drain, gossip Leave, then stop once it has gone
     /// out (or `leave_timeout` passed).
     Leave(Duration),
-    /// Seed addresses to join through or, once joined, to sync with if unknown;
+    /// Seed addresses to join through or, once joined, to sync with if unknown
+    /// (`replace`: the seed task's latest answer, else added to what is held);
     /// answered with how many were contacted.
-    Seeds(Vec<SocketAddr>, oneshot::Sender<usize>),
+    Seeds {
+        addrs: Vec<SocketAddr>,
+        replace: bool,
+        reply: oneshot::Sender<usize>,
+    },
     /// Stop processing for this long (demos and tests); acknowledged when it begins.
     Freeze(Duration, oneshot::Sender<()>),
     /// A keyring change (add, use, remove).
@@ -302,10 +307,11 @@ impl Handle {
     }
 
     /// Joins through more seeds, learned after start (names are resolved once, off the
-    /// driver). Before this node has joined, it knocks at them too; once it has, it
-    /// syncs with each address that no live member holds, which merges two clusters
-    /// that formed apart. Returns how many addresses were contacted (0: each is this
-    /// node or a live member already); `Err(NoSeedResolved)` if none resolved.
+    /// driver). Before this node has joined, they join its seeds, and it knocks at the
+    /// next few of them; once it has, it syncs with each address that no live member
+    /// holds, which merges two clusters that formed apart. Returns how many addresses
+    /// were contacted now (0 once joined: each is this node or a live member already;
+    /// 0 too while draining or leaving); `Err(NoSeedResolved)` if none resolved.
     pub async fn join<S: Into<Seed>>(
         &self,
         seeds: impl IntoIterator<Item = S>,
@@ -324,14 +330,20 @@ impl Handle {
             return Err(HandleError::NoSeedResolved(why.join("; ")));
         }
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Seeds(addrs, tx)).await?;
+        self.send(Command::Seeds {
+            addrs,
+            replace: false,
+            reply: tx,
+        })
+        .await?;
         rx.await.map_err(|_| HandleError::Stopped)
     }
 
     /// **For demos and tests.** Makes the driver stop processing for `duration`: it
     /// sleeps without reading its socket or firing its timers, which is what a GC pause
     /// or `SIGSTOP` looks like to peers (datagrams queue in the socket's receive
-    /// buffer). Cancellation still stops it. Returns once the freeze has begun.
+    /// buffer). [`abort`](Handle::abort) still stops it; a cancellation waits for it to
+    /// end, as a SIGTERM waits for a stopped process. Returns once the freeze has begun.
     pub async fn freeze(&self, duration: Duration) -> Result<(), HandleError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Freeze(duration, tx)).await?;

@@ -42,6 +42,9 @@ pub use tokio_util::sync::CancellationToken;
 use driver::{Driver, DriverPlan};
 use shared::{Shared, Status};
 
+/// The longest seed retry or refresh interval the builder keeps (an hour).
+const MAX_SEED_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// The default port, memberlist's.
 pub const DEFAULT_PORT: u16 = 7946;
 
@@ -309,17 +312,19 @@ impl RuntimeBuilder {
     /// How soon seeds are resolved again while this node knows no live peer, doubling
     /// up to 8 times this while it stays alone. Default 2 s; at least 100 ms. Lower
     /// joins sooner after DNS starts answering, at one lookup per seed name each time.
+    /// At most an hour.
     pub fn seed_retry(mut self, interval: Duration) -> Self {
-        self.seed_retry = interval.max(Duration::from_millis(100));
+        self.seed_retry = interval.clamp(Duration::from_millis(100), MAX_SEED_INTERVAL);
         self
     }
 
     /// How often seeds are resolved once this node has live peers, to merge with any
     /// seed address that no live member holds. Default 60 s (chitchat's); at least
     /// the seed retry. Lower merges clusters that formed apart sooner; each refresh
-    /// costs a lookup per name and, only for unknown addresses, a state sync.
+    /// costs a lookup per name and, only for unknown addresses, a state sync. At most
+    /// an hour.
     pub fn seed_refresh(mut self, interval: Duration) -> Self {
-        self.seed_refresh = interval;
+        self.seed_refresh = interval.min(MAX_SEED_INTERVAL);
         self
     }
 

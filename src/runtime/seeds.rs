@@ -224,8 +224,10 @@ impl SeedReport {
     }
 }
 
-/// Resolves every seed once, each with its own deadline, and updates `reports` (one per
-/// seed, in order). Returns every address found, sorted and without duplicates.
+/// Resolves every seed once, the names concurrently, each with its own deadline
+/// (one name that never answers delays the others by nothing), and updates `reports`
+/// (one per seed, in order). Returns every address found, sorted and without
+/// duplicates.
 pub(crate) async fn resolve_all(
     seeds: &[Seed],
     resolver: &Arc<dyn Resolve>,
@@ -243,20 +245,35 @@ pub(crate) async fn resolve_all(
             })
             .collect();
     }
-    let mut all = Vec::new();
-    for (seed, report) in seeds.iter().zip(reports.iter_mut()) {
-        report.attempts = report.attempts.saturating_add(1);
-        let result = match &seed.0 {
-            Kind::Addr(a) => Ok(vec![*a]),
+    let mut lookups = tokio::task::JoinSet::new();
+    let mut results: Vec<Option<Result<Vec<SocketAddr>, String>>> = vec![None; seeds.len()];
+    for (i, seed) in seeds.iter().enumerate() {
+        match &seed.0 {
+            Kind::Addr(a) => results[i] = Some(Ok(vec![*a])),
+            Kind::Invalid { why, .. } => results[i] = Some(Err(why.to_string())),
             Kind::Name { host, port } => {
-                match tokio::time::timeout(timeout, resolver.resolve(host, *port)).await {
-                    Ok(r) => r.map_err(|e| format!("lookup failed: {e}")),
-                    Err(_) => Err(format!("lookup timed out after {} ms", timeout.as_millis())),
-                }
+                let lookup = resolver.resolve(host, *port);
+                lookups.spawn(async move {
+                    let r = match tokio::time::timeout(timeout, lookup).await {
+                        Ok(r) => r.map_err(|e| format!("lookup failed: {e}")),
+                        Err(_) => Err(format!("lookup timed out after {} ms", timeout.as_millis())),
+                    };
+                    (i, r)
+                });
             }
-            Kind::Invalid { why, .. } => Err(why.to_string()),
-        };
-        match result {
+        }
+    }
+    while let Some(done) = lookups.join_next().await {
+        match done {
+            Ok((i, r)) => results[i] = Some(r),
+            // A resolver that panicked: its seed keeps no answer this round.
+            Err(e) => tracing::warn!(error = %e, "a seed lookup failed to complete"),
+        }
+    }
+    let mut all = Vec::new();
+    for (report, result) in reports.iter_mut().zip(results) {
+        report.attempts = report.attempts.saturating_add(1);
+        match result.unwrap_or_else(|| Err("the lookup did not complete".to_string())) {
             Ok(mut addrs) => {
                 addrs.sort();
                 addrs.dedup();
@@ -323,13 +340,20 @@ pub(crate) async fn run(
                 0
             };
             if !addrs.is_empty() {
-                let (tx, _rx) = oneshot::channel();
-                if cmds.send(Command::Seeds(addrs, tx)).await.is_err() {
+                let (reply, _) = oneshot::channel();
+                let cmd = Command::Seeds {
+                    addrs,
+                    replace: true,
+                    reply,
+                };
+                if cmds.send(cmd).await.is_err() {
                     return;
                 }
             }
         }
-        let wait = schedule.retry * (1 << alone_attempts.saturating_sub(1).min(3));
+        let wait = schedule
+            .retry
+            .saturating_mul(1 << alone_attempts.saturating_sub(1).min(3));
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = shared.stopped.cancelled() => return,
