@@ -6,6 +6,7 @@
 //! Same scenario + seed ⇒ same report (wall time aside) and the same `trace_hash`.
 
 pub mod agenda;
+pub mod canned;
 pub mod faults;
 pub mod network;
 pub mod oracle;

@@ -131,8 +131,9 @@ struct TuneArgs {
 /// The scenario and its overrides, shared by `run` and `sweep`.
 #[derive(clap::Args)]
 struct ScenarioArgs {
-    /// Scenario file (TOML).
-    #[arg(long, default_value = "sim/scenarios/steady.toml")]
+    /// Scenario: a TOML file, or the name of a canned one (embedded: crash,
+    /// crash-process, gc-pauses, steady, ...; `sim/scenarios/NAME.toml` names it too).
+    #[arg(long, default_value = "steady")]
     scenario: PathBuf,
     /// Cluster size (overrides the scenario).
     #[arg(long)]
@@ -197,17 +198,24 @@ fn main() {
 
 fn run(a: RunArgs) -> i32 {
     let sets = a.sc.overrides();
-    let sc = match Scenario::load(&a.sc.scenario, &sets) {
+    let source = match rumor_sim::canned::load(&a.sc.scenario) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
+    let sc = match Scenario::parse(&source.text, &sets) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", source.name);
+            return 2;
+        }
+    };
     let seed = a.seed.unwrap_or(sc.seed);
     let command = format!(
         "rumor-sim run --scenario {} --seed {seed}{}",
-        a.sc.scenario.display(),
+        source.name,
         set_flags(&sets)
     );
     eprintln!("# {command}");
@@ -238,8 +246,13 @@ fn run(a: RunArgs) -> i32 {
             }
         }
     } else if a.csv {
-        println!("{}", rumor_sim::report::Report::csv_header());
-        println!("{}", report.csv_row());
+        match rumor_sim::report::csv(std::slice::from_ref(&report)) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
     } else {
         println!("{}", report.table());
     }
@@ -264,10 +277,10 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
 
 fn sweep_cmd(a: SweepArgs) -> i32 {
     let base = a.sc.overrides();
-    let text = match std::fs::read_to_string(&a.sc.scenario) {
-        Ok(t) => t,
+    let (name, text) = match rumor_sim::canned::load(&a.sc.scenario) {
+        Ok(s) => (PathBuf::from(s.name), s.text),
         Err(e) => {
-            eprintln!("error: {}: {e}", a.sc.scenario.display());
+            eprintln!("error: {e}");
             return 2;
         }
     };
@@ -278,19 +291,19 @@ fn sweep_cmd(a: SweepArgs) -> i32 {
                 .map(|i| sc.seed.wrapping_add(i))
                 .collect(),
             Err(e) => {
-                eprintln!("error: {}: {e}", a.sc.scenario.display());
+                eprintln!("error: {}: {e}", name.display());
                 return 2;
             }
         },
     };
-    let sw = match Sweep::new(&a.sc.scenario, &text, &base, a.grids.clone(), seeds.clone()) {
+    let sw = match Sweep::new(&name, &text, &base, a.grids.clone(), seeds.clone()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let mut command = format!("rumor-sim sweep --scenario {}", a.sc.scenario.display());
+    let mut command = format!("rumor-sim sweep --scenario {}", name.display());
     for g in &a.grids {
         command.push_str(&format!(" --grid {}={}", g.path, g.values.join(",")));
     }
@@ -350,7 +363,13 @@ fn sweep_cmd(a: SweepArgs) -> i32 {
             }
         }
     } else if a.csv {
-        print!("{}", sweep::csv(&sw.axes, &points));
+        match sweep::csv(&sw.axes, &points) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
     } else {
         println!("{}", sweep::table(&sw.axes, &points));
     }
@@ -369,10 +388,10 @@ fn tune_cmd(a: TuneArgs) -> i32 {
         (None, d) => d.clone(),
     };
     let base = match &a.scenario {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => Some((p.clone(), t)),
+        Some(p) => match rumor_sim::canned::load(p) {
+            Ok(s) => Some((PathBuf::from(s.name), s.text)),
             Err(e) => {
-                eprintln!("error: {}: {e}", p.display());
+                eprintln!("error: {e}");
                 return 2;
             }
         },
@@ -402,8 +421,8 @@ fn tune_cmd(a: TuneArgs) -> i32 {
         sets: a.sets.clone(),
     };
     let mut command = "rumor-sim tune".to_string();
-    if let Some(p) = &a.scenario {
-        command.push_str(&format!(" --scenario {}", p.display()));
+    if let Some((name, _)) = &o.base {
+        command.push_str(&format!(" --scenario {}", name.display()));
     }
     if let Some(p) = &a.pauses {
         command.push_str(&format!(" --pauses {}", p.display()));
@@ -467,7 +486,15 @@ fn tune_cmd(a: TuneArgs) -> i32 {
         }
     }
     let total = a.budget_runs + if a.no_compare { 0 } else { 2 * seeds.len() };
-    let bar = progress_bar(total as u64);
+    // The budget bounds the search, which usually stops well before it: a bar with
+    // an ETA against the budget would read "6/24, eta 87s" when the search is done.
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {pos} run(s) so far, at most {len} (the search stops once it has its answer), {elapsed}",
+    ) {
+        bar.set_style(style);
+    }
     let log = |line: &str| bar.suspend(|| eprintln!("# {line}"));
     let result = tune::tune(&o, &command, &|| bar.inc(1), &log);
     bar.finish_and_clear();

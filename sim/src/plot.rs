@@ -58,22 +58,30 @@ pub fn plot(path: &Path, title: &str, points: &[PlotPoint]) -> Result<usize, Str
     let pad = ((x1 - x0) * 0.15).max(0.5);
     let (x0, x1) = ((x0 - pad).max(0.0), x1 + pad * 2.0);
     let ymax = placed.iter().map(|p| p.1).fold(0.0, f64::max);
-    let y1 = (ymax * 1.2).max(ymax + 1.0);
+    // Nothing convicted anywhere: say so, on an axis from 0, rather than drawing a
+    // flat line that reads like a measurement of something.
+    let none = !placed.is_empty() && ymax == 0.0;
+    let (y0, y1) = if none {
+        (0.0, 1.0)
+    } else {
+        (-0.5, (ymax * 1.2).max(ymax + 1.0))
+    };
 
     let (width, height) = (960u32, 640u32);
     let root = SVGBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let caption = if skipped > 0 {
-        format!("{title} ({skipped} setting(s) without detected crashes not shown)")
-    } else {
-        title.to_string()
-    };
+    let mut caption = title.to_string();
+    if skipped > 0 {
+        caption.push_str(&format!(
+            " ({skipped} setting(s) without detected crashes not shown)"
+        ));
+    }
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 20))
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d(x0..x1, -0.5..y1)
+        .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| err(&e))?;
     // False convictions are counts: label whole numbers only.
     let y_fmt = |v: &f64| {
@@ -87,7 +95,11 @@ pub fn plot(path: &Path, title: &str, points: &[PlotPoint]) -> Result<usize, Str
         .configure_mesh()
         .x_desc("detection latency p99 (s)")
         .y_desc("false convictions (sum over seeds)")
-        .y_labels(((y1 + 0.5).ceil() as usize + 1).clamp(3, 12))
+        .y_labels(if none {
+            2
+        } else {
+            ((y1 + 0.5).ceil() as usize + 1).clamp(3, 12)
+        })
         .y_label_formatter(&y_fmt)
         .draw()
         .map_err(|e| err(&e))?;
@@ -115,6 +127,19 @@ pub fn plot(path: &Path, title: &str, points: &[PlotPoint]) -> Result<usize, Str
                 + Text::new(label.to_string(), (8, dy), ("sans-serif", 13))
         }))
         .map_err(|e| err(&e))?;
+    if none {
+        let note = format!(
+            "no false convictions at any of the {} setting(s) shown",
+            placed.len()
+        );
+        chart
+            .draw_series(std::iter::once(Text::new(
+                note,
+                (x0 + (x1 - x0) * 0.05, 0.6),
+                ("sans-serif", 22),
+            )))
+            .map_err(|e| err(&e))?;
+    }
     root.present().map_err(|e| err(&e))?;
     Ok(placed.len())
 }
@@ -150,6 +175,31 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
         assert!(svg.contains("acceptable_pause=3s"));
         assert!(svg.contains("<circle"));
+        assert!(!svg.contains("no false convictions"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn says_so_when_nothing_was_convicted() {
+        let dir = std::env::temp_dir().join(format!("rumor-sim-plot0-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.svg");
+        let pts: Vec<PlotPoint> = [2.0, 3.0]
+            .iter()
+            .map(|&x| PlotPoint {
+                label: format!("x={x}"),
+                detection_p99_s: Some(x),
+                false_convictions: 0,
+            })
+            .collect();
+        assert_eq!(plot(&path, "t", &pts).unwrap(), 2);
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("no false convictions at any of the 2 setting(s) shown"));
+        // No negative tick on the count axis.
+        assert!(
+            !svg.contains(">-0.5<") && !svg.contains(">-1<"),
+            "a negative count axis"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

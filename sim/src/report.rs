@@ -198,27 +198,54 @@ impl Report {
         t.to_string()
     }
 
-    /// CSV header matching [`Report::csv_row`].
-    pub fn csv_header() -> &'static str {
-        "scenario,seed,nodes,strategy,sim_seconds,false_convictions,paused_convictions,false_suspicions,crashes,detected,pauses,detection_p50_ms,detection_p99_ms,detection_max_ms,first_suspicion_p50_ms,dissemination_p50_ms,dissemination_p99_ms,heal_p50_ms,heal_p99_ms,heal_max_ms,unhealed_partitions,false_dead_verdicts,msgs_per_node_per_sec,bytes_per_node_per_sec,max_packet_bytes,events,wall_ms,trace_hash"
-    }
+    /// The CSV columns, in the order of [`Report::csv_fields`].
+    pub const CSV_COLUMNS: [&'static str; 28] = [
+        "scenario",
+        "seed",
+        "nodes",
+        "strategy",
+        "sim_seconds",
+        "false_convictions",
+        "paused_convictions",
+        "false_suspicions",
+        "crashes",
+        "detected",
+        "pauses",
+        "detection_p50_ms",
+        "detection_p99_ms",
+        "detection_max_ms",
+        "first_suspicion_p50_ms",
+        "dissemination_p50_ms",
+        "dissemination_p99_ms",
+        "heal_p50_ms",
+        "heal_p99_ms",
+        "heal_max_ms",
+        "unhealed_partitions",
+        "false_dead_verdicts",
+        "msgs_per_node_per_sec",
+        "bytes_per_node_per_sec",
+        "max_packet_bytes",
+        "events",
+        "wall_ms",
+        "trace_hash",
+    ];
 
-    /// One CSV row.
-    pub fn csv_row(&self) -> String {
+    /// One CSV record's fields (quoting is the writer's job: a scenario name may hold
+    /// a comma).
+    pub fn csv_fields(&self) -> [String; 28] {
         let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.1}"));
-        format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
-            self.scenario,
-            self.seed,
-            self.nodes,
-            self.strategy,
-            self.sim_seconds,
-            self.false_convictions,
-            self.paused_convictions,
-            self.false_suspicions,
-            self.crashes,
-            self.detected,
-            self.pauses,
+        [
+            self.scenario.clone(),
+            self.seed.to_string(),
+            self.nodes.to_string(),
+            self.strategy.clone(),
+            self.sim_seconds.to_string(),
+            self.false_convictions.to_string(),
+            self.paused_convictions.to_string(),
+            self.false_suspicions.to_string(),
+            self.crashes.to_string(),
+            self.detected.to_string(),
+            self.pauses.to_string(),
             o(self.detection_ms.p50),
             o(self.detection_ms.p99),
             o(self.detection_ms.max),
@@ -228,14 +255,26 @@ impl Report {
             o(self.heal_ms.p50),
             o(self.heal_ms.p99),
             o(self.heal_ms.max),
-            self.unhealed_partitions,
-            self.false_dead_verdicts,
-            self.msgs_per_node_per_sec,
-            self.bytes_per_node_per_sec,
-            self.max_packet_bytes,
-            self.events,
-            self.wall_ms,
-            self.trace_hash
-        )
+            self.unhealed_partitions.to_string(),
+            self.false_dead_verdicts.to_string(),
+            format!("{:.3}", self.msgs_per_node_per_sec),
+            format!("{:.1}", self.bytes_per_node_per_sec),
+            self.max_packet_bytes.to_string(),
+            self.events.to_string(),
+            self.wall_ms.to_string(),
+            self.trace_hash.clone(),
+        ]
     }
+}
+
+/// `reports` as CSV through the `csv` crate: a header, then one record each.
+pub fn csv(reports: &[Report]) -> Result<String, String> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    let err = |e: ::csv::Error| e.to_string();
+    w.write_record(Report::CSV_COLUMNS).map_err(err)?;
+    for r in reports {
+        w.write_record(r.csv_fields()).map_err(err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| e.to_string())
 }

@@ -361,26 +361,30 @@ pub fn table(axes: &[GridAxis], points: &[PointSummary]) -> String {
     t.to_string()
 }
 
-/// CSV: a header, then one row per run (the grid values, then [`Report::csv_row`]).
-pub fn csv(axes: &[GridAxis], points: &[PointSummary]) -> String {
-    let mut out = String::new();
-    for a in axes {
-        out.push_str(&a.path);
-        out.push(',');
-    }
-    out.push_str(Report::csv_header());
-    out.push('\n');
+/// CSV through the `csv` crate: a header, then one record per run (the grid values,
+/// then [`Report::csv_fields`]).
+pub fn csv(axes: &[GridAxis], points: &[PointSummary]) -> Result<String, String> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    let err = |e: ::csv::Error| e.to_string();
+    let header: Vec<&str> = axes
+        .iter()
+        .map(|a| a.path.as_str())
+        .chain(Report::CSV_COLUMNS)
+        .collect();
+    w.write_record(&header).map_err(err)?;
     for p in points {
         for r in &p.reports {
-            for (_, v) in &p.ordered {
-                out.push_str(v);
-                out.push(',');
-            }
-            out.push_str(&r.csv_row());
-            out.push('\n');
+            let fields: Vec<String> = p
+                .ordered
+                .iter()
+                .map(|(_, v)| v.clone())
+                .chain(r.csv_fields())
+                .collect();
+            w.write_record(&fields).map_err(err)?;
         }
     }
-    out
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| e.to_string())
 }
 
 /// The JSON document: `{"sweep": [points...], "command": "..."}`.

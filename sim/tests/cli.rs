@@ -357,3 +357,64 @@ fn tune_prints_a_config_that_survives_the_pauses() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `cargo install` gives a binary without the repository: canned scenarios are
+/// embedded, by name or by their repository path, from any directory.
+#[test]
+fn canned_scenarios_run_from_anywhere() {
+    let dir = tmp_dir("canned");
+    for scenario in ["crash", "sim/scenarios/crash.toml"] {
+        let out = Command::new(BIN)
+            .current_dir(&dir)
+            .args([
+                "run",
+                "--scenario",
+                scenario,
+                "--nodes",
+                "12",
+                "--duration",
+                "40s",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{scenario}: {stderr}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            v["command"].as_str().unwrap().contains("--scenario crash "),
+            "{v}"
+        );
+    }
+    let out = Command::new(BIN)
+        .current_dir(&dir)
+        .args(["run", "--scenario", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not a canned scenario") && stderr.contains("steady"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// CSV through a real CSV writer: a scenario name with a comma and a quote stays one
+/// field.
+#[test]
+fn csv_quotes_what_needs_quoting() {
+    let dir = tmp_dir("csvq");
+    let text = SCENARIO
+        .replace("name = \"cli\"", "name = 'a, \"b\"'")
+        .replace("duration = \"2m\"", "duration = \"30s\"");
+    let path = scenario_file(&dir, &text);
+    let (out, _) = run(&["run", "--scenario", path.to_str().unwrap(), "--csv"]);
+    let mut reader = csv::Reader::from_reader(out.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].len(), header.len());
+    assert_eq!(&rows[0][0], "a, \"b\"");
+    std::fs::remove_dir_all(&dir).ok();
+}

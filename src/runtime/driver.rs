@@ -39,6 +39,10 @@ const MAX_SEED_SYNCS: usize = 8;
 /// back through, to get their full state.
 const JOIN_BACK: usize = 3;
 
+/// How often the driver registers its metrics again (see `Metrics::refresh`), so a
+/// recorder installed after `start()` sees them within this time.
+const METRICS_REFRESH: Duration = Duration::from_secs(5);
+
 /// Datagrams read per wake-up before outputs are drained and timers checked.
 const RECV_BATCH: usize = 64;
 
@@ -105,6 +109,8 @@ pub(crate) struct Driver {
     leave_deadline: Option<Time>,
     /// When the driver's own sampling tick is due.
     next_sample: Time,
+    /// When the metrics are next registered again (`METRICS_REFRESH`).
+    metrics_refresh_at: Time,
     members_dirty: bool,
     reaped: u64,
     self_suspected_at: Option<Time>,
@@ -157,6 +163,7 @@ impl Driver {
             rt: RuntimeStats::default(),
             leave_deadline: None,
             next_sample: Time::ZERO + SAMPLE_TICK,
+            metrics_refresh_at: Time::ZERO + METRICS_REFRESH,
             members_dirty: true,
             reaped: 0,
             self_suspected_at: None,
@@ -536,6 +543,12 @@ impl Driver {
         };
         if tick_due.is_some() {
             self.on_net_errors(None);
+            if now >= self.metrics_refresh_at {
+                self.metrics.refresh();
+                self.metrics_refresh_at = now + METRICS_REFRESH;
+                // The member gauges are set only on a change: set them again.
+                self.members_dirty = true;
+            }
             // Every 100 ms, not per input: a check builds its reason strings.
             let health = crate::runtime::Health {
                 shared: self.shared.clone(),

@@ -158,9 +158,21 @@ pub(crate) struct Metrics {
     local_health: Gauge,
     /// readiness, startup.
     checks: [Gauge; 2],
+    /// The labels every metric carries (`RuntimeBuilder::metrics_label`).
+    labels: Vec<Label>,
 }
 
 impl Metrics {
+    /// Registers every handle again with whatever recorder is installed now, and
+    /// forgets what was exported, so the next export writes every counter's total.
+    /// The driver calls it every `METRICS_REFRESH`: a recorder installed after
+    /// `start()` then sees every metric within that time, counters from the start of
+    /// the node (they are exported as absolute totals), gauges from their next change,
+    /// timer lateness from then on.
+    pub fn refresh(&mut self) {
+        *self = Metrics::new(&self.labels);
+    }
+
     /// Describes and registers every metric with `labels` added.
     pub fn new(labels: &[Label]) -> Metrics {
         describe();
@@ -201,10 +213,12 @@ impl Metrics {
             lateness: metrics::histogram!("rumor_timer_lateness_seconds", with(None)),
             exported: NodeStats::default(),
             exported_rt: RuntimeStats::default(),
+            labels: labels.to_vec(),
         }
     }
 
-    /// Adds what the counters gained since the last export.
+    /// Writes the counters that changed since the last export, as absolute totals
+    /// (so that handles registered late, by `refresh`, start from the right value).
     pub fn export(&mut self, s: &NodeStats, rt: &RuntimeStats) {
         let old = &self.exported;
         let pairs = [
@@ -252,14 +266,14 @@ impl Metrics {
             (&self.reconnects, s.reconnects, old.reconnects),
         ];
         for (counter, new, old) in pairs {
-            if new > old {
-                counter.increment(new - old);
+            if new != old {
+                counter.absolute(new);
             }
         }
         for (i, counter) in self.decode_errors.iter().enumerate() {
             let (new, old) = (s.decode_errors[i], old.decode_errors[i]);
-            if new > old {
-                counter.increment(new - old);
+            if new != old {
+                counter.absolute(new);
             }
         }
         self.exported = *s;

@@ -156,8 +156,11 @@ pub enum StartError {
 /// a dropped runtime drops the driver mid-leave.
 ///
 /// # Metrics and tracing
-/// Through the `metrics` facade only; the library never installs a recorder: install
-/// yours before `start` (the driver registers its metrics then).
+/// Through the `metrics` facade only; the library never installs a recorder. Install
+/// yours before `start` to see everything; one installed later sees every metric
+/// within 5 s (the driver registers them again every 5 s): counters with their totals
+/// since start (exported as absolute values), gauges from their next change, timer
+/// lateness from then on.
 ///
 /// | name | kind | labels |
 /// |---|---|---|
