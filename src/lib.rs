@@ -99,8 +99,8 @@ pub use probe_tokens::QUOTE_PREFIX;
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use runtime::{
     CancellationToken, DEFAULT_PORT, EventStream, Handle, HandleError, Lagged, MAX_PAUSE_SAMPLES,
-    PAUSE_SAMPLE_MIN, Resolve, ResolveFuture, RuntimeBuilder, RuntimeStats, STALL_BUCKETS, Seed,
-    SeedError, StallHistogram, StartError, SystemResolver,
+    PAUSE_SAMPLE_MIN, Resolve, ResolveFuture, RuntimeBuilder, RuntimeStats, STALL_BUCKETS,
+    STALL_BUCKETS_SECONDS, Seed, SeedError, StallHistogram, StartError, SystemResolver,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

@@ -53,9 +53,20 @@ pub struct Args {
     #[arg(long)]
     pub name: Option<String>,
 
-    /// Protocol preset the --set flags then adjust.
-    #[arg(long, value_enum, default_value = "lan")]
-    pub preset: Preset,
+    /// Protocol preset the --config file and the --set flags then adjust [default:
+    /// the file's `preset`, else lan].
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+
+    /// A TOML config file, as `rumor-sim tune` prints it: an optional top-level
+    /// `preset = "lan"`, then a `[config]` table of rumor::Config fields
+    /// (`acceptable_pause = "3s"`, `phi_convict = 12.0`). --set flags apply after it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Print the config the flags and --config give, validated, and exit.
+    #[arg(long)]
+    pub check_config: bool,
 
     /// Any field of rumor::Config, repeatable: `--set acceptable_pause=3s`.
     #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = parse_set)]
@@ -92,6 +103,60 @@ pub struct Args {
     pub log: Option<tracing::Level>,
 }
 
+/// A `--config` file: the preset and the `[config]` fields as text, each set through
+/// `Config::set` (the config's own text form, as `--set` uses it), in file order.
+#[derive(Debug, PartialEq)]
+pub struct ConfigFile {
+    /// Top-level `preset`.
+    pub preset: Option<Preset>,
+    /// `[config]` fields.
+    pub fields: Vec<(String, String)>,
+}
+
+impl ConfigFile {
+    /// Parses the TOML; an unknown top-level key or a value that is a table or array
+    /// is refused with its name (a field's own value is checked by `Config::set`).
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        let mut out = ConfigFile {
+            preset: None,
+            fields: Vec::new(),
+        };
+        for (k, v) in &doc {
+            match (k.as_str(), v) {
+                ("preset", toml::Value::String(p)) => {
+                    out.preset = Some(
+                        <Preset as ValueEnum>::from_str(p, true)
+                            .map_err(|_| format!("preset = {p:?}: expected lan, wan or local"))?,
+                    );
+                }
+                ("config", toml::Value::Table(t)) => {
+                    for (field, value) in t {
+                        let text = match value {
+                            toml::Value::String(s) => s.clone(),
+                            toml::Value::Integer(i) => i.to_string(),
+                            toml::Value::Float(f) => f.to_string(),
+                            toml::Value::Boolean(b) => b.to_string(),
+                            _ => {
+                                return Err(format!(
+                                    "[config] {field}: expected a string, number or boolean"
+                                ));
+                            }
+                        };
+                        out.fields.push((field.clone(), text));
+                    }
+                }
+                (other, _) => {
+                    return Err(format!(
+                        "{other}: unknown; expected `preset = \"...\"` and a [config] table"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// `--bootstrap`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Bootstrap {
@@ -116,7 +181,7 @@ impl Bootstrap {
 }
 
 /// `--preset`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
     /// `Config::lan()`.
     Lan,
@@ -151,13 +216,34 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
 }
 
 impl Args {
-    /// The preset with every `--set` applied, validated.
+    /// The preset, then the --config file, then every `--set`, validated.
     pub fn config(&self) -> Result<Config, String> {
-        let mut cfg = match self.preset {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--config {}: {e}", path.display()))?;
+                Some(
+                    ConfigFile::parse(&text)
+                        .map_err(|e| format!("--config {}: {e}", path.display()))?,
+                )
+            }
+            None => None,
+        };
+        let preset = self
+            .preset
+            .or(file.as_ref().and_then(|f| f.preset))
+            .unwrap_or(Preset::Lan);
+        let mut cfg = match preset {
             Preset::Lan => Config::lan(),
             Preset::Wan => Config::wan(),
             Preset::Local => Config::local(),
         };
+        if let (Some(f), Some(path)) = (&file, &self.config) {
+            for (k, v) in &f.fields {
+                cfg.set(k, v)
+                    .map_err(|e| format!("--config {}: [config] {k}: {e}", path.display()))?;
+            }
+        }
         for (k, v) in &self.sets {
             cfg.set(k, v).map_err(|e| format!("--set {k}={v}: {e}"))?;
         }
@@ -180,6 +266,45 @@ impl Args {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// What `rumor-sim tune` prints (sim/src/tune/render.rs, `toml_of`) loads.
+    #[test]
+    fn the_config_tune_prints_loads_and_validates() {
+        let dir = std::env::temp_dir().join(format!("rumor-node-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tuned.toml");
+        std::fs::write(
+            &path,
+            "preset = \"local\"\n[config]\nprobe_interval = \"500ms\"\nacceptable_pause = \"1.4s\"\nphi_convict = 12.0\n",
+        )
+        .unwrap();
+        let a = Args::try_parse_from(["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
+        let cfg = a.config().expect("loads");
+        assert_eq!(cfg.acceptable_pause, Duration::from_millis(1400));
+        assert_eq!(cfg.probe_interval, Duration::from_millis(500));
+        assert_eq!(cfg.phi_convict, 12.0);
+        // --set after the file; --preset over the file's.
+        let a = Args::try_parse_from([
+            "rumor-node",
+            "--config",
+            path.to_str().unwrap(),
+            "--set=acceptable_pause=2s",
+        ])
+        .unwrap();
+        assert_eq!(a.config().unwrap().acceptable_pause, Duration::from_secs(2));
+        // A wrong field is named with the file.
+        std::fs::write(&path, "[config]\nacceptable_pawse = \"1s\"\n").unwrap();
+        let a = Args::try_parse_from(["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
+        let e = a.config().unwrap_err();
+        assert!(
+            e.contains("acceptable_pawse") && e.contains("tuned.toml"),
+            "{e}"
+        );
+        std::fs::write(&path, "[confg]\n").unwrap();
+        let a = Args::try_parse_from(["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
+        assert!(a.config().unwrap_err().contains("confg"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -71,6 +71,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.check_config {
+        println!("{cfg:#?}");
+        return ExitCode::SUCCESS;
+    }
     let name = args.member_name();
     let bootstrap = args.bootstrap.applies_to(&name);
     let mut builder = RuntimeBuilder::new(name)

@@ -445,3 +445,67 @@ fn sigkill_is_dead_within_3s_and_a_6s_sigstop_never_at_acceptable_pause_8s() {
         "a 6 s stop was convicted by {convicted:?}"
     );
 }
+
+/// The lateness histogram on `/metrics` is a Prometheus histogram with rumor's fixed
+/// buckets: a real 1.5 s SIGSTOP lands in the (1 s, 2 s] bucket, where the exporter's
+/// default summary showed only quantile="1" = 0.005 with the stall hidden in `_sum`.
+#[test]
+fn a_sigstop_shows_in_the_right_lateness_bucket() {
+    use std::io::{Read, Write};
+    let bin = node_binary();
+    let setup = Setup::new("pbucket");
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let procs = setup.cluster(&bin, 1, |_| vec![format!("--http={http}")]);
+    let metrics = || -> Option<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&http, Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    // `rumor_timer_lateness_seconds_bucket{...,le="B"} N`: N for bound B.
+    let bucket = |text: &str, le: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| {
+                l.starts_with("rumor_timer_lateness_seconds_bucket")
+                    && l.contains(&format!("le=\"{le}\""))
+            })
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+    };
+    let before = (0..250)
+        .find_map(|_| {
+            thread::sleep(Duration::from_millis(20));
+            metrics().filter(|t| bucket(t, "2").is_some())
+        })
+        .expect("/metrics never showed the lateness histogram");
+    let in_1_to_2 = |t: &str| bucket(t, "2").unwrap_or(0) - bucket(t, "1").unwrap_or(0);
+    let base = in_1_to_2(&before);
+    assert!(before.contains("rumor_observed_seconds_total"), "{before}");
+    procs[0].signal("-STOP");
+    thread::sleep(Duration::from_millis(1500));
+    procs[0].signal("-CONT");
+    let after = (0..100)
+        .find_map(|_| {
+            thread::sleep(Duration::from_millis(50));
+            metrics().filter(|t| in_1_to_2(t) > base)
+        })
+        .expect("the 1.5 s stop never reached the (1 s, 2 s] bucket");
+    // Nothing that long before the stop, and nothing in the buckets above it.
+    assert_eq!(base, 0);
+    assert_eq!(
+        bucket(&after, "5"),
+        bucket(&after, "2"),
+        "a longer stall than the stop"
+    );
+    eprintln!(
+        "SIGSTOP 1.5 s: (1 s, 2 s] bucket {base} -> {}",
+        in_1_to_2(&after)
+    );
+}

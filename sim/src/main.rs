@@ -57,9 +57,15 @@ struct SweepArgs {
 
 #[derive(clap::Args)]
 struct TuneArgs {
-    /// Measured pauses: one duration in milliseconds per line (# comments allowed).
+    /// Measured pauses: a file as `Handle::write_pauses` and `rumor-node --pauses`
+    /// write it (a `# unit:` and observation-window header, then one pause per line;
+    /// without a unit, milliseconds). Its window sets the pause rate unless
+    /// --pause-rate is given.
     #[arg(long, conflicts_with = "pause_dist")]
     pauses: Option<PathBuf>,
+    /// The unit of the --pauses file's values, if the file does not say.
+    #[arg(long, value_enum, requires = "pauses")]
+    pauses_unit: Option<tune::PauseUnit>,
     /// A pause distribution: fixed:value=2s, exponential:mean=1s,
     /// pareto:scale=500ms,shape=1.5 or lognormal:median=1s,sigma=0.8.
     #[arg(long, value_parser = tune::parse_pause_dist)]
@@ -377,9 +383,22 @@ fn sweep_cmd(a: SweepArgs) -> i32 {
 }
 
 fn tune_cmd(a: TuneArgs) -> i32 {
+    let mut measured_rate = None;
     let pause = match (&a.pauses, &a.pause_dist) {
-        (Some(p), _) => match tune::read_pauses(p) {
-            Ok(values) => Some(rumor_sim::scenario::PauseDist::Samples { values }),
+        (Some(p), _) => match tune::read_pauses(p, a.pauses_unit) {
+            Ok(m) => {
+                for w in m.warnings() {
+                    eprintln!("# warning: {}: {w}", p.display());
+                }
+                if let (Some(rate), Some(hours)) = (m.rate_per_min(), m.node_hours()) {
+                    eprintln!(
+                        "# {}: {rate:.3} pauses per node per minute over {hours:.2} node-hour(s)",
+                        p.display()
+                    );
+                    measured_rate = Some(rate);
+                }
+                Some(rumor_sim::scenario::PauseDist::Samples { values: m.values })
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return 2;
@@ -404,7 +423,7 @@ fn tune_cmd(a: TuneArgs) -> i32 {
     let o = TuneOptions {
         base,
         pause,
-        pause_rate_per_min: a.pause_rate,
+        pause_rate_per_min: a.pause_rate.or(measured_rate),
         loss: a.loss,
         nodes: a.nodes,
         target_hours: a.target_hours,
@@ -426,6 +445,12 @@ fn tune_cmd(a: TuneArgs) -> i32 {
     }
     if let Some(p) = &a.pauses {
         command.push_str(&format!(" --pauses {}", p.display()));
+    }
+    if let Some(u) = a.pauses_unit {
+        command.push_str(match u {
+            tune::PauseUnit::Ms => " --pauses-unit ms",
+            tune::PauseUnit::S => " --pauses-unit s",
+        });
     }
     if let Some(d) = &a.pause_dist {
         command.push_str(&format!(" --pause-dist {}", tune::describe(d)));

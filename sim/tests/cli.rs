@@ -418,3 +418,51 @@ fn csv_quotes_what_needs_quoting() {
     assert_eq!(&rows[0][0], "a, \"b\"");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `tune` refuses a file in seconds that does not say so, and warns on a tiny one
+/// (a setting chosen from 4 samples used to come without a word).
+#[test]
+fn tune_checks_its_pauses_file() {
+    let dir = tmp_dir("tune-input");
+    let secs = dir.join("secs.txt");
+    std::fs::write(&secs, "0.012\n0.340\n0.080\n0.900\n").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "tune",
+            "--pauses",
+            secs.to_str().unwrap(),
+            "--budget-runs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("look like seconds") && err.contains("--pauses-unit s"),
+        "{err}"
+    );
+    let tiny = dir.join("tiny.txt");
+    std::fs::write(&tiny, "# unit: ms\n120\n340\n80\n900\n").unwrap();
+    let (_, err) = run(&[
+        "tune",
+        "--pauses",
+        tiny.to_str().unwrap(),
+        "--nodes",
+        "10",
+        "--target-hours",
+        "1",
+        "--seeds",
+        "1",
+        "--steps",
+        "2",
+        "--budget-runs",
+        "2",
+        "--no-compare",
+    ]);
+    assert!(
+        err.contains("# warning:") && err.contains("only 4 pauses"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -554,6 +554,7 @@ impl Driver {
                 shared: self.shared.clone(),
             };
             let (ready, started) = (health.readiness().ok, health.startup().ok);
+            self.metrics.observed(now.saturating_since(Time::ZERO));
             self.metrics
                 .set_health(self.node.local_health(), ready, started);
         }
@@ -564,7 +565,11 @@ impl Driver {
                 self.rt.late_timers += 1;
                 debug!(late_ms = late.as_millis() as u64, "timer fired late");
             }
-            lock(&self.shared.stalls).record(late);
+            {
+                let mut stalls = lock(&self.shared.stalls);
+                stalls.record(late);
+                stalls.set_observed(now.saturating_since(Time::ZERO));
+            }
             self.metrics.timer_lateness(late);
             self.next_sample = now + SAMPLE_TICK;
         }

@@ -73,6 +73,11 @@ fn describe() {
         Unit::Bytes,
         "Bytes produced for sending."
     );
+    describe_counter!(
+        "rumor_observed_seconds_total",
+        Unit::Seconds,
+        "Seconds the driver has run: the window of rumor_timer_lateness_seconds, so that stalls per second can be computed."
+    );
     describe_gauge!(
         "rumor_local_health",
         Unit::Count,
@@ -156,6 +161,7 @@ pub(crate) struct Metrics {
     exported: NodeStats,
     exported_rt: RuntimeStats,
     local_health: Gauge,
+    observed: Counter,
     /// readiness, startup.
     checks: [Gauge; 2],
     /// The labels every metric carries (`RuntimeBuilder::metrics_label`).
@@ -195,6 +201,7 @@ impl Metrics {
             bytes_in: counter("rumor_received_bytes_total"),
             bytes_out: counter("rumor_sent_bytes_total"),
             local_health: metrics::gauge!("rumor_local_health", with(None)),
+            observed: counter("rumor_observed_seconds_total"),
             checks: ["readiness", "startup"]
                 .map(|c| metrics::gauge!("rumor_health_check", with(Some(Label::new("check", c))))),
             decode_errors: DecodeErrorKind::ALL.map(|k| {
@@ -295,6 +302,11 @@ impl Metrics {
         }
     }
 
+    /// Sets the observed-seconds counter to the driver's age.
+    pub fn observed(&self, age: Duration) {
+        self.observed.absolute(age.as_secs());
+    }
+
     /// Records one timer's lateness.
     pub fn timer_lateness(&self, late: Duration) {
         self.lateness.record(late.as_secs_f64());
@@ -334,6 +346,7 @@ mod tests {
             m.set_members([1, 0, 0, 0]);
             m.set_health(0, true, true);
             m.timer_lateness(Duration::from_millis(3));
+            m.observed(Duration::from_secs(2));
         });
         let mut out: Vec<String> = handle
             .render()

@@ -34,7 +34,9 @@ pub use handle::{EventStream, Handle, HandleError, Lagged};
 pub use health::{Check, CheckPart, Health, HealthConfig};
 pub use seeds::{Resolve, ResolveFuture, Seed, SeedError, SystemResolver};
 pub use shared::RuntimeStats;
-pub use stall::{MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN, STALL_BUCKETS, StallHistogram};
+pub use stall::{
+    MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN, STALL_BUCKETS, STALL_BUCKETS_SECONDS, StallHistogram,
+};
 /// The token type of [`RuntimeBuilder::cancel_token`], re-exported so an application
 /// needs no `tokio-util` dependency of its own to wire its shutdown to rumor's.
 pub use tokio_util::sync::CancellationToken;
@@ -177,7 +179,8 @@ pub enum StartError {
 /// | `rumor_send_errors_total`, `rumor_send_retries_total`, `rumor_recv_errors_total` | counter | |
 /// | `rumor_refusals_total`, `rumor_refusals_unverified_total`, `rumor_refusal_convictions_total` | counter | |
 /// | `rumor_reconnects_total` | counter | |
-/// | `rumor_timer_lateness_seconds` | histogram | |
+/// | `rumor_timer_lateness_seconds` | histogram (give the exporter [`STALL_BUCKETS_SECONDS`] as its buckets) | |
+/// | `rumor_observed_seconds_total` | counter (seconds the driver has run: the window of the lateness histogram) | |
 /// | `rumor_local_health` | gauge | |
 /// | `rumor_health_check` | gauge (1 passing, 0 failing; every 100 ms) | `check` = readiness, startup (no liveness: a wedged driver could not lower it) |
 ///

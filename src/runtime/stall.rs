@@ -25,6 +25,16 @@ pub const STALL_BUCKETS: [Duration; 15] = [
     Duration::from_secs(60),
 ];
 
+/// [`STALL_BUCKETS`] in seconds: the buckets to give a Prometheus exporter for
+/// `rumor_timer_lateness_seconds`, so that it exports a histogram with these fixed
+/// bounds, which aggregate across pods (with none it exports a summary, whose
+/// quantiles cannot be aggregated and hide a rare long stall). With
+/// metrics-exporter-prometheus:
+/// `PrometheusBuilder::new().set_buckets_for_metric(Matcher::Full("rumor_timer_lateness_seconds".into()), &rumor::STALL_BUCKETS_SECONDS)`.
+pub const STALL_BUCKETS_SECONDS: [f64; 15] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0,
+];
+
 /// Samples above this are kept individually for the pauses file. tokio's timers fire
 /// on whole-millisecond ticks, so a healthy process measures 1–2 ms of lateness on
 /// every timer (1.4–1.9 ms here); 5 ms keeps that floor out of the file, where it
@@ -55,6 +65,11 @@ pub struct StallHistogram {
     sum: Duration,
     max: Duration,
     samples: VecDeque<Duration>,
+    /// Samples above `PAUSE_SAMPLE_MIN` ever recorded, those dropped from `samples`
+    /// included: with `observed`, the pause rate.
+    pauses_total: u64,
+    /// How long the process was watched (the driver's age at its last record).
+    observed: Duration,
 }
 
 impl StallHistogram {
@@ -69,11 +84,29 @@ impl StallHistogram {
         self.sum = self.sum.saturating_add(late);
         self.max = self.max.max(late);
         if late > PAUSE_SAMPLE_MIN {
+            self.pauses_total += 1;
             if self.samples.len() == MAX_PAUSE_SAMPLES {
                 self.samples.pop_front();
             }
             self.samples.push_back(late);
         }
+    }
+
+    /// Notes that the process has been watched for `age` (the driver's age): the
+    /// observation window the pauses file states, from which `tune` takes the rate.
+    pub fn set_observed(&mut self, age: Duration) {
+        self.observed = self.observed.max(age);
+    }
+
+    /// How long the process has been watched.
+    pub fn observed(&self) -> Duration {
+        self.observed
+    }
+
+    /// Samples above [`PAUSE_SAMPLE_MIN`] recorded so far, the ones no longer kept
+    /// (beyond [`MAX_PAUSE_SAMPLES`]) included.
+    pub fn pauses_total(&self) -> u64 {
+        self.pauses_total
     }
 
     /// Timers recorded.
@@ -131,18 +164,25 @@ impl StallHistogram {
         self.samples.iter().copied()
     }
 
-    /// Writes the samples above [`PAUSE_SAMPLE_MIN`] as a pauses file: a comment header,
-    /// then one pause in milliseconds per line, which `rumor-sim tune --pauses FILE`
-    /// reads. Returns the number of pauses written.
+    /// Writes the samples above [`PAUSE_SAMPLE_MIN`] as a pauses file, which
+    /// `rumor-sim tune --pauses FILE` reads: a header of `# key: value` lines that
+    /// states the unit, the observation window and the node count (from which `tune`
+    /// takes the pause rate), then one pause in milliseconds per line, oldest first.
+    /// Returns the number of pauses written.
     pub fn write_pauses<W: Write>(&self, mut w: W) -> io::Result<usize> {
         writeln!(
             w,
-            "# rumor timer lateness above {} ms, in ms, oldest first ({} of {} timers; max {:.3} ms)",
+            "# rumor pauses: timer lateness above {} ms, oldest first ({} of {} timers; max {:.3} ms)",
             PAUSE_SAMPLE_MIN.as_millis(),
             self.samples.len(),
             self.count,
             self.max.as_secs_f64() * 1e3
         )?;
+        writeln!(w, "# unit: ms")?;
+        writeln!(w, "# observed_seconds: {:.3}", self.observed.as_secs_f64())?;
+        writeln!(w, "# nodes: 1")?;
+        // All pauses of the window; the lines below are the latest of them.
+        writeln!(w, "# pauses_in_window: {}", self.pauses_total)?;
         for d in &self.samples {
             writeln!(w, "{:.3}", d.as_secs_f64() * 1e3)?;
         }
@@ -172,11 +212,28 @@ mod tests {
         assert_eq!(counts[STALL_BUCKETS.len()], 1); // overflow
         assert_eq!(h.quantile(0.5), Some(Duration::from_millis(10)));
         assert_eq!(h.quantile(1.0), Some(Duration::from_secs(70)));
+        h.set_observed(Duration::from_secs(90));
+        assert_eq!(h.pauses_total(), 4);
         let mut out = Vec::new();
         assert_eq!(h.write_pauses(&mut out).unwrap(), 4);
         let text = String::from_utf8(out).unwrap();
+        for header in [
+            "# unit: ms",
+            "# observed_seconds: 90.000",
+            "# nodes: 1",
+            "# pauses_in_window: 4",
+        ] {
+            assert!(text.contains(header), "{header}: {text}");
+        }
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(lines, ["6.000", "6.000", "150.000", "70000.000"]);
+    }
+
+    #[test]
+    fn bucket_seconds_match_the_buckets() {
+        for (d, s) in STALL_BUCKETS.iter().zip(STALL_BUCKETS_SECONDS) {
+            assert_eq!(d.as_secs_f64(), s);
+        }
     }
 
     #[test]
@@ -186,6 +243,7 @@ mod tests {
             h.record(Duration::from_millis(6 + i as u64));
         }
         assert_eq!(h.pauses().count(), MAX_PAUSE_SAMPLES);
+        assert_eq!(h.pauses_total(), MAX_PAUSE_SAMPLES as u64 + 10);
         assert_eq!(h.pauses().next(), Some(Duration::from_millis(16)));
     }
 }

@@ -30,8 +30,8 @@ mod render;
 
 use pauses::dist_toml;
 pub use pauses::{
-    PauseQuantiles, ceil_2_digits, describe, parse_pause_dist, parse_pauses, pause_grid, quantiles,
-    read_pauses,
+    FEW_PAUSES, MIN_PAUSES, MeasuredPauses, PauseQuantiles, PauseUnit, ceil_2_digits, describe,
+    parse_pause_dist, parse_pauses, pause_grid, quantiles, read_pauses,
 };
 pub use render::render;
 use render::{fmt_ms, rust_of, toml_of};
@@ -757,17 +757,74 @@ mod tests {
 
     #[test]
     fn pauses_file_is_ms_per_line() {
-        let v = parse_pauses("# measured\n120\n\n  35.5 # young gen\n2000\n").unwrap();
+        let v = parse_pauses("# measured\n120\n\n  35.5 # young gen\n2000\n", None).unwrap();
         assert_eq!(
-            v,
+            v.values,
             vec![
                 Duration::from_millis(120),
                 Duration::from_micros(35_500),
                 Duration::from_secs(2)
             ]
         );
-        assert!(parse_pauses("12\nabc\n").unwrap_err().contains("line 2"));
-        assert!(parse_pauses("# nothing\n").is_err());
+        assert!(
+            parse_pauses("12\nabc\n", None)
+                .unwrap_err()
+                .contains("line 2")
+        );
+        assert!(parse_pauses("# nothing\n", None).is_err());
+    }
+
+    #[test]
+    fn pauses_files_state_their_unit_and_window() {
+        // Seconds without saying so: refused, with the way out named.
+        let secs = "0.012\n0.3\n0.045\n0.2\n";
+        let e = parse_pauses(secs, None).unwrap_err();
+        assert!(
+            e.contains("look like seconds") && e.contains("# unit: s"),
+            "{e}"
+        );
+        // Said in the file, or on the command line: read as seconds.
+        let v = parse_pauses(&format!("# unit: s\n{secs}"), None).unwrap();
+        assert_eq!(v.values[0], Duration::from_millis(12));
+        let v = parse_pauses(secs, Some(PauseUnit::S)).unwrap();
+        assert_eq!(v.values[1], Duration::from_millis(300));
+        // The two disagreeing, an unknown unit, a value over an hour, too few values.
+        assert!(parse_pauses(&format!("# unit: ms\n{secs}"), Some(PauseUnit::S)).is_err());
+        assert!(
+            parse_pauses("# unit: minutes\n1\n2\n3\n", None)
+                .unwrap_err()
+                .contains("ms or s")
+        );
+        assert!(
+            parse_pauses("1\n2\n5000000\n", None)
+                .unwrap_err()
+                .contains("over an hour")
+        );
+        assert!(
+            parse_pauses("10\n20\n", None)
+                .unwrap_err()
+                .contains("too few")
+        );
+        // The window gives the rate: 6 pauses in 2 minutes on 1 node = 3 per minute.
+        let v = parse_pauses(
+            "# unit: ms\n# observed_seconds: 120\n# nodes: 1\n# pauses_in_window: 6\n10\n20\n30\n40\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(v.rate_per_min(), Some(3.0));
+        assert!(v.warnings().iter().any(|w| w.contains("only 4 pauses")));
+        assert!(
+            !v.warnings()
+                .iter()
+                .any(|w| w.contains("observation window"))
+        );
+        let few = parse_pauses("10\n20\n30\n", None).unwrap();
+        assert_eq!(few.rate_per_min(), None);
+        assert!(
+            few.warnings()
+                .iter()
+                .any(|w| w.contains("observation window"))
+        );
     }
 
     #[test]

@@ -80,32 +80,191 @@ pub fn parse_pause_dist(s: &str) -> Result<PauseDist, String> {
     Ok(d)
 }
 
-/// Parses a pauses file: one pause in milliseconds per line (decimals allowed); blank
-/// lines and `#` comments are ignored.
-pub fn parse_pauses(text: &str) -> Result<Vec<Duration>, String> {
-    let mut out = Vec::new();
+/// Fewer measured pauses than this and `tune` refuses: there is nothing to choose from.
+pub const MIN_PAUSES: usize = 3;
+
+/// Fewer than this and `tune` warns: the search never tries a pause longer than the
+/// largest measured, and a few samples say little about the tail.
+pub const FEW_PAUSES: usize = 100;
+
+/// The longest value a pauses file may hold: anything longer is not a pause (a wrong
+/// unit, or a node that was stopped).
+const MAX_PAUSE_MS: f64 = 3_600_000.0;
+
+/// The unit of a pauses file's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PauseUnit {
+    /// Milliseconds (what the runtime writes).
+    Ms,
+    /// Seconds.
+    S,
+}
+
+impl PauseUnit {
+    fn parse(s: &str) -> Option<PauseUnit> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ms" => Some(PauseUnit::Ms),
+            "s" => Some(PauseUnit::S),
+            _ => None,
+        }
+    }
+}
+
+/// A pauses file, read and checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeasuredPauses {
+    /// The pauses listed.
+    pub values: Vec<Duration>,
+    /// `# observed_seconds:`: how long the nodes were watched.
+    pub observed_seconds: Option<f64>,
+    /// `# nodes:`: how many nodes the file covers (default 1).
+    pub nodes: Option<u32>,
+    /// `# pauses_in_window:`: every pause of the window, the listed ones being the
+    /// latest of them (the runtime keeps at most 10,000).
+    pub pauses_in_window: Option<u64>,
+}
+
+impl MeasuredPauses {
+    /// Pauses per minute per node over the observation window, when the file states
+    /// one.
+    pub fn rate_per_min(&self) -> Option<f64> {
+        let seconds = self.observed_seconds.filter(|s| *s > 0.0)?;
+        let nodes = f64::from(self.nodes.unwrap_or(1).max(1));
+        let count = self.pauses_in_window.unwrap_or(self.values.len() as u64) as f64;
+        Some(count / (seconds / 60.0 * nodes))
+    }
+
+    /// Node-hours the file covers, when it states its window.
+    pub fn node_hours(&self) -> Option<f64> {
+        let seconds = self.observed_seconds?;
+        Some(seconds / 3600.0 * f64::from(self.nodes.unwrap_or(1).max(1)))
+    }
+
+    /// What `tune` should say about this input before it searches.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let largest = self.values.iter().max().copied().unwrap_or_default();
+        if self.values.len() < FEW_PAUSES {
+            w.push(format!(
+                "only {} pauses: too few to say much about the tail; the search tries no \
+                 pause longer than the largest measured ({}); record for longer",
+                self.values.len(),
+                fmt_dur(largest)
+            ));
+        }
+        if self.observed_seconds.is_none() {
+            w.push(
+                "the file states no observation window (# observed_seconds:): the pause \
+                 rate is --pause-rate's or the scenario's, not measured"
+                    .to_string(),
+            );
+        }
+        w
+    }
+}
+
+/// Parses a pauses file: a header of `# key: value` lines (`unit: ms|s`,
+/// `observed_seconds`, `nodes`, `pauses_in_window`; other comments are ignored), then
+/// one pause per line (decimals allowed). The unit is the header's, else `unit` (the
+/// command line's), else milliseconds; both given must agree. Refused: values that
+/// are not numbers, negative or longer than an hour; fewer than [`MIN_PAUSES`]; and,
+/// with no unit stated, values that look like seconds (all below 1 with decimals).
+pub fn parse_pauses(text: &str, unit: Option<PauseUnit>) -> Result<MeasuredPauses, String> {
+    let mut header_unit = None;
+    let mut m = MeasuredPauses {
+        values: Vec::new(),
+        observed_seconds: None,
+        nodes: None,
+        pauses_in_window: None,
+    };
+    let mut raw = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
+        let n = i + 1;
+        let (data, comment) = match line.split_once('#') {
+            Some((d, c)) => (d.trim(), Some(c.trim())),
+            None => (line.trim(), None),
+        };
+        if data.is_empty() {
+            if let Some((k, v)) = comment.and_then(|c| c.split_once(':')) {
+                let (k, v) = (k.trim(), v.trim());
+                let bad = |what: &str| format!("line {n}: {k}: {v:?} is not {what}");
+                match k {
+                    "unit" => {
+                        header_unit = Some(PauseUnit::parse(v).ok_or_else(|| bad("ms or s"))?);
+                    }
+                    "observed_seconds" => {
+                        let x: f64 = v.parse().map_err(|_| bad("a number of seconds"))?;
+                        if !(x.is_finite() && x > 0.0) {
+                            return Err(bad("a positive number of seconds"));
+                        }
+                        m.observed_seconds = Some(x);
+                    }
+                    "nodes" => {
+                        let x: u32 = v.parse().map_err(|_| bad("a node count"))?;
+                        if x == 0 {
+                            return Err(bad("a node count above 0"));
+                        }
+                        m.nodes = Some(x);
+                    }
+                    "pauses_in_window" => {
+                        m.pauses_in_window = Some(v.parse().map_err(|_| bad("a count of pauses"))?);
+                    }
+                    _ => {}
+                }
+            }
             continue;
         }
-        let ms: f64 = line
+        let x: f64 = data
             .parse()
             .ok()
             .filter(|x: &f64| x.is_finite() && *x >= 0.0)
-            .ok_or_else(|| format!("line {}: {line:?} is not a pause in milliseconds", i + 1))?;
-        out.push(Duration::from_secs_f64(ms / 1e3));
+            .ok_or_else(|| format!("line {n}: {data:?} is not a pause (a number)"))?;
+        raw.push((n, x, data.contains('.')));
     }
-    if out.is_empty() {
-        return Err("no pauses in the file".into());
+    let unit = match (header_unit, unit) {
+        (Some(h), Some(c)) if h != c => {
+            return Err(format!(
+                "the file says its unit is {h:?} and --pauses-unit says {c:?}"
+            ));
+        }
+        (h, c) => h.or(c),
+    };
+    if unit.is_none() && !raw.is_empty() {
+        let largest = raw.iter().map(|r| r.1).fold(0.0, f64::max);
+        if largest < 1.0 && raw.iter().any(|r| r.2) {
+            return Err(format!(
+                "the values look like seconds (the largest is {largest}), and a pauses file \
+                 is in milliseconds unless it says otherwise: add `# unit: s` to the file or \
+                 pass --pauses-unit s"
+            ));
+        }
     }
-    Ok(out)
+    let scale = match unit {
+        Some(PauseUnit::S) => 1e3,
+        _ => 1.0,
+    };
+    for (n, x, _) in raw {
+        let ms = x * scale;
+        if ms > MAX_PAUSE_MS {
+            return Err(format!(
+                "line {n}: {x} is over an hour: not a pause (is the unit right?)"
+            ));
+        }
+        m.values.push(Duration::from_secs_f64(ms / 1e3));
+    }
+    if m.values.len() < MIN_PAUSES {
+        return Err(format!(
+            "{} pause(s): too few to choose a setting from (at least {MIN_PAUSES}); record for longer",
+            m.values.len()
+        ));
+    }
+    Ok(m)
 }
 
 /// Reads a pauses file (see [`parse_pauses`]).
-pub fn read_pauses(path: &Path) -> Result<Vec<Duration>, String> {
+pub fn read_pauses(path: &Path, unit: Option<PauseUnit>) -> Result<MeasuredPauses, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_pauses(&text).map_err(|e| format!("{}: {e}", path.display()))
+    parse_pauses(&text, unit).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Describes a pause model in the syntax `--pause-dist` reads.
