@@ -59,8 +59,9 @@ struct SweepArgs {
 struct TuneArgs {
     /// Measured pauses: a file as `Handle::write_pauses` and `rumor-node --pauses`
     /// write it (a `# unit:` and observation-window header, then one pause per line;
-    /// without a unit, milliseconds). Its window sets the pause rate unless
-    /// --pause-rate is given.
+    /// without a unit, milliseconds), or a Prometheus scrape of rumor-node's
+    /// `/metrics` (one or several pods', concatenated). Its window sets the pause rate
+    /// unless --pause-rate is given.
     #[arg(long, conflicts_with = "pause_dist")]
     pauses: Option<PathBuf>,
     /// The unit of the --pauses file's values, if the file does not say.
@@ -386,7 +387,10 @@ fn tune_cmd(a: TuneArgs) -> i32 {
     let mut measured_rate = None;
     let pause = match (&a.pauses, &a.pause_dist) {
         (Some(p), _) => match tune::read_pauses(p, a.pauses_unit) {
-            Ok(m) => {
+            Ok((m, notes)) => {
+                for n in notes {
+                    eprintln!("# {}: {n}", p.display());
+                }
                 for w in m.warnings() {
                     eprintln!("# warning: {}: {w}", p.display());
                 }

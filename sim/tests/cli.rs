@@ -464,5 +464,43 @@ fn tune_checks_its_pauses_file() {
         err.contains("# warning:") && err.contains("only 4 pauses"),
         "{err}"
     );
+    // A Prometheus scrape of /metrics is read as pauses, with its window as the rate.
+    let scrape = dir.join("metrics.txt");
+    let mut text = String::from("# TYPE rumor_timer_lateness_seconds histogram\n");
+    for (le, n) in [
+        ("0.005", 900),
+        ("0.01", 930),
+        ("0.5", 960),
+        ("1", 990),
+        ("+Inf", 990),
+    ] {
+        text.push_str(&format!(
+            "rumor_timer_lateness_seconds_bucket{{le=\"{le}\"}} {n}\n"
+        ));
+    }
+    text.push_str("rumor_observed_seconds_total 3600\n");
+    std::fs::write(&scrape, text).unwrap();
+    let (_, err) = run(&[
+        "tune",
+        "--pauses",
+        scrape.to_str().unwrap(),
+        "--nodes",
+        "10",
+        "--target-hours",
+        "1",
+        "--seeds",
+        "1",
+        "--steps",
+        "2",
+        "--budget-runs",
+        "2",
+        "--no-compare",
+    ]);
+    assert!(err.contains("from 1 histogram series"), "{err}");
+    // 90 pauses in an hour on one node.
+    assert!(
+        err.contains("1.500 pauses per node per minute over 1.00 node-hour(s)"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

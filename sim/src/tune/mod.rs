@@ -31,7 +31,7 @@ mod render;
 use pauses::dist_toml;
 pub use pauses::{
     FEW_PAUSES, MIN_PAUSES, MeasuredPauses, PauseQuantiles, PauseUnit, ceil_2_digits, describe,
-    parse_pause_dist, parse_pauses, pause_grid, quantiles, read_pauses,
+    parse_pause_dist, parse_pauses, parse_prometheus, pause_grid, quantiles, read_pauses,
 };
 pub use render::render;
 use render::{fmt_ms, rust_of, toml_of};
@@ -772,6 +772,42 @@ mod tests {
                 .contains("line 2")
         );
         assert!(parse_pauses("# nothing\n", None).is_err());
+    }
+
+    #[test]
+    fn a_prometheus_scrape_is_read_as_pauses() {
+        // Two nodes, 10 minutes each; node a: 3 pauses in (5, 10] ms, 1 in (1, 2] s;
+        // node b: 2 in (1, 2] s, 1 above 60 s. Buckets at or below 5 ms are not pauses.
+        let scrape = "\
+# TYPE rumor_timer_lateness_seconds histogram
+rumor_timer_lateness_seconds_bucket{node=\"a\",le=\"0.005\"} 5000
+rumor_timer_lateness_seconds_bucket{node=\"a\",le=\"0.01\"} 5003
+rumor_timer_lateness_seconds_bucket{node=\"a\",le=\"1\"} 5003
+rumor_timer_lateness_seconds_bucket{node=\"a\",le=\"2\"} 5004
+rumor_timer_lateness_seconds_bucket{node=\"a\",le=\"+Inf\"} 5004
+rumor_timer_lateness_seconds_bucket{node=\"b\",le=\"0.005\"} 6000
+rumor_timer_lateness_seconds_bucket{node=\"b\",le=\"2\"} 6002
+rumor_timer_lateness_seconds_bucket{node=\"b\",le=\"60\"} 6002
+rumor_timer_lateness_seconds_bucket{node=\"b\",le=\"+Inf\"} 6003
+rumor_observed_seconds_total{node=\"a\"} 600
+rumor_observed_seconds_total{node=\"b\"} 600
+";
+        let (m, notes) = parse_prometheus(scrape).unwrap();
+        let ms: Vec<u128> = m.values.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, vec![10, 10, 10, 2000, 2000, 2000, 60_000]);
+        assert_eq!(m.nodes, Some(2));
+        assert_eq!(m.observed_seconds, Some(600.0));
+        // 7 pauses over 20 node-minutes.
+        assert_eq!(m.rate_per_min(), Some(7.0 / 20.0));
+        assert!(
+            notes.iter().any(|n| n.contains("1 above 60 s")),
+            "{notes:?}"
+        );
+        assert!(
+            parse_prometheus("up 1\n")
+                .unwrap_err()
+                .contains("STALL_BUCKETS_SECONDS")
+        );
     }
 
     #[test]

@@ -261,10 +261,168 @@ pub fn parse_pauses(text: &str, unit: Option<PauseUnit>) -> Result<MeasuredPause
     Ok(m)
 }
 
+/// The most samples a Prometheus scrape is expanded to: beyond it every bucket's
+/// count is scaled down alike (the shape is kept; the rate keeps the true count).
+const MAX_SCRAPE_SAMPLES: u64 = 100_000;
+
+/// Reads a Prometheus scrape (text exposition, e.g. `curl POD:8080/metrics` from each
+/// pod, concatenated) as measured pauses: every `rumor_timer_lateness_seconds_bucket`
+/// series' bucket counts above 5 ms (what a pauses file holds), each pause taken at
+/// its bucket's upper bound (conservative: a pause in (1 s, 2 s] counts as 2 s; above
+/// 60 s as 60 s, said in a warning), and the window from
+/// `rumor_observed_seconds_total` summed over its series (one per node).
+pub fn parse_prometheus(text: &str) -> Result<(MeasuredPauses, Vec<String>), String> {
+    use std::collections::BTreeMap;
+    const BUCKET: &str = "rumor_timer_lateness_seconds_bucket";
+    const OBSERVED: &str = "rumor_observed_seconds_total";
+    // Series (its labels but `le`) -> (le, cumulative count).
+    let mut series: BTreeMap<String, Vec<(f64, u64)>> = BTreeMap::new();
+    let (mut observed, mut nodes) = (0.0f64, 0u32);
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || format!("line {}: {line:?} is not a sample line", i + 1);
+        let (name_labels, rest) = match line.find('}') {
+            Some(end) => line.split_at(end + 1),
+            None => line.split_once(' ').ok_or_else(bad)?,
+        };
+        let value: f64 = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(bad)?;
+        let (name, labels) = match name_labels.split_once('{') {
+            Some((n, l)) => (n.trim(), l.trim_end_matches('}')),
+            None => (name_labels.trim(), ""),
+        };
+        if name == OBSERVED {
+            observed += value.max(0.0);
+            nodes += 1;
+        } else if name == BUCKET {
+            let mut le = None;
+            let mut key = Vec::new();
+            for kv in labels.split(',').filter(|kv| !kv.trim().is_empty()) {
+                let (k, v) = kv.split_once('=').ok_or_else(bad)?;
+                let v = v.trim().trim_matches('"');
+                if k.trim() == "le" {
+                    le = Some(if v == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        v.parse::<f64>().map_err(|_| bad())?
+                    });
+                } else {
+                    key.push(format!("{}={v}", k.trim()));
+                }
+            }
+            let le = le.ok_or_else(|| format!("line {}: a bucket without `le`", i + 1))?;
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(bad());
+            }
+            series
+                .entry(key.join(","))
+                .or_default()
+                .push((le, value as u64));
+        }
+    }
+    if series.is_empty() {
+        return Err(format!(
+            "no {BUCKET} lines: export rumor_timer_lateness_seconds as a histogram with \
+             rumor::STALL_BUCKETS_SECONDS as its buckets (rumor-node does)"
+        ));
+    }
+    // Pauses per bucket upper bound, summed over the series.
+    let min = PAUSE_SAMPLE_MIN_SECS;
+    let mut per_bound: BTreeMap<u64, u64> = BTreeMap::new(); // bound in µs -> count
+    let mut over_60 = 0u64;
+    for buckets in series.values_mut() {
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut prev = 0u64;
+        let mut prev_le = 0.0f64;
+        for &(le, cum) in buckets.iter() {
+            let n = cum.saturating_sub(prev);
+            if prev_le >= min && n > 0 {
+                let bound = if le.is_finite() {
+                    le
+                } else {
+                    over_60 += n;
+                    prev_le
+                };
+                *per_bound.entry((bound * 1e6).round() as u64).or_default() += n;
+            }
+            prev = cum;
+            prev_le = le;
+        }
+    }
+    let total: u64 = per_bound.values().sum();
+    let scale = if total > MAX_SCRAPE_SAMPLES {
+        MAX_SCRAPE_SAMPLES as f64 / total as f64
+    } else {
+        1.0
+    };
+    let mut values = Vec::new();
+    for (&bound_us, &n) in &per_bound {
+        let kept = ((n as f64 * scale).round() as u64).max(1);
+        for _ in 0..kept {
+            values.push(Duration::from_micros(bound_us));
+        }
+    }
+    let mut notes = Vec::new();
+    if total > MAX_SCRAPE_SAMPLES {
+        notes.push(format!(
+            "{total} pauses in the scrape, sampled down to {} (same shape; the rate counts all)",
+            values.len()
+        ));
+    }
+    notes.push(format!(
+        "from {} histogram series: each pause taken at its bucket's upper bound{}",
+        series.len(),
+        if over_60 > 0 {
+            format!(" ({over_60} above 60 s taken as 60 s)")
+        } else {
+            String::new()
+        }
+    ));
+    if values.len() < MIN_PAUSES {
+        return Err(format!(
+            "{} pause(s) above 5 ms in the scrape: too few to choose a setting from (at least {MIN_PAUSES})",
+            values.len()
+        ));
+    }
+    let m = MeasuredPauses {
+        values,
+        observed_seconds: (nodes > 0 && observed > 0.0).then_some(observed / f64::from(nodes)),
+        nodes: (nodes > 0).then_some(nodes),
+        pauses_in_window: Some(total),
+    };
+    Ok((m, notes))
+}
+
+/// `PAUSE_SAMPLE_MIN` (5 ms), the least a pauses file holds, in seconds.
+const PAUSE_SAMPLE_MIN_SECS: f64 = 0.005;
+
 /// Reads a pauses file (see [`parse_pauses`]).
-pub fn read_pauses(path: &Path, unit: Option<PauseUnit>) -> Result<MeasuredPauses, String> {
+/// A Prometheus scrape (it holds `rumor_timer_lateness_seconds_bucket` lines, see
+/// [`parse_prometheus`]) or a pauses file (see [`parse_pauses`]), with notes on how a
+/// scrape was read.
+pub fn read_pauses(
+    path: &Path,
+    unit: Option<PauseUnit>,
+) -> Result<(MeasuredPauses, Vec<String>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_pauses(&text, unit).map_err(|e| format!("{}: {e}", path.display()))
+    let at = |e: String| format!("{}: {e}", path.display());
+    if text.contains("rumor_timer_lateness_seconds_bucket") {
+        if unit.is_some() {
+            return Err(at(
+                "a Prometheus scrape states its unit (seconds): drop --pauses-unit".into(),
+            ));
+        }
+        return parse_prometheus(&text).map_err(at);
+    }
+    parse_pauses(&text, unit)
+        .map(|m| (m, Vec::new()))
+        .map_err(at)
 }
 
 /// Describes a pause model in the syntax `--pause-dist` reads.
