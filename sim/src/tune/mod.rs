@@ -27,6 +27,7 @@
 mod compare;
 mod pauses;
 mod render;
+mod tail;
 
 use pauses::dist_toml;
 pub use pauses::{
@@ -35,6 +36,7 @@ pub use pauses::{
 };
 pub use render::render;
 use render::{fmt_ms, rust_of, toml_of};
+pub use tail::{Risk, TailFit};
 
 use std::time::Duration;
 
@@ -240,6 +242,13 @@ pub struct TuneResult {
     pub toml: Option<String>,
     /// The chosen config as Rust code.
     pub rust: Option<String>,
+    /// A generalized Pareto fit of the measured pauses' tail (`None` for a pause
+    /// model, or fewer than 30 measured pauses).
+    pub tail: Option<TailFit>,
+    /// The risk of the base config (before tuning) against that tail.
+    pub risk_current: Option<Risk>,
+    /// The risk of the chosen config against that tail.
+    pub risk_chosen: Option<Risk>,
     /// The strategy comparison (same seeds and pause model).
     pub strategies: Vec<StrategyResult>,
     /// The command that reproduces this session.
@@ -680,6 +689,18 @@ pub fn tune(
         compare::strategies(&plan, o, &candidates, chosen, cfg_chosen, command, tick)?
     };
 
+    // The tail beyond the sample: fitted, and each setting's risk against it.
+    let tail = plan
+        .samples
+        .as_deref()
+        .and_then(|s| tail::fit(s, 0x7461_696c));
+    let risk_of = |silence: f64| {
+        tail.as_ref()
+            .map(|f| tail::risk(f, silence, plan.rate, plan.nodes))
+    };
+    let risk_current = risk_of(phi_silence_to_convict(&plan.base_config).as_secs_f64());
+    let risk_chosen = chosen.and_then(|i| risk_of(candidates[i].silence_to_convict_s));
+
     Ok(TuneResult {
         pause_model: describe(&plan.pause),
         pause_quantiles: q,
@@ -698,6 +719,9 @@ pub fn tune(
         margin_s,
         toml: toml_snippet,
         rust,
+        tail,
+        risk_current,
+        risk_chosen,
         strategies,
         command: command.to_string(),
     })

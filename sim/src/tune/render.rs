@@ -40,6 +40,43 @@ pub(super) fn rust_of(plan: &Plan, ap: Duration, phi: f64) -> String {
     s
 }
 
+/// The tail fit and the risk of the current and the chosen config, if measured
+/// pauses were given (nothing otherwise).
+fn render_tail(r: &TuneResult) -> String {
+    let Some(f) = &r.tail else {
+        return String::new();
+    };
+    let mut out = format!(
+        "tail (generalized Pareto over the largest {} pauses, above {:.3}s: {:.1}% of all): \
+         shape {:.2} (90% interval {:.2} to {:.2}), scale {:.3}s\n",
+        f.exceedances,
+        f.threshold_s,
+        f.exceed_fraction * 100.0,
+        f.shape,
+        f.shape_interval.0,
+        f.shape_interval.1,
+        f.scale_s
+    );
+    for (what, risk) in [("current", &r.risk_current), ("chosen", &r.risk_chosen)] {
+        if let Some(k) = risk {
+            out.push_str(&format!(
+                "risk, {what} config: silence to convict {:.2}s -> {:.3} false convictions per \
+                 member-year ({:.3} to {:.3} over the shape's interval), {:.2} per year for {} \
+                 members; margin {:+.2}s against the pause that comes once a cluster-year\n",
+                k.silence_to_convict_s,
+                k.per_member_year,
+                k.per_member_year_interval.0,
+                k.per_member_year_interval.1,
+                k.per_cluster_year,
+                r.nodes,
+                k.margin_s
+            ));
+        }
+    }
+    out.push('\n');
+    out
+}
+
 /// The human report of a tune session.
 pub fn render(r: &TuneResult) -> String {
     let mut out = String::new();
@@ -61,6 +98,7 @@ pub fn render(r: &TuneResult) -> String {
             String::new()
         }
     ));
+    out.push_str(&render_tail(r));
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header(vec![
