@@ -102,11 +102,17 @@ pub fn sample_pause(d: &PauseDist, rng: &mut Xoshiro256PlusPlus) -> Duration {
             LogNormal::new(median.0.as_secs_f64().max(1e-9).ln(), sigma.max(0.0))
                 .map_or(0.0, |l| l.sample(rng))
         }
-        PauseDist::Samples { values } => {
+        PauseDist::Samples { values, tail } => {
             if values.is_empty() {
                 0.0
             } else {
-                values[rng.random_range(0..values.len())].as_secs_f64()
+                let v = values[rng.random_range(0..values.len())].as_secs_f64();
+                match tail {
+                    // A pause from the tail's part of the sample: from the fitted
+                    // tail instead, which reaches beyond the largest measured.
+                    Some(t) if v > t.threshold_s => t.at(rng.random::<f64>()),
+                    _ => v,
+                }
             }
         }
     };

@@ -401,7 +401,10 @@ fn tune_cmd(a: TuneArgs) -> i32 {
                     );
                     measured_rate = Some(rate);
                 }
-                Some(rumor_sim::scenario::PauseDist::Samples { values: m.values })
+                Some(rumor_sim::scenario::PauseDist::Samples {
+                    values: m.values,
+                    tail: None,
+                })
             }
             Err(e) => {
                 eprintln!("error: {e}");

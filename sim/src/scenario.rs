@@ -259,12 +259,42 @@ pub enum PauseDist {
         /// Shape.
         sigma: f64,
     },
-    /// Drawn uniformly from measured pauses (`rumor-sim tune --pauses FILE`).
+    /// Drawn uniformly from measured pauses (`rumor-sim tune --pauses FILE`); with a
+    /// fitted tail, a drawn pause above the tail's threshold is replaced by a draw from
+    /// the tail, so the runs can see pauses longer than any measured.
     Samples {
         /// Pause lengths.
         #[serde(skip)]
         values: Vec<Duration>,
+        /// The fitted tail, if any (set by `tune`).
+        #[serde(skip)]
+        tail: Option<SampleTail>,
     },
+}
+
+/// A generalized Pareto tail over `threshold_s`: pauses above it are
+/// `threshold_s + excess`, the excess generalized Pareto with `shape` and `scale_s`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleTail {
+    /// Threshold, seconds.
+    pub threshold_s: f64,
+    /// Shape ξ.
+    pub shape: f64,
+    /// Scale σ, seconds.
+    pub scale_s: f64,
+}
+
+impl SampleTail {
+    /// The pause (seconds) at uniform draw `u` in [0, 1): the inverse of the tail's
+    /// distribution function.
+    pub fn at(&self, u: f64) -> f64 {
+        let excess = if self.shape.abs() < 1e-9 {
+            -self.scale_s * (1.0 - u).ln()
+        } else {
+            self.scale_s / self.shape * ((1.0 - u).powf(-self.shape) - 1.0)
+        };
+        self.threshold_s + excess
+    }
 }
 
 /// What a fault does.

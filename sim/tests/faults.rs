@@ -65,6 +65,7 @@ pause = { dist = "samples" }
     assert_eq!(sc.faults[0].kind, FaultKind::Pause);
     sc.faults[0].pause = Some(PauseDist::Samples {
         values: pauses_below(),
+        tail: None,
     });
     assert_eq!(
         sc.node_config().unwrap().acceptable_pause,

@@ -262,6 +262,8 @@ pub struct Plan {
     pub text: String,
     /// Measured pauses to put into the pause fault (not representable in TOML).
     pub samples: Option<Vec<Duration>>,
+    /// Their fitted tail, if there are enough of them.
+    pub tail_fit: Option<TailFit>,
     /// The pause model.
     pub pause: PauseDist,
     /// Pauses per minute per node.
@@ -376,12 +378,23 @@ impl Plan {
         root.insert("faults".into(), toml::Value::Array(faults));
         let text = toml::to_string(&root).map_err(|e| e.to_string())?;
         let samples = match &pause {
-            PauseDist::Samples { values } => Some(values.clone()),
+            PauseDist::Samples { values, .. } => Some(values.clone()),
             _ => None,
+        };
+        // Tails, not samples: with enough measured pauses, the runs draw the tail's
+        // part from the fitted tail, so they can see pauses longer than any measured.
+        let tail_fit = samples.as_deref().and_then(|v| tail::fit(v, 0x7461_696c));
+        let pause = match &pause {
+            PauseDist::Samples { values, .. } => PauseDist::Samples {
+                values: values.clone(),
+                tail: tail_fit.as_ref().map(TailFit::sample_tail),
+            },
+            other => other.clone(),
         };
         let plan = Plan {
             text,
             samples,
+            tail_fit,
             pause: pause.clone(),
             rate,
             nodes,
@@ -419,6 +432,7 @@ impl Plan {
                 if f.kind == FaultKind::Pause {
                     f.pause = Some(PauseDist::Samples {
                         values: values.clone(),
+                        tail: self.tail_fit.as_ref().map(TailFit::sample_tail),
                     });
                 }
             }
@@ -690,10 +704,7 @@ pub fn tune(
     };
 
     // The tail beyond the sample: fitted, and each setting's risk against it.
-    let tail = plan
-        .samples
-        .as_deref()
-        .and_then(|s| tail::fit(s, 0x7461_696c));
+    let tail = plan.tail_fit.clone();
     let risk_of = |silence: f64| {
         tail.as_ref()
             .map(|f| tail::risk(f, silence, plan.rate, plan.nodes))
@@ -759,6 +770,8 @@ pub fn choose(candidates: &[Candidate], tolerance: f64) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
 
     #[test]
     fn pause_dists_parse_and_print_back() {
@@ -926,6 +939,7 @@ rumor_observed_seconds_total{node=\"b\"} 600
         let q = quantiles(
             &PauseDist::Samples {
                 values: vec![Duration::from_millis(100), Duration::from_millis(900)],
+                tail: None,
             },
             1e6,
         );
@@ -971,11 +985,34 @@ rumor_observed_seconds_total{node=\"b\"} 600
         let o = TuneOptions {
             pause: Some(PauseDist::Samples {
                 values: vec![Duration::from_millis(700)],
+                tail: None,
             }),
             nodes: Some(10),
             ..TuneOptions::default()
         };
         let sc = Plan::new(&o).unwrap().scenario(&[]).unwrap();
         assert!(longest_pause(&sc, 3) >= Duration::from_millis(700));
+        // With enough measured pauses the tail is fitted, and the runs draw from it:
+        // the longest injected stall can exceed the largest measured pause.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let values: Vec<Duration> = (0..400)
+            .map(|_| Duration::from_secs_f64(0.05 + 0.2 * -(1.0 - rng.random::<f64>()).ln()))
+            .collect();
+        let largest = *values.iter().max().unwrap();
+        let o = TuneOptions {
+            pause: Some(PauseDist::Samples { values, tail: None }),
+            pause_rate_per_min: Some(20.0),
+            nodes: Some(10),
+            target_hours: 10.0,
+            ..TuneOptions::default()
+        };
+        let plan = Plan::new(&o).unwrap();
+        assert!(plan.tail_fit.is_some());
+        let sc = plan.scenario(&[]).unwrap();
+        let longest = (1..=3).map(|seed| longest_pause(&sc, seed)).max().unwrap();
+        assert!(
+            longest > largest,
+            "longest drawn {longest:?} vs largest measured {largest:?}"
+        );
     }
 }

@@ -436,7 +436,15 @@ pub fn describe(d: &PauseDist) -> String {
         PauseDist::Lognormal { median, sigma } => {
             format!("lognormal:median={},sigma={sigma}", fmt_dur(median.0))
         }
-        PauseDist::Samples { values } => format!("{} measured pauses", values.len()),
+        PauseDist::Samples { values, tail } => format!(
+            "{} measured pauses{}",
+            values.len(),
+            if tail.is_some() {
+                " with a fitted tail"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
@@ -484,7 +492,9 @@ pub struct PauseQuantiles {
 /// `expected_max` the expected longest of `pauses` draws.
 pub fn quantiles(d: &PauseDist, pauses: f64) -> PauseQuantiles {
     let mut v: Vec<f64> = match d {
-        PauseDist::Samples { values } => values.iter().map(Duration::as_secs_f64).collect(),
+        PauseDist::Samples { values, tail: None } => {
+            values.iter().map(Duration::as_secs_f64).collect()
+        }
         _ => {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x7475_6e65);
             (0..200_000)
@@ -497,7 +507,7 @@ pub fn quantiles(d: &PauseDist, pauses: f64) -> PauseQuantiles {
     }
     v.sort_by(f64::total_cmp);
     let q = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-    let tail = if matches!(d, PauseDist::Samples { .. }) {
+    let tail = if matches!(d, PauseDist::Samples { tail: None, .. }) {
         // Draws come from the measured values: the longest is the file's maximum.
         v[v.len() - 1]
     } else {

@@ -18,6 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
+use crate::scenario::SampleTail;
+
 /// Fewer samples than this: no fit (the tail of 30 values says nothing).
 pub const MIN_SAMPLES: usize = 30;
 
@@ -154,15 +156,18 @@ impl TailFit {
         self.threshold_s + excess
     }
 
+    /// The tail as the simulator draws it.
+    pub fn sample_tail(&self) -> SampleTail {
+        SampleTail {
+            threshold_s: self.threshold_s,
+            shape: self.shape,
+            scale_s: self.scale_s,
+        }
+    }
+
     /// Draws one pause from the fitted tail (above the threshold), seconds.
     pub fn sample_excess<R: Rng>(&self, rng: &mut R) -> f64 {
-        let u: f64 = rng.random();
-        let excess = if self.shape.abs() < 1e-9 {
-            -self.scale_s * (1.0 - u).ln()
-        } else {
-            self.scale_s / self.shape * ((1.0 - u).powf(-self.shape) - 1.0)
-        };
-        self.threshold_s + excess
+        self.sample_tail().at(rng.random())
     }
 }
 
