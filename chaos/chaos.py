@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import analyze, dns, plan, report  # noqa: E402
 from harness.net import Net, our_namespaces  # noqa: E402
+from harness.procs import wait_until  # noqa: E402
 from harness.procs import Cluster, Sink  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -184,15 +185,6 @@ class Timeline:
             wait_until(t0 + t)
             fn(time.monotonic() - t0)
         wait_until(t0 + duration)
-
-
-def wait_until(deadline):
-    # Bounded by construction: at most the scenario's own duration.
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(left, 0.05))
 
 
 def run_real(sc, a, net, out_dir, serf_bin):

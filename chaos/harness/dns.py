@@ -29,7 +29,7 @@ import subprocess
 import time
 
 from .net import DNS_HOST
-from .procs import RUMOR_PORT, Aux, Cluster, Ev, Sink
+from .procs import RUMOR_PORT, Aux, Cluster, Ev, Sink, wait_until
 
 DOMAIN = "chaos.test"
 NAME = f"rumor.{DOMAIN}"
@@ -166,14 +166,6 @@ def read_stamped(path):
             except ValueError:
                 continue
     return out
-
-
-def wait_until(deadline):
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(left, 0.05))
 
 
 # -- the runs ---------------------------------------------------------------------------

@@ -319,3 +319,13 @@ class Aux:
         self.thread.join(timeout=2)
         if not self.log.closed:
             self.log.close()
+
+
+def wait_until(deadline):
+    """Sleeps until the monotonic clock reaches `deadline`, in steps of at most 50 ms.
+    Bounded by construction: at most the time to the deadline."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))

@@ -444,22 +444,26 @@ fn tune_checks_its_pauses_file() {
     );
     let tiny = dir.join("tiny.txt");
     std::fs::write(&tiny, "# unit: ms\n120\n340\n80\n900\n").unwrap();
-    let (_, err) = run(&[
-        "tune",
-        "--pauses",
-        tiny.to_str().unwrap(),
-        "--nodes",
-        "10",
-        "--target-hours",
-        "1",
-        "--seeds",
-        "1",
-        "--steps",
-        "2",
-        "--budget-runs",
-        "2",
-        "--no-compare",
-    ]);
+    // A short tune session (one seed, two steps, two runs) on the file at `p`.
+    let quick_tune = |p: &Path| {
+        run(&[
+            "tune",
+            "--pauses",
+            p.to_str().unwrap(),
+            "--nodes",
+            "10",
+            "--target-hours",
+            "1",
+            "--seeds",
+            "1",
+            "--steps",
+            "2",
+            "--budget-runs",
+            "2",
+            "--no-compare",
+        ])
+    };
+    let (_, err) = quick_tune(&tiny);
     assert!(
         err.contains("# warning:") && err.contains("only 4 pauses"),
         "{err}"
@@ -480,22 +484,7 @@ fn tune_checks_its_pauses_file() {
     }
     text.push_str("rumor_observed_seconds_total 3600\n");
     std::fs::write(&scrape, text).unwrap();
-    let (_, err) = run(&[
-        "tune",
-        "--pauses",
-        scrape.to_str().unwrap(),
-        "--nodes",
-        "10",
-        "--target-hours",
-        "1",
-        "--seeds",
-        "1",
-        "--steps",
-        "2",
-        "--budget-runs",
-        "2",
-        "--no-compare",
-    ]);
+    let (_, err) = quick_tune(&scrape);
     assert!(err.contains("from 1 histogram series"), "{err}");
     // 90 pauses in an hour on one node.
     assert!(
