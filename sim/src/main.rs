@@ -64,6 +64,10 @@ struct TuneArgs {
     /// unless --pause-rate is given.
     #[arg(long, conflicts_with = "pause_dist")]
     pauses: Option<PathBuf>,
+    /// Draw the measured pauses' tail against the fitted one into this SVG file (with
+    /// 30 or more measured pauses).
+    #[arg(long, value_name = "FILE.svg", requires = "pauses")]
+    tail_plot: Option<PathBuf>,
     /// The unit of the --pauses file's values, if the file does not say.
     #[arg(long, value_enum, requires = "pauses")]
     pauses_unit: Option<tune::PauseUnit>,
@@ -537,6 +541,19 @@ fn tune_cmd(a: TuneArgs) -> i32 {
             return 2;
         }
     };
+    if let Some(path) = &a.tail_plot {
+        match (&r.tail, &o.pause) {
+            (Some(fit), Some(rumor_sim::scenario::PauseDist::Samples { values, .. })) => {
+                let title = "measured pauses against the fitted tail";
+                if let Err(e) = rumor_sim::plot::tail_plot(path, title, values, fit) {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+                eprintln!("# tail plot: {}", path.display());
+            }
+            _ => eprintln!("# no tail plot: fewer than 30 measured pauses, so no fit"),
+        }
+    }
     if a.json {
         match serde_json::to_string_pretty(&r) {
             Ok(s) => println!("{s}"),

@@ -5,6 +5,7 @@
 //! estimates label widths itself, so no font files or system fonts are needed.
 
 use std::path::Path;
+use std::time::Duration;
 
 use plotters::prelude::*;
 
@@ -144,6 +145,89 @@ pub fn plot(path: &Path, title: &str, points: &[PlotPoint]) -> Result<usize, Str
     Ok(placed.len())
 }
 
+/// `tune --tail-plot FILE.svg`: the measured pauses' survival function (the fraction
+/// of pauses longer than x) against the fitted tail's, both axes logarithmic, up to
+/// the pause that comes once in ten times as many pauses as were measured. Where the
+/// fit leaves the dots, its extrapolation is not to be trusted.
+pub fn tail_plot(
+    path: &Path,
+    title: &str,
+    samples: &[Duration],
+    fit: &crate::tune::TailFit,
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let mut v: Vec<f64> = samples
+        .iter()
+        .map(Duration::as_secs_f64)
+        .filter(|x| *x > 0.0)
+        .collect();
+    if v.is_empty() {
+        return Err(format!("{}: no pauses to plot", path.display()));
+    }
+    v.sort_by(|a, b| b.total_cmp(a));
+    let n = v.len() as f64;
+    // (x, P(X > x)) for the measured pauses, longest first: the i-th longest is
+    // exceeded by i − 1 of n, plotted at i / n so the longest sits at 1/n.
+    let empirical: Vec<(f64, f64)> = v
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (*x, (i + 1) as f64 / n))
+        .collect();
+    let x_max = fit.return_level(10.0 * n).max(v[0] * 1.5);
+    let x_min = v[v.len() - 1].min(fit.threshold_s).max(1e-4);
+    let steps = 200;
+    let fitted: Vec<(f64, f64)> = (0..=steps)
+        .map(|i| {
+            let x = fit.threshold_s * (x_max / fit.threshold_s).powf(i as f64 / steps as f64);
+            (x, fit.exceedance(x))
+        })
+        .filter(|(_, p)| *p > 0.0)
+        .collect();
+    let y_min = (0.1 / n).min(fitted.last().map_or(1.0, |p| p.1)).max(1e-12);
+    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d((x_min..x_max).log_scale(), (y_min..1.0).log_scale())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("pause (s)")
+        .y_desc("fraction of pauses longer")
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(
+            empirical
+                .iter()
+                .map(|&(x, p)| Circle::new((x, p), 3, BLUE.filled())),
+        )
+        .map_err(|e| err(&e))?
+        .label("measured")
+        .legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
+    chart
+        .draw_series(LineSeries::new(fitted, RED.stroke_width(2)))
+        .map_err(|e| err(&e))?
+        .label(format!(
+            "fitted tail: shape {:.2}, scale {:.3}s, above {:.3}s",
+            fit.shape, fit.scale_s, fit.threshold_s
+        ))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        // Lower left: the data run from the upper left to the lower right.
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +260,26 @@ mod tests {
         assert!(svg.contains("acceptable_pause=3s"));
         assert!(svg.contains("<circle"));
         assert!(!svg.contains("no false convictions"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn draws_the_tail_against_its_fit() {
+        let dir = std::env::temp_dir().join(format!("rumor-sim-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tail.svg");
+        let samples: Vec<Duration> = (1..=200)
+            .map(|i| Duration::from_secs_f64(0.01 * (201.0 / f64::from(i)).ln() + 0.001))
+            .collect();
+        let fit = crate::tune::tail::fit(&samples, 1).expect("a fit");
+        tail_plot(&path, "t", &samples, &fit).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(
+            svg.matches("<circle").count() >= 200,
+            "every measured pause is a dot"
+        );
+        assert!(svg.contains("fitted tail: shape") && svg.contains("measured"));
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -27,7 +27,7 @@
 mod compare;
 mod pauses;
 mod render;
-mod tail;
+pub mod tail;
 
 use pauses::dist_toml;
 pub use pauses::{
