@@ -429,7 +429,10 @@ impl Driver {
     /// resolve, or are dead) joins through them, for their full state and a finished
     /// startup. Once per new peer, not per input.
     fn join_back(&mut self, now: Time) {
-        if self.node.is_synced() || self.node.live_count() < 2 {
+        // Only while no seed has answered: a node whose seed answered is receiving its
+        // state sync, and the members it learns from it are no reason to knock again
+        // (nor to walk the member table on every datagram of a large join).
+        if self.node.is_joined() || self.node.is_synced() || self.node.live_count() < 2 {
             return;
         }
         let peers: Vec<SocketAddr> = self
