@@ -104,7 +104,10 @@ pub use runtime::{
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use runtime::{Check, CheckPart, Health, HealthConfig};
+pub use runtime::{
+    Check, CheckOptions, CheckPart, Health, HealthConfig, HealthReport, Probe, StartupGate,
+    Watchdog,
+};
 pub use stats::{DECODE_ERROR_KINDS, NodeStats};
 pub use time::Time;
 pub use wire::{DecodeError, DecodeErrorKind};

@@ -15,6 +15,7 @@ use crate::event::{Event, Member};
 use crate::node::Node;
 use crate::runtime::error_queue::{self, QueuedError};
 use crate::runtime::handle::{Command, KeyringOp};
+use crate::runtime::health::{StallSpan, SuspicionLog};
 use crate::runtime::metrics::{Metrics, count_states};
 use crate::runtime::shared::{RuntimeStats, Shared, lock};
 use crate::time::Time;
@@ -113,7 +114,11 @@ pub(crate) struct Driver {
     metrics_refresh_at: Time,
     members_dirty: bool,
     reaped: u64,
-    self_suspected_at: Option<Time>,
+    /// The last stall of this process the driver measured (timers late by more
+    /// than `stall_threshold`): what may explain a suspicion of this node.
+    last_stall: Option<StallSpan>,
+    /// Suspicions of this node, sorted by whether `last_stall` explains them.
+    suspicion: SuspicionLog,
 }
 
 /// Marks the driver stopped however it ends (return or panic): event streams end,
@@ -166,7 +171,8 @@ impl Driver {
             metrics_refresh_at: Time::ZERO + METRICS_REFRESH,
             members_dirty: true,
             reaped: 0,
-            self_suspected_at: None,
+            last_stall: None,
+            suspicion: SuspicionLog::default(),
         }
     }
 
@@ -552,10 +558,9 @@ impl Driver {
                 // The member gauges are set only on a change: set them again.
                 self.members_dirty = true;
             }
-            // Every 100 ms, not per input: a check builds its reason strings.
-            let health = crate::runtime::Health {
-                shared: self.shared.clone(),
-            };
+            // Every 100 ms, not per input: a check builds its reason strings. The whole
+            // registry's: the service's readiness, dependencies included (cached).
+            let health = &self.shared.registry;
             let (ready, started) = (health.readiness().ok, health.startup().ok);
             self.metrics.observed(now.saturating_since(Time::ZERO));
             self.metrics
@@ -566,6 +571,12 @@ impl Driver {
             self.rt.timers_fired += 1;
             if late > self.node.config().stall_threshold {
                 self.rt.late_timers += 1;
+                // Recorded before this input's events are read (in `flush`), so a
+                // suspicion in the backlog read at resume meets the stall behind it.
+                self.last_stall = Some(StallSpan {
+                    end: now,
+                    len: late,
+                });
                 debug!(late_ms = late.as_millis() as u64, "timer fired late");
             }
             {
@@ -656,8 +667,13 @@ impl Driver {
                 );
             }
             Event::SelfSuspected { by, incarnation } => {
-                self.self_suspected_at = Some(now);
-                debug!(%by, incarnation, "suspected by a peer, refuting");
+                let explained = self.suspicion.record(
+                    now,
+                    *incarnation,
+                    self.last_stall,
+                    self.shared.health.stall_grace,
+                );
+                debug!(%by, incarnation, explained_by_stall = explained, "suspected by a peer, refuting");
             }
             Event::SelfRefuted { incarnation } => {
                 debug!(incarnation, "refuted");
@@ -686,7 +702,7 @@ impl Driver {
             st.synced = self.node.is_synced();
             st.leaving = self.node.is_leaving();
             st.local_health = self.node.local_health();
-            st.self_suspected_at = self.self_suspected_at;
+            st.suspicion = self.suspicion;
             st.stats = stats;
             st.runtime = self.rt;
             if self.members_dirty {

@@ -207,11 +207,11 @@ impl Handle {
         self.shared.status().local_health
     }
 
-    /// The health checks (liveness, readiness, startup) of this node.
+    /// The health registry this node is plugged into (liveness, readiness, startup):
+    /// the one given to [`RuntimeBuilder::health_registry`](crate::RuntimeBuilder::health_registry),
+    /// or the node's own.
     pub fn health(&self) -> Health {
-        Health {
-            shared: self.shared.clone(),
-        }
+        self.shared.registry.clone()
     }
 
     /// How late the driver's timers fired so far: this process's own stalls.

@@ -31,7 +31,10 @@ mod socket;
 mod stall;
 
 pub use handle::{EventStream, Handle, HandleError, Lagged};
-pub use health::{Check, CheckPart, Health, HealthConfig};
+pub use health::{
+    Check, CheckOptions, CheckPart, Health, HealthConfig, HealthReport, Probe, StartupGate,
+    Watchdog,
+};
 pub use seeds::{Resolve, ResolveFuture, Seed, SeedError, SystemResolver};
 pub use shared::RuntimeStats;
 pub use stall::{
@@ -79,6 +82,10 @@ pub enum StartError {
         /// What is wrong with it.
         error: SeedError,
     },
+    /// The registry given to [`RuntimeBuilder::health_registry`] has a running node
+    /// plugged in already: rumor's parts (`watchdog`, `joined`, …) would collide.
+    #[error("the health registry already has a running rumor node plugged in")]
+    HealthRegistryInUse,
 }
 
 /// Configures and starts a node on the tokio runtime (feature `tokio`). Only the name
@@ -182,7 +189,11 @@ pub enum StartError {
 /// | `rumor_timer_lateness_seconds` | histogram (give the exporter [`STALL_BUCKETS_SECONDS`] as its buckets) | |
 /// | `rumor_observed_seconds_total` | counter (seconds the driver has run: the window of the lateness histogram) | |
 /// | `rumor_local_health` | gauge | |
-/// | `rumor_health_check` | gauge (1 passing, 0 failing; every 100 ms) | `check` = readiness, startup (no liveness: a wedged driver could not lower it) |
+/// | `rumor_health_check` | gauge (1 passing, 0 failing; every 100 ms): the whole registry's readiness and startup, the service's dependency checks and gates included | `check` = readiness, startup (no liveness: a wedged driver could not lower it) |
+/// | `rumor_health_part` | gauge (1 passing, 0 failing; every 100 ms), one per part of the [`Health`] registry; set by the registry, without the node's labels | `probe` = liveness, readiness, startup; `part` = the part's name |
+/// | `rumor_health_transitions_total` | counter: a part flipped (each flip is also logged: `warn` to failing, `info` back) | `probe`, `part` |
+/// | `rumor_health_check_seconds` | histogram: how long each run of a readiness dependency check took (a timed-out run counts its timeout) | `check` = the check's name |
+/// | `rumor_health_check_runs_total` | counter: runs of a readiness dependency check | `check`; `outcome` = ok, failed, timeout, panic |
 ///
 /// Every name carries its unit where it has one (`_bytes_total`, `_seconds`), so the
 /// Prometheus exporter's recommended naming leaves the names unchanged. Counters are
@@ -211,6 +222,7 @@ pub struct RuntimeBuilder {
     cancel: Option<CancellationToken>,
     event_capacity: usize,
     health: Option<HealthConfig>,
+    registry: Option<Health>,
     leave_timeout: Option<Duration>,
     metrics_labels: Vec<(String, String)>,
 }
@@ -252,6 +264,7 @@ impl RuntimeBuilder {
             cancel: None,
             event_capacity: 1024,
             health: None,
+            registry: None,
             leave_timeout: None,
             metrics_labels: Vec::new(),
         }
@@ -414,6 +427,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Plugs the node into the service's health registry, so that one `/livez`,
+    /// `/readyz` and `/startupz` answer for the whole service: the driver's watchdog
+    /// joins liveness, its membership conditions readiness, joined-and-synced
+    /// startup (see [`Health`] for the parts). Default: a registry of the node's own,
+    /// from [`Handle::health`]. One running node per registry
+    /// ([`StartError::HealthRegistryInUse`] otherwise).
+    pub fn health_registry(mut self, registry: Health) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
     /// How long [`Handle::leave_and_drain`] keeps the node running after gossiping
     /// Leave, at most, waiting for the Leave to have been sent its full number of
     /// times. Default: the larger of 2 s and 10 gossip intervals.
@@ -495,6 +519,7 @@ impl RuntimeBuilder {
             advertise,
             start,
             health,
+            registry: self.registry.unwrap_or_default(),
             heartbeat: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             status: Mutex::new(Status {
@@ -504,7 +529,7 @@ impl RuntimeBuilder {
                 synced: false,
                 leaving: false,
                 local_health: 0,
-                self_suspected_at: None,
+                suspicion: health::SuspicionLog::default(),
                 local: node.local_member(),
                 stats: node.stats(),
                 runtime: RuntimeStats::default(),
@@ -520,6 +545,9 @@ impl RuntimeBuilder {
             resolve_timeout: self.resolve_timeout,
             stopped: CancellationToken::new(),
         });
+        if shared.registry.attach(&shared).is_err() {
+            return Err(StartError::HealthRegistryInUse);
+        }
         let labels: Vec<::metrics::Label> = self
             .metrics_labels
             .into_iter()

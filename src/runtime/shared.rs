@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::health::HealthConfig;
+use super::health::{Health, HealthConfig, SuspicionLog};
 use crate::event::{Event, Member};
 use crate::id::NodeId;
 use crate::runtime::seeds::{Resolve, SeedReport};
@@ -52,8 +52,8 @@ pub(crate) struct Status {
     pub synced: bool,
     pub leaving: bool,
     pub local_health: u32,
-    /// When a peer last suspected (or declared dead) this node.
-    pub self_suspected_at: Option<Time>,
+    /// Suspicions of this node, and whether a stall of its own explains them.
+    pub suspicion: SuspicionLog,
     pub local: Member,
     pub stats: NodeStats,
     pub runtime: RuntimeStats,
@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     /// The driver's clock origin: `Time(n)` is `start + n` nanoseconds.
     pub start: Instant,
     pub health: HealthConfig,
+    /// The service's health registry this node is plugged into
+    /// (`RuntimeBuilder::health_registry`, or its own).
+    pub registry: Health,
     /// `Time` (nanoseconds) at which the driver's loop last ran: the watchdog.
     pub heartbeat: AtomicU64,
     /// Readiness goes false at the start of `leave_and_drain`.
