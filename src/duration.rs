@@ -5,9 +5,19 @@
 
 use std::time::Duration;
 
-/// Parses `250ms`, `1.5s`, `2m`, `1h`, `750us`, `10ns`, or a bare number of seconds.
+/// Parses `250ms`, `1.5s`, `2m`, `1h`, `750us`, `10ns`, a bare number of seconds, or
+/// any of humantime's forms (`1m 30s`, `2min`, `1h30m`).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
+    parse_simple(s).or_else(|| {
+        humantime::parse_duration(s)
+            .ok()
+            .filter(|d| d.as_secs_f64() < 1e12)
+    })
+}
+
+/// One number and one unit, fractions allowed (`1.5s`), which humantime refuses.
+fn parse_simple(s: &str) -> Option<Duration> {
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
@@ -41,5 +51,40 @@ pub fn fmt_dur(d: Duration) -> String {
         format!("{}us", ns / 1_000)
     } else {
         format!("{ns}ns")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_forms_humantime_and_bare_seconds() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_duration("1.5s"), Some(ms(1_500)));
+        assert_eq!(parse_duration(" 250ms "), Some(ms(250)));
+        assert_eq!(parse_duration("3"), Some(ms(3_000)));
+        assert_eq!(parse_duration("1m 30s"), Some(ms(90_000)));
+        assert_eq!(parse_duration("2min"), Some(ms(120_000)));
+        assert_eq!(parse_duration("1h30m"), Some(ms(5_400_000)));
+        for bad in ["", "soon", "-1s", "1.5.s", "1e400s", "99999999999999h"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn what_fmt_writes_parses_back() {
+        for ns in [
+            0u64,
+            1,
+            999,
+            1_000,
+            1_500_000,
+            2_000_000_000,
+            86_400_000_000_000,
+        ] {
+            let d = Duration::from_nanos(ns);
+            assert_eq!(parse_duration(&fmt_dur(d)), Some(d), "{ns}");
+        }
     }
 }

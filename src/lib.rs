@@ -87,6 +87,8 @@ mod time;
 mod timers;
 mod wire;
 
+#[cfg(feature = "serde")]
+pub use config::ConfigOverlay;
 pub use config::{Config, Strategy};
 pub use error::{CommandError, ConfigError};
 pub use event::{Cause, Event, Member, MemberState};

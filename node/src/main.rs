@@ -16,12 +16,12 @@
 //! `draining`, `stopped`.
 
 mod cli;
+mod config_file;
 mod events;
 mod http;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use rumor::{Lagged, RuntimeBuilder};
 use serde_json::json;
 use tokio::time::Instant;
@@ -55,7 +55,7 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let t0 = Instant::now();
-    let args = Args::parse();
+    let args = Args::load_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     if let Some(level) = args.log {
         // stderr, so stdout stays one JSON event per line.
         tracing_subscriber::fmt()
@@ -72,8 +72,19 @@ async fn main() -> ExitCode {
         }
     };
     if args.check_config {
-        println!("{cfg:#?}");
-        return ExitCode::SUCCESS;
+        match (toml::to_string(&cfg), toml::to_string(&args.node_table())) {
+            (Ok(c), Ok(n)) => {
+                println!(
+                    "# what this node runs with (the keyring is never printed); --config loads it"
+                );
+                print!("[config]\n{c}\n[node]\n{n}");
+                return ExitCode::SUCCESS;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("--check-config: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     let name = args.member_name();
     let bootstrap = args.bootstrap.applies_to(&name);

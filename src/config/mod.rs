@@ -7,6 +7,11 @@ use crate::duration::{fmt_dur, parse_duration};
 use crate::error::ConfigError;
 use crate::keyring::{Key, Keyring};
 
+#[cfg(feature = "serde")]
+mod serde_form;
+#[cfg(feature = "serde")]
+pub use serde_form::ConfigOverlay;
+
 /// Which failure-detection strategy the core runs. All three share the same code for
 /// membership, dissemination and refutation, so the simulator can compare them on one
 /// seed; they differ only in who probes whom and what turns silence into a verdict.
@@ -229,6 +234,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The preset called `name`: `lan`, `wan` or `local`.
+    pub fn preset(name: &str) -> Option<Config> {
+        match name.trim() {
+            "lan" => Some(Config::lan()),
+            "wan" => Some(Config::wan()),
+            "local" => Some(Config::local()),
+            _ => None,
+        }
+    }
+
     /// Defaults for a data-centre network (memberlist's LAN profile plus phi monitors).
     pub fn lan() -> Config {
         Config {
