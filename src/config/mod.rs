@@ -121,10 +121,17 @@ pub struct Config {
     /// into seconds. Default 8.0 (≈ 4.5 s of silence at a steady 1 s rhythm with the
     /// default pause); range `phi_suspect` ..= 30.
     pub phi_convict: f64,
-    /// Longest stall (GC pause, CPU throttling, SIGSTOP) a member may have without being
-    /// convicted by silence: added to the detector's mean before `phi_convict` is
-    /// applied. Set it above your worst measured pause (`rumor-sim tune` finds it).
-    /// Default 3 s; range 0 ..= 10 min.
+    /// Slack for stalls (GC pause, CPU throttling, SIGSTOP), added to the detector's
+    /// mean inter-arrival before `phi_convict` is applied (the name is Akka's). It is
+    /// *not* the longest pause tolerated: what a pause must outlast to convict is the
+    /// **silence to convict**, about `probe_interval + acceptable_pause + y(phi_convict)
+    /// × min_std_dev` ([`PhiDetector::silence_for`](crate::detector::PhiDetector::silence_for)
+    /// gives it exactly), less up to one probe interval for a pause that starts just
+    /// before a probe is due. So `rumor-sim tune` may choose 1.4 s here for pauses of
+    /// 1.9 s: read its "silence to convict" column and its risk line, not this value,
+    /// against your pauses. Default 3 s; range 0 ..= 10 min. Tuning: measure pauses
+    /// (`rumor-node --pauses`, the `rumor_timer_lateness_seconds` histogram) and let
+    /// `rumor-sim tune` choose it with `phi_convict`.
     pub acceptable_pause: Duration,
     /// Ack inter-arrival samples each monitor keeps per member. Default 100;
     /// range 2 ..= 10 000.
