@@ -24,6 +24,7 @@
 //! It then compares the three strategies (`swim`, `lifeguard`, `phi-monitors`) on the
 //! same seeds and pause model: seconds of silence to convict and false convictions.
 
+pub mod check;
 mod compare;
 mod pauses;
 mod render;
@@ -705,12 +706,29 @@ pub fn tune(
 
     // The tail beyond the sample: fitted, and each setting's risk against it.
     let tail = plan.tail_fit.clone();
-    let risk_of = |silence: f64| {
-        tail.as_ref()
-            .map(|f| tail::risk(f, silence, plan.rate, plan.nodes))
+    // What decides is the pause needed to convict, not the steady silence: a pause
+    // starts up to a probe interval after each monitor's last ack, and the monitors'
+    // detectors have learned the pauses' rhythm (see `check`).
+    let mut body: Vec<f64> = plan
+        .samples
+        .iter()
+        .flatten()
+        .map(Duration::as_secs_f64)
+        .collect();
+    body.sort_by(f64::total_cmp);
+    let risk_of = |cfg: &Config| {
+        tail.as_ref().map(|f| {
+            let needed = check::pause_to_convict(cfg, &plan.pause, plan.rate, 0x7269_736b);
+            tail::risk(f, &body, &needed, plan.rate, plan.nodes)
+        })
     };
-    let risk_current = risk_of(phi_silence_to_convict(&plan.base_config).as_secs_f64());
-    let risk_chosen = chosen.and_then(|i| risk_of(candidates[i].silence_to_convict_s));
+    let risk_current = risk_of(&plan.base_config);
+    let risk_chosen = cfg_chosen.and_then(|(ap, phi)| {
+        let mut cfg = plan.base_config.clone();
+        cfg.acceptable_pause = ap;
+        cfg.phi_convict = phi;
+        risk_of(&cfg)
+    });
 
     Ok(TuneResult {
         pause_model: describe(&plan.pause),

@@ -60,10 +60,14 @@ fn render_tail(r: &TuneResult) -> String {
     for (what, risk) in [("current", &r.risk_current), ("chosen", &r.risk_chosen)] {
         if let Some(k) = risk {
             out.push_str(&format!(
-                "risk, {what} config: silence to convict {:.2}s -> {:.3} false convictions per \
-                 member-year ({:.3} to {:.3} over the shape's interval), {:.2} per year for {} \
-                 members; margin {:+.2}s against the pause that comes once a cluster-year\n",
+                "risk, {what} config: silence to convict {:.2}s, so a pause convicts from {:.2}s \
+                 (median over its start; {:.2}s at the unluckiest 1%) -> {:.3} false convictions \
+                 per member-year ({:.3} to {:.3} over the shape's interval), {:.2} per year for {} \
+                 members; margin {:+.2}s of that shortest convicting pause over the pause that \
+                 comes once a cluster-year\n",
                 k.silence_to_convict_s,
+                k.pause_to_convict_s,
+                k.pause_to_convict_p01_s,
                 k.per_member_year,
                 k.per_member_year_interval.0,
                 k.per_member_year_interval.1,
@@ -73,9 +77,25 @@ fn render_tail(r: &TuneResult) -> String {
             ));
         }
     }
+    if r.risk_current.is_some() || r.risk_chosen.is_some() {
+        out.push_str(
+            "  (a pause shorter than the silence to convict can still convict: it starts up to a \
+             probe interval after each monitor's last ack, and the monitors' detectors have \
+             learned the pauses' jitter; see `rumor-sim` README, \"The risk model\")\n",
+        );
+    }
     out.push('\n');
     out
 }
+
+/// Under the table: what decides is the silence to convict, not `acceptable_pause`.
+pub(super) const LEGEND: &str = "\
+SILENCE TO CONVICT is what decides: the silence after a member's last ack at which a monitor
+convicts, = probe_interval + acceptable_pause + y(phi_convict) x min_std_dev. A pause convicts
+when it outlasts that silence less the time since the monitors' last ack (up to one
+probe_interval), so the margin column compares the longest pause with it. acceptable_pause
+is only the part added to the mean inter-arrival, not the longest pause that is tolerated.
+";
 
 /// The human report of a tune session.
 pub fn render(r: &TuneResult) -> String {
@@ -102,9 +122,9 @@ pub fn render(r: &TuneResult) -> String {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header(vec![
-        "acceptable_pause",
+        "SILENCE TO CONVICT",
+        "acceptable_pause (added to the mean)",
         "phi_convict",
-        "silence to convict",
         "false conv (paused)",
         "member-h",
         "detected",
@@ -116,9 +136,9 @@ pub fn render(r: &TuneResult) -> String {
     ]);
     for (i, c) in r.candidates.iter().enumerate() {
         t.add_row(vec![
+            format!("{:.2}s", c.silence_to_convict_s),
             fmt_dur(Duration::from_millis(c.acceptable_pause_ms)),
             format!("{}", c.phi_convict),
-            format!("{:.2}s", c.silence_to_convict_s),
             format!("{} ({})", c.false_convictions, c.paused_convictions),
             format!("{:.0}", c.member_hours),
             format!("{}/{}", c.detected, c.crashes),
@@ -139,6 +159,7 @@ pub fn render(r: &TuneResult) -> String {
     }
     out.push_str(&t.to_string());
     out.push('\n');
+    out.push_str(LEGEND);
     if r.budget_exhausted {
         out.push_str("(search stopped: --budget-runs spent)\n");
     }

@@ -18,6 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
 
+use super::check::PauseToConvict;
 use crate::scenario::SampleTail;
 
 /// Fewer samples than this: no fit (the tail of 30 values says nothing).
@@ -174,42 +175,72 @@ impl TailFit {
 /// The risk of one setting against the fitted tail.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Risk {
-    /// Silence to convict, seconds.
+    /// Steady silence to convict (after the last ack, steady rhythm), seconds.
     pub silence_to_convict_s: f64,
-    /// Pauses longer than that, expected per member-year: every such pause convicts.
+    /// The median pause needed to convict, seconds: shorter than the silence to
+    /// convict, since a pause starts some time after each monitor's last ack (see
+    /// [`super::check`]).
+    pub pause_to_convict_s: f64,
+    /// Its 1st percentile: the shortest pause that convicts at an unlucky phase.
+    pub pause_to_convict_p01_s: f64,
+    /// False convictions expected per member-year: pauses per member-year times the
+    /// chance that a pause outlasts the pause needed to convict (at most one conviction
+    /// per pause).
     pub per_member_year: f64,
     /// `per_member_year` at the ends of the shape's 90 % interval (the scale held):
     /// how much the extrapolation depends on the tail's shape.
     pub per_member_year_interval: (f64, f64),
     /// The same for the whole cluster per year.
     pub per_cluster_year: f64,
-    /// Silence to convict minus the pause exceeded once a cluster-year, seconds.
+    /// The shortest pause that convicts (`pause_to_convict_p01_s`) minus the pause
+    /// exceeded once a cluster-year, seconds.
     pub margin_s: f64,
 }
 
-/// The risk of a setting whose silence to convict is `silence_s`, for `rate_per_min`
-/// pauses per node per minute on `nodes` nodes.
-pub fn risk(fit: &TailFit, silence_s: f64, rate_per_min: f64, nodes: usize) -> Risk {
+/// P(a pause lasts longer than `x` seconds): the fitted tail at or above its
+/// threshold; below it, the fraction of `body` (the measured pauses, ascending) above
+/// `x`, or the tail's exceedance fraction if `body` is empty.
+pub fn exceedance(fit: &TailFit, body: &[f64], x: f64) -> f64 {
+    if x >= fit.threshold_s || body.is_empty() {
+        return fit.exceedance(x);
+    }
+    let above = body.len() - body.partition_point(|v| *v <= x);
+    above as f64 / body.len() as f64
+}
+
+/// The risk of a setting whose pauses needed to convict are `needed`
+/// ([`super::check::pause_to_convict`]), for `rate_per_min` pauses per node per minute
+/// on `nodes` nodes; `body` holds the measured pauses (seconds, ascending), for what
+/// lies below the tail's threshold.
+pub fn risk(
+    fit: &TailFit,
+    body: &[f64],
+    needed: &PauseToConvict,
+    rate_per_min: f64,
+    nodes: usize,
+) -> Risk {
     let pauses_per_member_year = rate_per_min * 60.0 * 24.0 * 365.0;
-    let per_member_year = pauses_per_member_year * fit.exceedance(silence_s);
     let at_shape = |shape: f64| {
         let f = TailFit {
             shape,
             ..fit.clone()
         };
-        pauses_per_member_year * f.exceedance(silence_s)
+        pauses_per_member_year * needed.convict_probability(|x| exceedance(&f, body, x))
     };
+    let per_member_year = at_shape(fit.shape);
     let (a, b) = (
         at_shape(fit.shape_interval.0),
         at_shape(fit.shape_interval.1),
     );
     let cluster_year = pauses_per_member_year * nodes.max(1) as f64;
     Risk {
-        silence_to_convict_s: silence_s,
+        silence_to_convict_s: needed.steady_s,
+        pause_to_convict_s: needed.p50_s,
+        pause_to_convict_p01_s: needed.p01_s,
         per_member_year,
         per_member_year_interval: (a.min(b), a.max(b)),
         per_cluster_year: per_member_year * nodes.max(1) as f64,
-        margin_s: silence_s - fit.return_level(cluster_year),
+        margin_s: needed.p01_s - fit.return_level(cluster_year),
     }
 }
 
@@ -269,8 +300,8 @@ mod tests {
     #[test]
     fn risk_falls_with_the_silence_to_convict() {
         let f = fit(&synthetic(0.1, 0.2, 5_000, 3), 1).unwrap();
-        let short = risk(&f, 1.0, 2.0, 100);
-        let long = risk(&f, 5.0, 2.0, 100);
+        let short = risk(&f, &[], &PauseToConvict::naive(1.0), 2.0, 100);
+        let long = risk(&f, &[], &PauseToConvict::naive(5.0), 2.0, 100);
         assert!(short.per_member_year > long.per_member_year);
         assert!(long.margin_s > short.margin_s);
         assert!((short.per_cluster_year - 100.0 * short.per_member_year).abs() < 1e-9);
