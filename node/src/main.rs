@@ -17,6 +17,7 @@
 
 mod cli;
 mod config_file;
+mod doctor;
 mod events;
 mod http;
 
@@ -54,6 +55,10 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `rumor-node doctor ...` checks a manifest instead of running a node.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "doctor") {
+        return doctor::run(std::env::args_os().skip(1));
+    }
     let t0 = Instant::now();
     let args = Args::load_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     if let Some(level) = args.log {
