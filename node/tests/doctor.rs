@@ -362,3 +362,21 @@ fn several_workloads_and_the_container_to_check() {
     assert_eq!(code, Some(1), "{v:#}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_doctors_own_rumor_environment_is_refused() {
+    // The node's parser reads RUMOR_<FLAG> from the process: in the doctor's shell it
+    // would pass for the container's setting.
+    let p = example().display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_rumor-node"))
+        .args(["doctor", "--manifest", &p])
+        .env("RUMOR_DRAIN", "1s")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("RUMOR_DRAIN"),
+        "{}",
+        text(&out.stderr)
+    );
+}

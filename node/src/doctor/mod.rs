@@ -47,9 +47,10 @@ struct DoctorArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "list_rules")]
     manifest: Option<PathBuf>,
 
-    /// The rumor config file the container's `--config` loads (the path in the
-    /// manifest is inside the container). Without it, a `--config` in the args is
-    /// reported and the preset and `--set` flags are used alone.
+    /// The file the container's `--config` loads (the path in the manifest is inside
+    /// the container): its `[config]` and `[node]` tables count as the node's would.
+    /// Without it, a `--config` in the args is reported and the settings are read
+    /// without the file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 
