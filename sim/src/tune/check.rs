@@ -353,3 +353,73 @@ pub fn compare(
         predicted_naive: naive,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rare_short_pauses() -> PauseDist {
+        PauseDist::Fixed {
+            value: crate::scenario::Dur(Duration::from_millis(50)),
+        }
+    }
+
+    #[test]
+    fn a_pause_needs_the_silence_less_the_monitors_phase() {
+        // Quiet members: the detectors see a steady rhythm, so E = steady silence minus
+        // the largest of 3 uniform phases over 1 s (mean 0.75 s), never below it by
+        // more than a period.
+        let cfg = Config::lan();
+        let m = pause_to_convict(&cfg, &rare_short_pauses(), 0.01, 1);
+        let mean = m.samples.iter().sum::<f64>() / m.samples.len() as f64;
+        assert!(
+            (m.steady_s - mean - 0.75).abs() < 0.05,
+            "{} {mean}",
+            m.steady_s
+        );
+        assert!(m.samples[0] >= m.steady_s - 1.0 - 1e-6, "{}", m.samples[0]);
+        assert!(*m.samples.last().unwrap() <= m.steady_s + 1e-6);
+    }
+
+    #[test]
+    fn no_pause_shorter_than_the_suspicion_floor_less_a_period_convicts() {
+        // acceptable_pause 0: the steady silence (1.5 s) is below the floor, suspect at
+        // the first ping's timeout plus an indirect round, then probe_interval +
+        // probe_timeout: 2 × 1 s + 3 × 0.5 s = 3.5 s after the last ack.
+        let mut cfg = Config::lan();
+        cfg.acceptable_pause = Duration::ZERO;
+        let m = pause_to_convict(&cfg, &rare_short_pauses(), 0.01, 2);
+        assert!(m.steady_s < 2.0, "{}", m.steady_s);
+        assert!(
+            m.samples[0] >= 2.5 - 1e-6 && m.p50_s > 2.5,
+            "{:?}",
+            (m.samples[0], m.p50_s)
+        );
+        // Every pause longer than the silence convicts under the old rule; here the
+        // chance is E[P(p > E)] < P(p > steady).
+        let exceed = |x: f64| (-x).exp();
+        assert!(m.convict_probability(exceed) < exceed(m.steady_s));
+    }
+
+    #[test]
+    fn frequent_long_pauses_teach_the_detectors_a_wider_rhythm() {
+        let cfg = Config::lan();
+        let quiet = pause_to_convict(&cfg, &rare_short_pauses(), 0.01, 3);
+        let exp = PauseDist::Exponential {
+            mean: crate::scenario::Dur(Duration::from_secs(1)),
+        };
+        let busy = pause_to_convict(&cfg, &exp, 4.0, 3);
+        assert!(
+            busy.p50_s > quiet.p50_s + 0.2,
+            "{} {}",
+            busy.p50_s,
+            quiet.p50_s
+        );
+    }
+
+    #[test]
+    fn members_convicted_saturates() {
+        assert!((members_convicted(100, 1000, 1e-4) - 0.1).abs() < 1e-3);
+        assert!(members_convicted(100, 1_000_000, 0.5) <= 100.0);
+    }
+}
