@@ -17,7 +17,10 @@
 //! `--db-latency-ms N`, `--db-fail`. Each step of the stop is printed on stdout as
 //! `<ms since start> <step>`: `listening`, `signal`, `draining`, `left`, `exit`.
 
+// The tests (tests/health_service.rs) drive parts `main` has no use for.
+#[allow(dead_code)]
 mod app;
+#[allow(dead_code)]
 mod fake_db;
 
 use std::time::Duration;
