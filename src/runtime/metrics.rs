@@ -88,6 +88,26 @@ fn describe() {
         Unit::Count,
         "1 while the check passes, else 0, by check (readiness, startup); set every 100 ms by the driver. Liveness has no gauge: a wedged driver could not lower it; probe /livez."
     );
+    describe_gauge!(
+        "rumor_health_part",
+        Unit::Count,
+        "1 while the part of the health registry passes, else 0, by probe and part (watchdogs, dependency checks, gates, rumor's own); set every 100 ms."
+    );
+    describe_counter!(
+        "rumor_health_transitions_total",
+        Unit::Count,
+        "Flips of a health part between passing and failing, by probe and part."
+    );
+    describe_histogram!(
+        "rumor_health_check_seconds",
+        Unit::Seconds,
+        "How long each run of a readiness dependency check took, by check (a timed-out run counts its timeout)."
+    );
+    describe_counter!(
+        "rumor_health_check_runs_total",
+        Unit::Count,
+        "Runs of a readiness dependency check, by check and outcome (ok, failed, timeout, panic)."
+    );
     describe_counter!(
         "rumor_decode_errors_total",
         Unit::Count,
