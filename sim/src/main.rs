@@ -28,6 +28,11 @@ enum Cmd {
     Tune(TuneArgs),
 }
 
+/// `--seed-list 1,2,7`: one value that the parser turns into a list. Named, because
+/// clap's derive reads a literal `Option<Vec<T>>` as a repeated flag of `T` and then
+/// panics at run time when the parser hands it a `Vec`.
+type SeedList = Vec<u64>;
+
 #[derive(clap::Args)]
 struct SweepArgs {
     #[command(flatten)]
@@ -40,7 +45,7 @@ struct SweepArgs {
     seeds: u64,
     /// Run each grid point with exactly these seeds, e.g. 1,2,7.
     #[arg(long, value_parser = parse_seed_list)]
-    seed_list: Option<Vec<u64>>,
+    seed_list: Option<SeedList>,
     /// Print one JSON object: {"sweep": [...], "command": ...}.
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -92,7 +97,7 @@ struct TuneArgs {
     seeds: u64,
     /// Exactly these seeds, e.g. 1,2,7.
     #[arg(long, value_parser = parse_seed_list)]
-    seed_list: Option<Vec<u64>>,
+    seed_list: Option<SeedList>,
     /// Base scenario (its pause and crash faults are replaced; other faults, partitions,
     /// network and config are kept).
     #[arg(long)]

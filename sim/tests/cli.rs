@@ -493,3 +493,58 @@ fn tune_checks_its_pauses_file() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--seed-list` is one value parsed into a list (clap once panicked at run time on
+/// it, in both commands that take it).
+#[test]
+fn seed_lists_are_taken_as_given() {
+    let dir = tmp_dir("seed-list");
+    let sc = scenario_file(&dir, SCENARIO);
+    let sc = sc.to_str().unwrap();
+    let (out, _) = run(&[
+        "sweep",
+        "--scenario",
+        sc,
+        "--grid",
+        "acceptable_pause=2s",
+        "--seed-list",
+        "3,5",
+        "--set",
+        "duration=20s",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["sweep"][0]["seeds"], serde_json::json!([3, 5]), "{out}");
+    let out = Command::new(BIN)
+        .args(["tune", "--scenario", sc, "--seed-list", "4", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(BIN)
+        .args([
+            "tune",
+            "--scenario",
+            sc,
+            "--seed-list",
+            "4",
+            "--nodes",
+            "10",
+            "--target-hours",
+            "0.1",
+            "--budget-runs",
+            "1",
+            "--no-compare",
+            "--steps",
+            "1",
+            "--phi",
+            "8",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("seeds [4]") || String::from_utf8_lossy(&out.stdout).contains("seeds [4]"),
+        "{err}"
+    );
+}
