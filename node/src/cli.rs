@@ -17,7 +17,13 @@ use crate::config_file::{ConfigFile, ENV_SET_PREFIX, env_sets};
 /// stdout (logs and errors go to stderr), serves /livez, /readyz, /startupz and
 /// /metrics with --http, and leaves gracefully on SIGTERM or Ctrl-C.
 #[derive(Debug, Parser)]
-#[command(name = "rumor-node", version, about, long_about = None)]
+#[command(
+    name = "rumor-node",
+    version,
+    about,
+    long_about = None,
+    after_help = "`rumor-node doctor --help`: check a Kubernetes manifest against what this node would run with."
+)]
 pub struct Args {
     /// UDP address to bind (0.0.0.0:7946 in a container; then set --advertise).
     #[arg(
