@@ -231,6 +231,7 @@ impl Visitor<'_> for FieldValueVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Strategy;
     use crate::keyring::Key;
     use std::time::Duration;
 
