@@ -100,9 +100,10 @@ pub use probe_tokens::QUOTE_PREFIX;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use runtime::{
-    CancellationToken, DEFAULT_PORT, EventStream, Handle, HandleError, Lagged, MAX_PAUSE_SAMPLES,
-    PAUSE_SAMPLE_MIN, Resolve, ResolveFuture, RuntimeBuilder, RuntimeStats, STALL_BUCKETS,
-    STALL_BUCKETS_SECONDS, Seed, SeedError, StallHistogram, StartError, SystemResolver,
+    CancellationToken, DEFAULT_PORT, DEFAULT_RESOLVE_TIMEOUT, EventStream, Handle, HandleError,
+    Lagged, MAX_PAUSE_SAMPLES, PAUSE_SAMPLE_MIN, Resolve, ResolveFuture, RuntimeBuilder,
+    RuntimeStats, STALL_BUCKETS, STALL_BUCKETS_SECONDS, Seed, SeedError, StallHistogram,
+    StartError, SystemResolver,
 };
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]

@@ -53,6 +53,11 @@ const MAX_SEED_INTERVAL: Duration = Duration::from_secs(3600);
 /// The default port, memberlist's.
 pub const DEFAULT_PORT: u16 = 7946;
 
+/// The default of [`RuntimeBuilder::resolve_timeout`]: one `resolv.conf` timeout, the
+/// worst a seed lookup costs when the DNS server does not answer. Public for tools
+/// that budget a start (`rumor-node doctor`'s startup probe rule).
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why [`RuntimeBuilder::start`] failed. Nothing was left running.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -250,7 +255,7 @@ impl RuntimeBuilder {
             advertise: None,
             seeds: Vec::new(),
             resolver: Arc::new(SystemResolver),
-            resolve_timeout: Duration::from_secs(5),
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             seed_retry: Duration::from_secs(2),
             seed_refresh: Duration::from_secs(60),
             bootstrap: false,
@@ -321,8 +326,8 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The deadline of one seed name's resolution. Default 5 s (one `resolv.conf`
-    /// timeout); range: above 0. A lookup past it counts as failed and is retried.
+    /// The deadline of one seed name's resolution. Default
+    /// [`DEFAULT_RESOLVE_TIMEOUT`] (5 s, one `resolv.conf` timeout); range: above 0. A lookup past it counts as failed and is retried.
     pub fn resolve_timeout(mut self, timeout: Duration) -> Self {
         self.resolve_timeout = timeout.max(Duration::from_millis(1));
         self
@@ -440,10 +445,17 @@ impl RuntimeBuilder {
 
     /// How long [`Handle::leave_and_drain`] keeps the node running after gossiping
     /// Leave, at most, waiting for the Leave to have been sent its full number of
-    /// times. Default: the larger of 2 s and 10 gossip intervals.
+    /// times. Default: [`RuntimeBuilder::default_leave_timeout`] of the config.
     pub fn leave_timeout(mut self, timeout: Duration) -> Self {
         self.leave_timeout = Some(timeout);
         self
+    }
+
+    /// The default [`leave_timeout`](RuntimeBuilder::leave_timeout) for a node
+    /// running `config`: the larger of 2 s and 10 gossip intervals. Public for tools
+    /// that budget a stop (`rumor-node doctor`'s grace period rule).
+    pub fn default_leave_timeout(config: &Config) -> Duration {
+        Duration::from_secs(2).max(config.gossip_interval * 10)
     }
 
     /// Adds a label to every metric this node records (e.g. `node` = its name, when a
@@ -508,7 +520,7 @@ impl RuntimeBuilder {
             .unwrap_or_else(|| HealthConfig::for_config(&self.config));
         let leave_timeout = self
             .leave_timeout
-            .unwrap_or_else(|| Duration::from_secs(2).max(self.config.gossip_interval * 10));
+            .unwrap_or_else(|| RuntimeBuilder::default_leave_timeout(&self.config));
         let (events_tx, first_events) = broadcast::channel(self.event_capacity);
         let (members_tx, members_rx) = watch::channel(Arc::new(Vec::new()));
         let (cmd_tx, cmd_rx) = mpsc::channel(64);

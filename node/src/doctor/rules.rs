@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rumor::detector::{PhiDetector, PhiParams};
 use rumor::duration::fmt_dur;
-use rumor::{Config, Strategy, Time};
+use rumor::{Config, RuntimeBuilder, Strategy, Time};
 
 use super::manifest::{Container, PortRef, Probe, Spanned, Workload};
 use super::node_args::NodeSettings;
@@ -75,9 +75,9 @@ pub const RULES: [(&str, &str); 14] = [
 ];
 
 /// The resolver's timeout for one seed lookup (`RuntimeBuilder::resolve_timeout`'s
-/// default in src/runtime/mod.rs; `rumor-node` has no flag for it): the worst a DNS
-/// miss can cost when the server does not answer.
-pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// default, [`rumor::DEFAULT_RESOLVE_TIMEOUT`]; `rumor-node` has no flag for it): the
+/// worst a DNS miss can cost when the server does not answer.
+pub const RESOLVE_TIMEOUT: Duration = rumor::DEFAULT_RESOLVE_TIMEOUT;
 
 /// DNS misses a startup probe must outlast. The seed task doubles its wait after each
 /// miss up to 8 x `--seed-retry` (src/runtime/seeds.rs), reached at the fourth: a
@@ -492,10 +492,10 @@ fn drain(t: &Target<'_>, n: &NodeSettings, out: &mut Vec<Finding>) {
 }
 
 /// At most how long the node keeps gossiping Leave after the drain: the runtime's
-/// `leave_timeout` default, the larger of 2 s and 10 gossip intervals
-/// (`RuntimeBuilder::start` in src/runtime/mod.rs; rumor-node sets no other).
+/// `leave_timeout` default ([`RuntimeBuilder::default_leave_timeout`], the larger of
+/// 2 s and 10 gossip intervals; rumor-node sets no other).
 pub fn leave_bound(cfg: &Config) -> Duration {
-    Duration::from_secs(2).max(cfg.gossip_interval * 10)
+    RuntimeBuilder::default_leave_timeout(cfg)
 }
 
 // Rule 6: grace-short.
