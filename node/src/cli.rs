@@ -85,8 +85,8 @@ pub struct Args {
     /// `preset = "lan"`, a `[config]` table of rumor::Config fields
     /// (`acceptable_pause = "3s"`, `phi_convict = 12.0`) and a `[node]` table of this
     /// binary's flags by long name in snake_case (`drain = "10s"`, `seeds = [...]`).
-    /// Precedence, last wins: defaults, this file, the environment (RUMOR_<FLAG>, and
-    /// RUMOR_SET_<FIELD> for a config field), the command line.
+    /// Precedence, last wins: defaults, this file, the environment (`RUMOR_<FLAG>`, and
+    /// `RUMOR_SET_<FIELD>` for a config field), the command line.
     #[arg(long, value_name = "FILE", env = "RUMOR_CONFIG_FILE")]
     pub config: Option<std::path::PathBuf>,
 

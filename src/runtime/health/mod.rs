@@ -143,8 +143,8 @@ impl Check {
         self.parts.iter().find(|p| p.name == name)
     }
 
-    /// A multi-line report in the style of Kubernetes' `?verbose`: `[+]name ok` or
-    /// `[-]name failed: detail` per part, then `NAME check passed` or `failed`.
+    /// A multi-line report in the style of Kubernetes' `?verbose`: `[+]name ok: detail`
+    /// or `[-]name failed: detail` per part, then `NAME check passed` or `failed`.
     pub fn verbose(&self, name: &str) -> String {
         let mut out = String::new();
         for p in &self.parts {
