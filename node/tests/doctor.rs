@@ -271,6 +271,14 @@ fn bad_input_exits_2_naming_the_field_and_line() {
             "type.yaml:8: Deployment/x: spec.template.spec.containers[a].livenessProbe.periodSeconds: expected an integer",
         ),
         (
+            // Past the API's int32: refused by name, where it once overflowed a product.
+            write(
+                "huge.yaml",
+                "kind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          readinessProbe: {periodSeconds: 5, failureThreshold: 9223372036854775807}\n",
+            ),
+            "huge.yaml:8: Deployment/x: spec.template.spec.containers[a].readinessProbe.failureThreshold: 9223372036854775807 is above the API's maximum of 2147483647",
+        ),
+        (
             write(
                 "missing.yaml",
                 "kind: StatefulSet\nmetadata: {name: x}\nspec: {replicas: 1}\n",

@@ -288,22 +288,32 @@ fn str_field(parent: &Node, key: &str, at: &At<'_>) -> Result<Option<Spanned<Str
     }
 }
 
-/// An integer field with the API's lower bound.
+/// The API's int32 fields (probe timings, `replicas`): the API server refuses more.
+const INT32: i64 = i32::MAX as i64;
+
+/// An integer field within the API's range `min..=max` (int32 fields end at [`INT32`];
+/// int64 ones, such as `terminationGracePeriodSeconds`, at `i64::MAX`), so that the
+/// rules' arithmetic on it stays in range.
 fn int_field(
     parent: &Node,
     key: &str,
     min: i64,
+    max: i64,
     at: &At<'_>,
 ) -> Result<Option<Spanned<i64>>, InputError> {
     match parent.get(key) {
         Some(e) => match &e.value.value {
-            Value::Int(i) if *i >= min => Ok(Some(Spanned {
+            Value::Int(i) if (min..=max).contains(i) => Ok(Some(Spanned {
                 value: *i,
                 line: e.key_line,
             })),
-            Value::Int(i) => Err(at.field(key).err(
+            Value::Int(i) if *i < min => Err(at.field(key).err(
                 e.key_line,
                 format!("{i} is below the API's minimum of {min}"),
+            )),
+            Value::Int(i) => Err(at.field(key).err(
+                e.key_line,
+                format!("{i} is above the API's maximum of {max}"),
             )),
             Value::Null => Ok(None),
             _ => Err(at.field(key).err(
@@ -452,7 +462,8 @@ fn workload(doc: &Node, kind: &Spanned<String>) -> Result<Option<Workload>, Inpu
     };
     let missing = |path: &str, line: usize| at.field(path).err(line, "missing");
     let spec = map_field(doc, "spec", &at)?.ok_or_else(|| missing("spec", kind.line))?;
-    let replicas = int_field(&spec.value, "replicas", 0, &at.field("spec"))?.map_or(1, |r| r.value);
+    let replicas =
+        int_field(&spec.value, "replicas", 0, INT32, &at.field("spec"))?.map_or(1, |r| r.value);
     let tat = at.field("spec.template");
     let template = map_field(&spec.value, "template", &at.field("spec"))?
         .ok_or_else(|| missing("spec.template", spec.key_line))?;
@@ -477,7 +488,13 @@ fn workload(doc: &Node, kind: &Spanned<String>) -> Result<Option<Workload>, Inpu
         replicas,
         pod: Pod {
             line: pod.key_line,
-            grace: int_field(&pod.value, "terminationGracePeriodSeconds", 0, &pat)?,
+            grace: int_field(
+                &pod.value,
+                "terminationGracePeriodSeconds",
+                0,
+                i64::MAX,
+                &pat,
+            )?,
             cpu_limit: cpu_limit(&pod.value, &pat)?,
             containers,
         },
@@ -518,7 +535,7 @@ fn container(c: &Node, containers: &At<'_>, i: usize) -> Result<Container, Input
     if let Some((_, items)) = seq_field(c, "ports", &at)? {
         for (i, p) in items.iter().enumerate() {
             let pat = at.field("ports").item(i);
-            let port = int_field(p, "containerPort", 1, &pat)?
+            let port = int_field(p, "containerPort", 1, 65_535, &pat)?
                 .ok_or_else(|| pat.field("containerPort").err(p.line, "missing"))?;
             ports.push((str_field(p, "name", &pat)?.map(|n| n.value), port.value));
         }
@@ -614,10 +631,10 @@ fn probe(c: &Node, kind: ProbeKind, at: &At<'_>) -> Result<Option<Probe>, InputE
         kind,
         line: e.key_line,
         action,
-        period: int_field(p, "periodSeconds", 1, &at)?,
-        timeout: int_field(p, "timeoutSeconds", 1, &at)?,
-        failure: int_field(p, "failureThreshold", 1, &at)?,
-        initial_delay: int_field(p, "initialDelaySeconds", 0, &at)?,
+        period: int_field(p, "periodSeconds", 1, INT32, &at)?,
+        timeout: int_field(p, "timeoutSeconds", 1, INT32, &at)?,
+        failure: int_field(p, "failureThreshold", 1, INT32, &at)?,
+        initial_delay: int_field(p, "initialDelaySeconds", 0, INT32, &at)?,
     }))
 }
 
@@ -633,7 +650,7 @@ fn pre_stop_sleep(c: &Node, at: &At<'_>) -> Result<Option<Spanned<i64>>, InputEr
         return Ok(None);
     };
     if let Some(sleep) = map_field(&pre.value, "sleep", &pat)? {
-        return int_field(&sleep.value, "seconds", 0, &pat.field("sleep"));
+        return int_field(&sleep.value, "seconds", 0, i64::MAX, &pat.field("sleep"));
     }
     let Some(exec) = map_field(&pre.value, "exec", &pat)? else {
         return Ok(None);
@@ -751,5 +768,49 @@ metadata: {name: s}
         assert!(e.message.contains("document 1"), "{e:?}");
         let e = workloads(&load("metadata: {name: x}\n").unwrap()).unwrap_err();
         assert!(e.message.contains("kind: missing"), "{e:?}");
+    }
+
+    #[test]
+    fn integers_past_the_apis_int32_fields_are_refused_naming_field_and_line() {
+        // The API server stores probe timings, replicas and ports as int32: a larger
+        // value is refused there, and here before any rule multiplies it.
+        for (from, to, field, line) in [
+            (
+                "timeoutSeconds: 2",
+                "failureThreshold: 9223372036854775807",
+                "livenessProbe.failureThreshold",
+                15,
+            ),
+            (
+                "timeoutSeconds: 2",
+                "periodSeconds: 2147483648",
+                "livenessProbe.periodSeconds",
+                15,
+            ),
+            ("replicas: 3", "replicas: 4294967296", "spec.replicas", 5),
+            (
+                "containerPort: 8080}",
+                "containerPort: 70000}",
+                "ports[0].containerPort",
+                12,
+            ),
+        ] {
+            let bad = SET.replace(from, to);
+            let e = workloads(&load(&bad).unwrap()).unwrap_err();
+            assert_eq!(e.line, line, "{to}: {e:?}");
+            assert!(e.message.contains(field), "{to}: {e:?}");
+            assert!(e.message.contains("maximum"), "{to}: {e:?}");
+        }
+        // The bound itself is accepted; int64 fields (the grace period) keep theirs.
+        let at_bound = SET.replace("timeoutSeconds: 2", "failureThreshold: 2147483647");
+        let w = workloads(&load(&at_bound).unwrap()).unwrap();
+        let l = w[0].pod.containers[0].liveness.as_ref().unwrap();
+        assert_eq!(l.failure_threshold(), 2_147_483_647);
+        let long_grace = SET.replace(
+            "terminationGracePeriodSeconds: 20",
+            "terminationGracePeriodSeconds: 9223372036854775807",
+        );
+        let w = workloads(&load(&long_grace).unwrap()).unwrap();
+        assert_eq!(w[0].pod.grace.as_ref().map(|g| g.value), Some(i64::MAX));
     }
 }

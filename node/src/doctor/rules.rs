@@ -221,7 +221,7 @@ fn round_up(d: Duration, step: Duration) -> Duration {
 }
 
 fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 // Rule 1: liveness-checks-dependencies, liveness-same-path.
@@ -299,9 +299,11 @@ fn liveness_path(t: &Target<'_>, out: &mut Vec<Finding>) {
 pub fn seed_budget(n: &NodeSettings) -> Duration {
     let mut total = Duration::ZERO;
     for k in 0..DNS_MISSES {
-        total += RESOLVE_TIMEOUT + n.seed_retry.saturating_mul(1 << k.min(3));
+        total = total
+            .saturating_add(RESOLVE_TIMEOUT)
+            .saturating_add(n.seed_retry.saturating_mul(1 << k.min(3)));
     }
-    total + n.config.probe_interval * 2
+    total.saturating_add(n.config.probe_interval.saturating_mul(2))
 }
 
 fn budget_text(n: &NodeSettings) -> String {
@@ -346,7 +348,9 @@ fn startup(t: &Target<'_>, out: &mut Vec<Finding>) {
         }
         Some(p) => {
             let budget = Duration::from_secs(
-                (p.initial_delay_s() + p.failure_threshold() * p.period_s()).unsigned_abs(),
+                p.initial_delay_s()
+                    .saturating_add(p.failure_threshold().saturating_mul(p.period_s()))
+                    .unsigned_abs(),
             );
             if budget < need {
                 let period = p.period_s().max(1).unsigned_abs();
@@ -450,7 +454,11 @@ fn probe_timeouts(t: &Target<'_>, out: &mut Vec<Finding>) {
                 p.timeout_s(),
                 fmt_dur(worst)
             ),
-            format!("{}.timeoutSeconds: {}", p.kind.field(), worst.as_secs() + 1),
+            format!(
+                "{}.timeoutSeconds: {}",
+                p.kind.field(),
+                worst.as_secs().saturating_add(1)
+            ),
         ));
     }
 }
@@ -460,7 +468,11 @@ fn drain(t: &Target<'_>, n: &NodeSettings, out: &mut Vec<Finding>) {
     let Some(r) = &t.container.readiness else {
         return;
     };
-    let need = Duration::from_secs((r.period_s() * r.failure_threshold()).unsigned_abs());
+    let need = Duration::from_secs(
+        r.period_s()
+            .saturating_mul(r.failure_threshold())
+            .unsigned_abs(),
+    );
     if n.drain >= need {
         return;
     }
@@ -510,7 +522,10 @@ fn grace(t: &Target<'_>, n: &NodeSettings, out: &mut Vec<Finding>) {
             .unsigned_abs(),
     );
     let leave = leave_bound(&n.config);
-    let need = pre_stop + n.drain + leave + EXIT_SLACK;
+    let need = pre_stop
+        .saturating_add(n.drain)
+        .saturating_add(leave)
+        .saturating_add(EXIT_SLACK);
     if grace >= need {
         return;
     }
@@ -664,7 +679,7 @@ fn convict(t: &Target<'_>, n: &NodeSettings, file: &str, worst: &Worst, out: &mu
     // As tune's min_margin: a probe interval, the most a pause's phase relative to the
     // probes adds to the silence it causes.
     let margin = cfg.probe_interval;
-    let need = worst.pause + margin;
+    let need = worst.pause.saturating_add(margin);
     if silence >= need {
         return;
     }
@@ -974,6 +989,57 @@ mod tests {
         let mut smaller = cfg.clone();
         smaller.acceptable_pause = ap - Duration::from_millis(100);
         assert!(phi_silence(&smaller) < need, "the smallest step");
+    }
+
+    /// A manifest's numbers past what the parser allows (set on the parsed values, as
+    /// a caller could) give findings, never an overflow.
+    #[test]
+    fn probe_products_saturate_instead_of_overflowing() {
+        use super::super::manifest::workloads;
+        use super::super::node_args::node_settings;
+        use super::super::yaml::load;
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/doctor/good.yaml"
+        ))
+        .unwrap();
+        let mut w = workloads(&load(&text).unwrap()).unwrap().remove(0);
+        let big = |line| {
+            Some(Spanned {
+                value: i64::MAX,
+                line,
+            })
+        };
+        let c = &mut w.pod.containers[0];
+        for p in [&mut c.startup, &mut c.liveness, &mut c.readiness]
+            .into_iter()
+            .flatten()
+        {
+            (p.period, p.failure, p.initial_delay) = (big(p.line), big(p.line), big(p.line));
+        }
+        c.pre_stop_sleep = big(c.line);
+        w.pod.grace = big(w.pod.line);
+        let c = &w.pod.containers[0];
+        let flags: Vec<Spanned<String>> = ["--seeds=a:1", "--drain=1s", "--http=0.0.0.0:8080"]
+            .into_iter()
+            .map(|f| Spanned {
+                value: f.to_string(),
+                line: 1,
+            })
+            .collect();
+        let texts: Vec<String> = flags.iter().map(|f| f.value.clone()).collect();
+        let node = node_settings(&texts, &[], None).unwrap();
+        let found = check(&Target {
+            workload: &w,
+            container: c,
+            flags: &flags,
+            auth_flags: &[],
+            node: Some(&node),
+            pauses: None,
+            handler_worst_case: Duration::from_secs(1),
+        });
+        // A readiness probe that needs forever to fail: a drain of 1 s is short.
+        assert!(found.iter().any(|f| f.rule == "drain-short"), "{found:#?}");
     }
 
     #[test]
