@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -86,6 +86,21 @@ impl HealthReport {
     }
 }
 
+/// [`Registry::started`]: startup has not passed yet.
+const NOT_STARTED: u8 = 0;
+/// Startup passed with no node plugged in: on the registry's own parts only. It
+/// stands only while the registry is not meant to have a node ([`NO_NODE`]).
+const STARTED_WITHOUT_NODE: u8 = 1;
+/// Startup passed with a node plugged in (joined and synced): for good.
+const STARTED_WITH_NODE: u8 = 2;
+
+/// [`Registry::node_state`]: no node was ever plugged in or announced.
+const NO_NODE: u8 = 0;
+/// [`Health::expect_node`]: a node will be plugged in.
+const NODE_EXPECTED: u8 = 1;
+/// A node was plugged in (it may have gone since).
+const NODE_ATTACHED: u8 = 2;
+
 /// What the service registered.
 #[derive(Default)]
 struct Parts {
@@ -106,8 +121,12 @@ pub(crate) struct Registry {
     node: Mutex<Option<Weak<Shared>>>,
     /// `Health::set_draining`.
     draining: AtomicBool,
-    /// Startup passed once: it stays passed.
-    started: AtomicBool,
+    /// Startup passed once: it stays passed (`STARTED_*`; a pass without a node does
+    /// not count once the registry is meant to have one).
+    started: AtomicU8,
+    /// Whether the registry is meant to have a node (`NO_NODE`, `NODE_EXPECTED`,
+    /// `NODE_ATTACHED`); only ever raised.
+    node_state: AtomicU8,
     /// Background tasks (the monitor, each check's refresher) need a tokio runtime;
     /// false until every registered check has its refresher.
     tasks_running: AtomicBool,
@@ -125,7 +144,7 @@ pub(crate) struct Registry {
 /// |---|---|---|
 /// | liveness ([`watchdog`](Health::watchdog)) | watchdogs the application ticks from each loop it wants watched, each with its own timeout; rumor's driver is one | anything async, any network or dependency: there is no method to register one, so a database outage can never get a healthy process restarted |
 /// | readiness ([`readiness_check`](Health::readiness_check)) | async dependency checks, each with a hard timeout and a cached result refreshed in the background; rumor's membership conditions; the [draining](Health::set_draining) flag | a check run inside the probe handler |
-/// | startup ([`startup_gate`](Health::startup_gate)) | named gates the application opens (`migrations`, `cache`); rumor's joined and first sync | — once passed, it stays passed |
+/// | startup ([`startup_gate`](Health::startup_gate)) | named gates the application opens (`migrations`, `cache`); rumor's joined and first sync | — once passed, it stays passed (see *Startup's latch*) |
 ///
 /// ```
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -165,6 +184,18 @@ pub(crate) struct Registry {
 /// | startup | `joined`, `synced` | joined (a seed, or a peer that joined through this node, answered; at once without seeds or with [`RuntimeBuilder::bootstrap`](crate::RuntimeBuilder::bootstrap)) and the first full state sync done; when not, the reason lists what each seed resolved to |
 ///
 /// The registry itself adds `not_draining` to readiness. Those names are reserved.
+///
+/// Startup's latch: startup passes, and stays passed for the life of the registry,
+/// once every gate is open and the node plugged in has joined and synced. A registry
+/// without a node (used without rumor) latches on its gates alone; but a pass seen
+/// before a node was plugged in does not count once one is, so a registry evaluated
+/// early (by the monitor, a subscriber, or a probe served before
+/// [`RuntimeBuilder::start`](crate::RuntimeBuilder::start)) does not skip the node's
+/// join. Serving the probes before the node starts, call
+/// [`expect_node`](Health::expect_node) first: the registry cannot otherwise know a
+/// node is coming, and would answer `/startupz` on its own parts until then. Once a
+/// node has been plugged in (or announced), readiness and startup fail with
+/// `joined` while none is.
 ///
 /// Transitions: a part that flips is logged through `tracing` (`info` when it
 /// passes again, `warn` when it fails), counted in metrics, and the new
@@ -214,7 +245,7 @@ fn check_name(names: &BTreeSet<String>, name: &str) {
 
 impl Health {
     /// An empty registry: liveness and readiness pass, startup passes, until parts
-    /// are registered or a node is plugged in.
+    /// are registered or a node is plugged in (or [expected](Health::expect_node)).
     pub fn new() -> Health {
         let empty = Check::from_parts(Vec::new());
         let (report, _) = watch::channel(Arc::new(HealthReport {
@@ -228,7 +259,8 @@ impl Health {
                 parts: Mutex::new(Parts::default()),
                 node: Mutex::new(None),
                 draining: AtomicBool::new(false),
-                started: AtomicBool::new(false),
+                started: AtomicU8::new(NOT_STARTED),
+                node_state: AtomicU8::new(NO_NODE),
                 tasks_running: AtomicBool::new(true),
                 monitor_running: AtomicBool::new(false),
                 report,
@@ -312,7 +344,8 @@ impl Health {
     /// while any gate is closed (name one per boot phase: `migrations`, `cache`).
     /// Once every gate is open and rumor's node (if plugged in) has joined and
     /// synced, startup passes and stays passed for the life of the registry; a gate
-    /// registered after that changes nothing.
+    /// registered after that changes nothing. A pass before a node is plugged in is
+    /// voided when it is (see [`Health`]'s *Startup's latch*).
     ///
     /// # Panics
     /// On a bad or taken name, as [`watchdog`](Health::watchdog).
@@ -347,6 +380,20 @@ impl Health {
         self.inner.draining.load(Ordering::Relaxed)
     }
 
+    /// Announces that a rumor node will be plugged in
+    /// ([`RuntimeBuilder::health_registry`](crate::RuntimeBuilder::health_registry)):
+    /// until it is, readiness and startup fail with `joined: no rumor node plugged in
+    /// yet`. Call it right after [`Health::new`] when the probes are served (or
+    /// [`subscribe`](Health::subscribe)d to) before the node starts: without it, the
+    /// registry cannot tell a node is coming, and a startup probe in that window
+    /// passes on the registry's own parts (the latch itself is voided when the node
+    /// is plugged in, but a kubelet that saw startup pass stops asking). Idempotent.
+    pub fn expect_node(&self) {
+        self.inner
+            .node_state
+            .fetch_max(NODE_EXPECTED, Ordering::AcqRel);
+    }
+
     /// Rumor's thresholds, if a node is plugged in.
     pub fn config(&self) -> Option<HealthConfig> {
         self.node().map(|s| s.health.clone())
@@ -365,7 +412,8 @@ impl Health {
     }
 
     /// Is this service still booting? Every startup gate open and rumor's node
-    /// joined and synced; once true it stays true.
+    /// joined and synced; once true it stays true (a pass before the node was plugged
+    /// in does not count once it is: see [`Health`]'s *Startup's latch*).
     pub fn startup(&self) -> Check {
         self.check(Probe::Startup, &[])
     }
@@ -374,13 +422,18 @@ impl Health {
     /// operator's way to keep a pod in service while one known-broken dependency is
     /// fixed. Names that match no part are ignored (the HTTP route reports them).
     pub fn check(&self, probe: Probe, exclude: &[&str]) -> Check {
-        let mut parts = self.parts(probe);
+        let (mut parts, with_node) = self.evaluate(probe);
         parts.retain(|p| !exclude.contains(&p.name.as_str()));
         let mut check = Check::from_parts(parts);
         if probe == Probe::Startup {
             if check.ok && exclude.is_empty() {
-                self.inner.started.store(true, Ordering::Relaxed);
-            } else if self.inner.started.load(Ordering::Relaxed) {
+                let level = if with_node {
+                    STARTED_WITH_NODE
+                } else {
+                    STARTED_WITHOUT_NODE
+                };
+                self.inner.started.fetch_max(level, Ordering::AcqRel);
+            } else if self.started_latched() {
                 // Passed once: stays passed, showing what changed since.
                 for p in &mut check.parts {
                     if !p.ok {
@@ -416,11 +469,48 @@ impl Health {
         self.node().and_then(|s| membership::last_suspected(&s))
     }
 
+    /// Whether startup passed for good: with a node plugged in, or on the registry's
+    /// own parts while it is not meant to have a node. A pass before the node was
+    /// plugged in says nothing about the node, so plugging one in (or
+    /// [`expect_node`](Health::expect_node)) voids it. The node state is monotonic,
+    /// so an evaluation racing with `attach` that latches without the node is voided
+    /// by the next one.
+    fn started_latched(&self) -> bool {
+        match self.inner.started.load(Ordering::Acquire) {
+            STARTED_WITH_NODE => true,
+            STARTED_WITHOUT_NODE => self.inner.node_state.load(Ordering::Acquire) == NO_NODE,
+            _ => false,
+        }
+    }
+
     /// Every part of `probe`, in order, nothing excluded.
     pub(crate) fn parts(&self, probe: Probe) -> Vec<CheckPart> {
+        self.evaluate(probe).0
+    }
+
+    /// Every part of `probe`, and whether a node was plugged in to answer for its
+    /// parts.
+    fn evaluate(&self, probe: Probe) -> (Vec<CheckPart>, bool) {
         self.ensure_tasks();
+        // The state before the node: `attach` stores the node first, so a state of
+        // `NODE_ATTACHED` with no node means the node is gone.
+        let node_state = self.inner.node_state.load(Ordering::Acquire);
         let node = self.node();
         let node = node.as_deref();
+        // Meant to have a node but none is plugged in: not joined.
+        let missing = match (node, node_state) {
+            (Some(_), _) | (None, NO_NODE) => None,
+            (None, NODE_EXPECTED) => Some(CheckPart::new(
+                "joined",
+                false,
+                "no rumor node plugged in yet",
+            )),
+            (None, _) => Some(CheckPart::new(
+                "joined",
+                false,
+                "the rumor node plugged in has stopped and is gone",
+            )),
+        };
         let parts = lock(&self.inner.parts);
         let mut out = Vec::new();
         match probe {
@@ -435,6 +525,7 @@ impl Health {
                 if let Some(s) = node {
                     out.extend(membership::readiness(s));
                 }
+                out.extend(missing);
                 let draining = self.is_draining();
                 out.push(CheckPart::new(
                     "not_draining",
@@ -453,9 +544,10 @@ impl Health {
                 if let Some(s) = node {
                     out.extend(membership::startup(s));
                 }
+                out.extend(missing);
             }
         }
-        out
+        (out, node.is_some())
     }
 
     /// Plugs a node in. Fails if another node already is.
@@ -470,6 +562,10 @@ impl Health {
         }
         *node = Some(Arc::downgrade(shared));
         drop(node);
+        // After the node: a reader that sees the state sees the node.
+        self.inner
+            .node_state
+            .fetch_max(NODE_ATTACHED, Ordering::AcqRel);
         self.ensure_tasks();
         Ok(())
     }

@@ -1,0 +1,110 @@
+//! The health registry's own rules, through its API and over real HTTP on 127.0.0.1:
+//! startup's latch and a node plugged in late, check options' bounds, retired
+//! watchdogs.
+#![cfg(feature = "axum")]
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use rumor::Health;
+use support::{builder, fast_config, get, wait_status};
+use tokio::time::sleep;
+
+/// Serves `health`'s probes on an ephemeral port, as a service that serves them before
+/// its node starts.
+async fn serve_registry(health: &Health) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app: axum::Router = health.router();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A seed that never answers: a bound UDP socket nobody reads.
+fn silent_seed() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").expect("bind")
+}
+
+/// `/startupz` says 503 with a body starting `joined:` every time over `checks`
+/// requests 50 ms apart, never the latch's "passed earlier".
+async fn stays_not_started(http: SocketAddr, checks: usize) {
+    for _ in 0..checks {
+        let (code, body) = get(http, "/startupz?verbose").await;
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("[-]joined failed"), "{body}");
+        assert!(!body.contains("passed earlier"), "{body}");
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_evaluated_before_the_node_is_plugged_in_does_not_latch() {
+    let health = Health::new();
+    let _worker = health.watchdog("worker", Duration::from_secs(30)); // starts the monitor
+    let http = serve_registry(&health).await;
+    // Nothing plugged in and no gate: the registry passes on its own parts (it cannot
+    // know a node is coming), and the monitor evaluates startup meanwhile.
+    assert_eq!(get(http, "/startupz").await, (200, "ok\n".to_string()));
+    sleep(Duration::from_millis(300)).await;
+    let seed = silent_seed();
+    let node = builder(
+        "hreg-late",
+        &fast_config("hreg-late"),
+        &[seed.local_addr().expect("addr")],
+    )
+    .health_registry(health.clone())
+    .start()
+    .await
+    .expect("start");
+    // Plugged in: startup is the node's to pass, and it has not joined.
+    stays_not_started(http, 10).await;
+    assert!(!health.startup().ok);
+    node.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expected_node_holds_startup_and_readiness_until_it_joins() {
+    let health = Health::new();
+    health.expect_node();
+    let _worker = health.watchdog("worker", Duration::from_secs(30));
+    let http = serve_registry(&health).await;
+    // Served before the node starts: not started, not ready, and the reason says why.
+    for _ in 0..6 {
+        let (code, body) = get(http, "/startupz").await;
+        assert_eq!(
+            (code, body.as_str()),
+            (503, "joined: no rumor node plugged in yet\n")
+        );
+        let (code, body) = get(http, "/readyz").await;
+        assert_eq!(
+            (code, body.as_str()),
+            (503, "joined: no rumor node plugged in yet\n")
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        get(http, "/livez").await.0,
+        200,
+        "liveness never waits for it"
+    );
+    // A node without seeds joins at once: startup passes, then latches.
+    let node = builder("hreg-expected", &fast_config("hreg-expected"), &[])
+        .health_registry(health.clone())
+        .start()
+        .await
+        .expect("start");
+    wait_status(http, "/startupz", 200).await;
+    wait_status(http, "/readyz", 200).await;
+    node.abort();
+    wait_status(http, "/readyz", 503).await;
+    let (code, body) = get(http, "/startupz").await;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ok\n"),
+        "passed with the node: latched"
+    );
+}
