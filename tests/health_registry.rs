@@ -6,11 +6,13 @@
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumor::Health;
+use rumor::{CheckOptions, Health};
 use support::{builder, fast_config, get, wait_status};
-use tokio::time::sleep;
+use tokio::time::{Instant, sleep};
 
 /// Serves `health`'s probes on an ephemeral port, as a service that serves them before
 /// its node starts.
@@ -107,4 +109,70 @@ async fn an_expected_node_holds_startup_and_readiness_until_it_joins() {
         (200, "ok\n"),
         "passed with the node: latched"
     );
+}
+
+/// A check that counts its runs and always passes.
+fn counting_check(health: &Health, name: &str, options: CheckOptions) -> Arc<AtomicU64> {
+    let runs = Arc::new(AtomicU64::new(0));
+    let r = runs.clone();
+    health.readiness_check(name, options, move || {
+        r.fetch_add(1, Ordering::Relaxed);
+        async { Ok::<(), std::io::Error>(()) }
+    });
+    runs
+}
+
+/// Waits (bounded) for the readiness part `name` to pass.
+async fn wait_part_ok(health: &Health, name: &str) {
+    let mut last = None;
+    for _ in 0..250 {
+        let check = health.readiness();
+        let part = check.part(name).expect("the part").clone();
+        if part.ok {
+            return;
+        }
+        last = Some(part);
+        sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{name} never passed: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_options_set_through_their_fields_are_clamped_like_the_setters() {
+    let health = Health::new();
+    let mut o = CheckOptions::new();
+    o.ttl = Duration::ZERO;
+    o.timeout = Duration::ZERO;
+    let t0 = Instant::now();
+    let runs = counting_check(&health, "db", o);
+    // A zero timeout would cut any run that does not answer at once: raised to 1 ms,
+    // a check that answers at once passes.
+    wait_part_ok(&health, "db").await;
+    sleep(Duration::from_millis(500)).await;
+    // A zero TTL would run it back to back: raised to 100 ms, a run starts at most
+    // every 100 ms (never sooner, however loaded the machine is).
+    let (calls, elapsed) = (runs.load(Ordering::Relaxed), t0.elapsed());
+    let most = u64::try_from(elapsed.as_millis() / 100).expect("small") + 1;
+    assert!(
+        calls <= most,
+        "{calls} runs in {elapsed:?} (at most {most})"
+    );
+    assert!(calls >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_options_of_absurd_length_do_not_overflow() {
+    let health = Health::new();
+    let mut o = CheckOptions::new();
+    o.ttl = Duration::MAX;
+    o.timeout = Duration::MAX;
+    let runs = counting_check(&health, "db", o);
+    // The first run answers; probes read its result without overflowing the
+    // staleness bound, and the refresher schedules the next run without panicking.
+    wait_part_ok(&health, "db").await;
+    for _ in 0..5 {
+        assert!(health.readiness().ok);
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runs.load(Ordering::Relaxed), 1);
 }

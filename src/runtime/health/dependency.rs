@@ -16,8 +16,21 @@ use crate::runtime::shared::lock;
 type BoxFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type CheckFn = Arc<dyn Fn() -> BoxFuture + Send + Sync>;
 
+/// The shortest [`CheckOptions::timeout`].
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// The shortest [`CheckOptions::ttl`]: the dependency sees at most ten checks a
+/// second per pod.
+const MIN_TTL: Duration = Duration::from_millis(100);
+/// The longest timeout and TTL: a readiness check refreshed less often says nothing
+/// about now, and longer durations overflow the schedule's arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(3600);
+
 /// How a readiness dependency check runs: its hard timeout and how long its result
 /// is reused.
+///
+/// The fields are public like [`HealthConfig`](crate::HealthConfig)'s; a value out of
+/// a field's range, set through the field or the setter, is brought into it when the
+/// check is registered ([`Health::readiness_check`](crate::Health::readiness_check)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CheckOptions {
@@ -25,18 +38,20 @@ pub struct CheckOptions {
     /// counts as failed: a dependency that hangs fails readiness instead of holding
     /// it at its last good answer.
     ///
-    /// Unit: time. Default 500 ms. Range: at least 1 ms. Well under the `ttl`, and
-    /// under what the dependency's own clients wait in the request path, so that a
-    /// pod whose requests would time out is not ready.
+    /// Unit: time. Default 500 ms. Range: 1 ms to 1 h (a value outside is raised or
+    /// lowered to it at registration; zero would cut any run that does not answer at
+    /// once). Well under the `ttl`, and under what the dependency's own clients wait
+    /// in the request path, so that a pod whose requests would time out is not ready.
     pub timeout: Duration,
     /// How long a result stands: a run starts every `ttl` (measured from the start of
     /// the previous one, or from its end when it took longer), so the dependency sees
     /// one check per `ttl` per pod however often it is probed.
     ///
-    /// Unit: time. Default 1 s (the guidance's 1–2 s). Range: at least 100 ms. Lower
-    /// notices an outage (and a recovery) sooner at more load on the dependency; keep
-    /// it under the readiness probe's `periodSeconds`, so every probe sees a fresh
-    /// result.
+    /// Unit: time. Default 1 s (the guidance's 1–2 s). Range: 100 ms to 1 h (a value
+    /// outside is raised or lowered to it at registration; zero would run the check
+    /// back to back, hammering the dependency). Lower notices an outage (and a
+    /// recovery) sooner at more load on the dependency; keep it under the readiness
+    /// probe's `periodSeconds`, so every probe sees a fresh result.
     pub ttl: Duration,
 }
 
@@ -55,16 +70,22 @@ impl CheckOptions {
         CheckOptions::default()
     }
 
-    /// Sets [`timeout`](CheckOptions::timeout) (at least 1 ms).
+    /// Sets [`timeout`](CheckOptions::timeout), brought into 1 ms to 1 h.
     pub fn timeout(mut self, timeout: Duration) -> CheckOptions {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeout = timeout.clamp(MIN_TIMEOUT, MAX_DURATION);
         self
     }
 
-    /// Sets [`ttl`](CheckOptions::ttl) (at least 100 ms).
+    /// Sets [`ttl`](CheckOptions::ttl), brought into 100 ms to 1 h.
     pub fn ttl(mut self, ttl: Duration) -> CheckOptions {
-        self.ttl = ttl.max(Duration::from_millis(100));
+        self.ttl = ttl.clamp(MIN_TTL, MAX_DURATION);
         self
+    }
+
+    /// Both fields within their ranges, whatever was written to them.
+    fn clamped(self) -> CheckOptions {
+        let (timeout, ttl) = (self.timeout, self.ttl);
+        self.timeout(timeout).ttl(ttl)
     }
 
     /// A result older than this was not refreshed in time (the runtime is starved or
@@ -123,7 +144,7 @@ impl DependencyState {
         });
         DependencyState {
             name,
-            options,
+            options: options.clamped(),
             check,
             spawned: AtomicBool::new(false),
             last: Mutex::new(None),
