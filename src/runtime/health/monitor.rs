@@ -15,9 +15,7 @@ use super::registry::{Health, HealthReport, Probe, Registry};
 const TICK: Duration = Duration::from_millis(100);
 
 pub(crate) async fn run(registry: Weak<Registry>) {
-    // (probe, part) -> ok, in a stable order for the log.
-    let mut seen: BTreeMap<(Probe, String), bool> = BTreeMap::new();
-    let mut last: Option<Arc<HealthReport>> = None;
+    let mut monitor = Monitor::default();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -25,18 +23,43 @@ pub(crate) async fn run(registry: Weak<Registry>) {
         let Some(inner) = registry.upgrade() else {
             return;
         };
-        let health = Health::from_inner(inner);
+        monitor.step(&Health::from_inner(inner));
+    }
+}
+
+/// What the monitor remembers between two looks.
+#[derive(Default)]
+struct Monitor {
+    /// (probe, part) -> ok, of the parts the last look saw, in a stable order for
+    /// the log. Only those: a part that went away (a retired watchdog) is forgotten,
+    /// so a service that registers and retires one watchdog per task does not grow
+    /// it without bound.
+    seen: BTreeMap<(Probe, String), bool>,
+    last: Option<Arc<HealthReport>>,
+}
+
+impl Monitor {
+    /// One look: evaluates the three probes, logs and counts the flips, sets the
+    /// gauges, publishes the report if it changed.
+    ///
+    /// A part that went away keeps the last value of its `rumor_health_part` gauge:
+    /// the `metrics` facade cannot remove a series, so it is no longer updated
+    /// (an exporter with an idle timeout, such as `metrics-exporter-prometheus`'s
+    /// `idle_timeout`, drops it).
+    fn step(&mut self, health: &Health) {
         let report = HealthReport {
             liveness: health.liveness(),
             readiness: health.readiness(),
             startup: health.startup(),
         };
+        let mut seen = BTreeMap::new();
         let mut flipped = false;
         for probe in Probe::ALL {
             let check = report.get(probe);
             for p in &check.parts {
                 let key = (probe, p.name.clone());
-                let before = seen.insert(key, p.ok);
+                let before = self.seen.get(&key).copied();
+                seen.insert(key, p.ok);
                 if before.is_some_and(|b| b != p.ok) {
                     flipped = true;
                     metrics::counter!(
@@ -59,7 +82,8 @@ pub(crate) async fn run(registry: Weak<Registry>) {
                 .set(if p.ok { 1.0 } else { 0.0 });
             }
         }
-        let changed = match &last {
+        self.seen = seen;
+        let changed = match &self.last {
             None => true,
             Some(prev) => {
                 flipped
@@ -72,8 +96,45 @@ pub(crate) async fn run(registry: Weak<Registry>) {
         if changed {
             let report = Arc::new(report);
             health.inner.report.send_replace(report.clone());
-            last = Some(report);
+            self.last = Some(report);
         }
-        drop(health);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Monitor, Probe};
+    use crate::runtime::health::Health;
+
+    #[test]
+    fn retired_watchdogs_leave_the_monitors_memory() {
+        let health = Health::new();
+        let mut monitor = Monitor::default();
+        let keep = health.watchdog("main_loop", Duration::from_secs(60));
+        monitor.step(&health);
+        let baseline = monitor.seen.len();
+        // One watchdog per task, a thousand tasks, each seen by the monitor.
+        for i in 0..1000 {
+            let w = health.watchdog(format!("task-{i}"), Duration::from_secs(60));
+            monitor.step(&health);
+            assert!(
+                monitor
+                    .seen
+                    .contains_key(&(Probe::Liveness, format!("task-{i}")))
+            );
+            w.retire();
+        }
+        monitor.step(&health);
+        assert_eq!(monitor.seen.len(), baseline, "{:?}", monitor.seen.keys());
+        assert!(
+            monitor
+                .seen
+                .contains_key(&(Probe::Liveness, "main_loop".to_string()))
+        );
+        keep.retire();
+        monitor.step(&health);
+        assert!(!monitor.seen.keys().any(|(_, name)| name == "main_loop"));
     }
 }

@@ -97,7 +97,11 @@ impl Watchdog {
     }
 
     /// The watched loop ended on purpose: remove the watchdog from liveness (its name
-    /// may be registered again).
+    /// may be registered again). The registry and its monitor forget it, so one
+    /// watchdog per task costs nothing once the task is done; its
+    /// `rumor_health_part` gauge keeps its last value, no longer updated (the
+    /// `metrics` facade cannot remove a series; an exporter with an idle timeout
+    /// drops it). Other clones of it tick nothing from then on.
     pub fn retire(self) {
         Health::retire(&self.registry, &self.state);
     }
