@@ -388,3 +388,78 @@ fn the_doctors_own_rumor_environment_is_refused() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn env_values_expand_earlier_variables_as_the_kubelet_does() {
+    let good = std::fs::read_to_string(fixture("good.yaml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("rumor-doctor-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, body: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    // --advertise from RUMOR_ADVERTISE, built from the pod IP of an earlier entry; a
+    // variable listed twice (the last wins, as in the pod) is not a repeated flag.
+    let via_env = good
+        .replace("            - --advertise=$(POD_IP):7946\n", "")
+        .replace("            - --drain=10s\n", "")
+        .replace(
+            "          ports:\n",
+            "            - {name: RUMOR_ADVERTISE, value: \"$(POD_IP):7946\"}\n\
+             \x20           - {name: RUMOR_DRAIN, value: 1s}\n\
+             \x20           - {name: RUMOR_DRAIN, value: \"$$(x)\"}\n\
+             \x20           - {name: RUMOR_DRAIN, value: 10s}\n\
+             \x20         ports:\n",
+        );
+    assert!(via_env.contains("RUMOR_ADVERTISE"), "{via_env}");
+    let p = write("via-env.yaml", via_env.clone());
+    let (code, v) = json(&["--manifest", &p]);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{v:#}");
+    // The value that wins counts: a 1 s drain is short for the readiness probe.
+    let short = via_env.replace(
+        "{name: RUMOR_DRAIN, value: 10s}",
+        "{name: RUMOR_DRAIN, value: 1s}",
+    );
+    let (code, v) = json(&["--manifest", &write("short.yaml", short)]);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(v["findings"][0]["rule"], "drain-short", "{v:#}");
+    // A variable defined only later is left as written, as the kubelet leaves it: the
+    // node refuses that address.
+    let later = via_env
+        .replace(
+            "            - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n",
+            "",
+        )
+        .replace(
+            "            - {name: RUMOR_DRAIN, value: 10s}\n",
+            "            - {name: RUMOR_DRAIN, value: 10s}\n\
+             \x20           - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n",
+        );
+    let (code, v) = json(&["--manifest", &write("later.yaml", later)]);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(v["findings"][0]["rule"], "node-args", "{v:#}");
+    assert!(
+        v["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("$(POD_IP):7946"),
+        "{v:#}"
+    );
+    // A value from a ConfigMap: a stand-in of the right shape, and a warning naming it.
+    let from_map = via_env.replace(
+        "{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}",
+        "{name: POD_IP, valueFrom: {configMapKeyRef: {name: net, key: ip}}}",
+    );
+    let (code, v) = json(&["--manifest", &write("from-map.yaml", from_map)]);
+    assert_eq!(code, Some(0), "{v:#}");
+    let f = &v["findings"][0];
+    assert_eq!(
+        (&f["rule"], &f["severity"]),
+        (&"node-config".into(), &"warning".into()),
+        "{v:#}"
+    );
+    assert!(f["message"].as_str().unwrap().contains("POD_IP"), "{v:#}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -72,8 +72,8 @@ pub struct Container {
     pub args: Vec<Spanned<String>>,
     /// The line of the `args` key.
     pub args_line: Option<usize>,
-    /// `env`: names and literal values (`valueFrom` has none).
-    pub env: Vec<(String, Option<String>)>,
+    /// `env`, in order (a name may repeat: the last wins).
+    pub env: Vec<EnvVar>,
     /// `ports`: name and containerPort.
     pub ports: Vec<(Option<String>, i64)>,
     /// `startupProbe`.
@@ -87,6 +87,30 @@ pub struct Container {
     /// Seconds a `lifecycle.preStop` hook waits (`sleep.seconds`, or an exec of
     /// `sleep N`), which the grace period must cover too.
     pub pre_stop_sleep: Option<Spanned<i64>>,
+}
+
+/// One `env` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnvVar {
+    /// `name`.
+    pub name: String,
+    /// The line of the entry.
+    pub line: usize,
+    /// Where its value comes from.
+    pub source: EnvSource,
+}
+
+/// Where an `env` entry's value comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvSource {
+    /// `value`, as written (`$(VAR)` not yet expanded; absent is the empty string).
+    Value(String),
+    /// `valueFrom.fieldRef.fieldPath` (the downward API: `status.podIP`,
+    /// `metadata.name`): the value is the pod's, its shape known.
+    Field(String),
+    /// Another `valueFrom` (a ConfigMap, a Secret, a resource), whose value the
+    /// manifest does not hold: what it is, for messages.
+    Elsewhere(&'static str),
 }
 
 /// Which probe.
@@ -525,10 +549,7 @@ fn container(c: &Node, containers: &At<'_>, i: usize) -> Result<Container, Input
     let mut env = Vec::new();
     if let Some((_, items)) = seq_field(c, "env", &at)? {
         for (i, e) in items.iter().enumerate() {
-            let eat = at.field("env").item(i);
-            let n = str_field(e, "name", &eat)?
-                .ok_or_else(|| eat.field("name").err(e.line, "missing"))?;
-            env.push((n.value, str_field(e, "value", &eat)?.map(|v| v.value)));
+            env.push(env_var(e, &at.field("env").item(i))?);
         }
     }
     let mut ports = Vec::new();
@@ -566,6 +587,43 @@ fn container(c: &Node, containers: &At<'_>, i: usize) -> Result<Container, Input
         readiness,
         cpu_limit: cpu_limit(c, &at)?,
         pre_stop_sleep: pre_stop_sleep(c, &at)?,
+    })
+}
+
+/// One `env` item: its name, and its `value` or where `valueFrom` takes it from.
+fn env_var(e: &Node, at: &At<'_>) -> Result<EnvVar, InputError> {
+    if !matches!(e.value, Value::Map(_)) {
+        return Err(at.err(
+            e.line,
+            format!("expected an env entry (a mapping), found {}", e.kind()),
+        ));
+    }
+    let name = str_field(e, "name", at)?.ok_or_else(|| at.field("name").err(e.line, "missing"))?;
+    let source = match (str_field(e, "value", at)?, map_field(e, "valueFrom", at)?) {
+        (Some(v), _) if !v.value.is_empty() => EnvSource::Value(v.value),
+        (_, Some(from)) => {
+            let fat = at.field("valueFrom");
+            if let Some(f) = map_field(&from.value, "fieldRef", &fat)? {
+                let path = str_field(&f.value, "fieldPath", &fat.field("fieldRef"))?
+                    .ok_or_else(|| fat.field("fieldRef.fieldPath").err(f.key_line, "missing"))?;
+                EnvSource::Field(path.value)
+            } else if from.value.get("configMapKeyRef").is_some() {
+                EnvSource::Elsewhere("a ConfigMap")
+            } else if from.value.get("secretKeyRef").is_some() {
+                EnvSource::Elsewhere("a Secret")
+            } else if from.value.get("resourceFieldRef").is_some() {
+                EnvSource::Elsewhere("a resource field")
+            } else {
+                EnvSource::Elsewhere("valueFrom")
+            }
+        }
+        // Neither: the empty string, as the kubelet sets it.
+        (v, None) => EnvSource::Value(v.map(|v| v.value).unwrap_or_default()),
+    };
+    Ok(EnvVar {
+        name: name.value,
+        line: e.line,
+        source,
     })
 }
 

@@ -26,7 +26,7 @@ use clap::Parser;
 use rumor::duration::parse_duration;
 
 use manifest::{Container, Spanned, Workload};
-use node_args::{NodeArgsError, expand, node_settings};
+use node_args::{ContainerEnv, Guess, NodeArgsError, node_settings};
 use report::{Checked, Report, Severity};
 use rules::Target;
 
@@ -224,8 +224,12 @@ fn pick<'w>(w: &'w Workload, name: Option<&str>) -> Result<&'w Container, Pick> 
 }
 
 /// The container's flags as rumor-node sees them: after the program in `command` (when
-/// it is rumor-node), then `args`. `Err` holds a command that is not rumor-node.
-fn flags_of(c: &Container) -> Result<Vec<Spanned<String>>, String> {
+/// it is rumor-node), then `args`, `$(VAR)` expanded from `env`; with the variables
+/// whose values a stand-in replaced. `Err` holds a command that is not rumor-node.
+fn flags_of(
+    c: &Container,
+    env: &ContainerEnv,
+) -> Result<(Vec<Spanned<String>>, Vec<Guess>), String> {
     let mut flags = Vec::new();
     if let Some(cmd) = &c.command {
         match cmd.split_first() {
@@ -238,13 +242,19 @@ fn flags_of(c: &Container) -> Result<Vec<Spanned<String>>, String> {
         }
     }
     flags.extend(c.args.iter().cloned());
-    Ok(flags
+    let mut guessed: Vec<Guess> = Vec::new();
+    let flags = flags
         .into_iter()
-        .map(|f| Spanned {
-            value: expand(&f.value, &c.env),
-            line: f.line,
+        .map(|f| {
+            let (value, g) = env.expand(&f.value);
+            guessed.extend(g);
+            Spanned {
+                value,
+                line: f.line,
+            }
         })
-        .collect())
+        .collect();
+    Ok((flags, guessed))
 }
 
 fn check_container(
@@ -256,10 +266,14 @@ fn check_container(
     let mut findings = Vec::new();
     let mut skipped = Vec::new();
     let args_line = c.args_line.unwrap_or(c.line);
-    let (flags, auth_flags) = match flags_of(c) {
-        Ok(all) => all
-            .into_iter()
-            .partition(|f| !rules::is_auth_flag(&f.value)),
+    let env = ContainerEnv::new(&c.env);
+    let mut guessed = env.guessed_for_node();
+    let (flags, auth_flags) = match flags_of(c, &env) {
+        Ok((all, g)) => {
+            guessed.extend(g);
+            all.into_iter()
+                .partition(|f| !rules::is_auth_flag(&f.value))
+        }
         Err(prog) => {
             let line = c
                 .command
@@ -272,8 +286,13 @@ fn check_container(
     };
     let texts: Vec<String> = flags.iter().map(|f| f.value.clone()).collect();
     let node = if findings.is_empty() {
-        match node_settings(&texts, &c.env, args.config.as_deref()) {
+        match node_settings(&texts, &env.for_node(), args.config.as_deref()) {
             Ok(n) => {
+                guessed.sort_by_key(|g| g.line);
+                guessed.dedup_by(|a, b| a.name == b.name);
+                for g in &guessed {
+                    findings.push(rules::env_guessed(g.line, &g.name, g.from));
+                }
                 for name in &n.env_unread {
                     findings.push(rules::env_unread(c.line, name));
                 }

@@ -5,10 +5,12 @@
 //!
 //! The node takes its settings from defaults, the `--config` file's `[node]` table, the
 //! environment (`RUMOR_<FLAG>`, `RUMOR_SET_<FIELD>`) and the command line, in that order
-//! of precedence. The environment here is the container's, from the manifest: a
-//! `RUMOR_<FLAG>` with a literal value becomes that flag (unless the command line
-//! gives it, which wins), `RUMOR_SET_<FIELD>` goes to the config loader; one set from
-//! `valueFrom` (a ConfigMap, a Secret) cannot be known and is reported.
+//! of precedence. The environment here is the container's, from the manifest, built
+//! as the kubelet builds it ([`ContainerEnv`]: `$(VAR)` expanded from earlier entries,
+//! the last of a repeated name winning): a `RUMOR_<FLAG>` becomes that flag (unless
+//! the command line gives it, which wins), `RUMOR_SET_<FIELD>` goes to the config
+//! loader. A downward-API field (the pod IP, its name) has a stand-in of its shape;
+//! one set from elsewhere (a ConfigMap, a Secret) cannot be known and is reported.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ use std::time::Duration;
 use clap::CommandFactory;
 
 use crate::cli::Args;
+
+use super::manifest::{EnvSource, EnvVar};
 
 /// The settings of a `rumor-node` the rules need.
 #[derive(Clone, Debug)]
@@ -82,7 +86,14 @@ pub fn node_settings(
     // The container's RUMOR_<FLAG> as flags, before the command line's.
     let mut argv: Vec<String> = vec!["rumor-node".to_string()];
     let mut env_unread = Vec::new();
-    for (name, value) in env {
+    // One value a name, the last (a name listed twice is legal; the last wins).
+    let env: Vec<&(String, Option<String>)> = env
+        .iter()
+        .enumerate()
+        .filter(|(i, (k, _))| !env[i + 1..].iter().any(|(later, _)| later == k))
+        .map(|(_, e)| e)
+        .collect();
+    for (name, value) in env.iter().copied() {
         let Some(long) = cmd
             .get_arguments()
             .find(|a| a.get_env().is_some_and(|e| e == name.as_str()))
@@ -147,47 +158,217 @@ pub fn node_settings(
     })
 }
 
-/// Expands `$(VAR)` as the kubelet does in `args` and `command`: a variable the
-/// container's `env` defines with a literal `value` becomes that value; one it defines
-/// from elsewhere (`valueFrom`: the pod IP, its name) becomes a stand-in of the right
-/// shape (an address for names with `IP`, `fd00::1` inside brackets, else the name in
-/// lower case); an undefined one stays as written, as the kubelet leaves it, so the
-/// node's parser sees what the node would. `$$` is a literal `$`.
-pub fn expand(arg: &str, env: &[(String, Option<String>)]) -> String {
-    let mut out = String::with_capacity(arg.len());
-    let mut rest = arg;
-    // Each pass consumes at least one character: bounded by the length.
+/// A container's environment as the kubelet builds it from `env`, entry by entry: a
+/// `value` has its `$(VAR)` expanded from the entries before it (see [`expand_with`]);
+/// a name listed again replaces the earlier value (the last wins).
+#[derive(Clone, Debug, Default)]
+pub struct ContainerEnv {
+    /// One per name, in the order the names first appear.
+    vars: Vec<Var>,
+}
+
+#[derive(Clone, Debug)]
+struct Var {
+    name: String,
+    line: usize,
+    value: VarValue,
+}
+
+#[derive(Clone, Debug)]
+enum VarValue {
+    /// Known text, with the variables from elsewhere it holds a stand-in for.
+    Text { text: String, guessed: Vec<String> },
+    /// The downward API's field (`status.podIP`, `metadata.name`).
+    Field(String),
+    /// A ConfigMap, a Secret, a resource: unknown.
+    Elsewhere(&'static str),
+}
+
+/// A variable the doctor could not know and replaced by a stand-in of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guess {
+    /// The variable.
+    pub name: String,
+    /// The line of its `env` entry.
+    pub line: usize,
+    /// Where its value comes from (`a ConfigMap`).
+    pub from: &'static str,
+}
+
+/// A downward-API field whose value is an address.
+fn is_ip_field(path: &str) -> bool {
+    matches!(
+        path,
+        "status.podIP" | "status.podIPs" | "status.hostIP" | "status.hostIPs"
+    )
+}
+
+/// A stand-in of the right shape for a value the manifest does not hold: an address
+/// (`fd00::1` inside brackets) when it is one, else the variable's name in lower case
+/// (a valid DNS label for the usual names: `POD_NAMESPACE` is `pod-namespace`).
+fn stand_in(name: &str, ip: bool, in_brackets: bool) -> String {
+    match (ip, in_brackets) {
+        (true, true) => "fd00::1".to_string(),
+        (true, false) => "10.0.0.1".to_string(),
+        _ => name.to_ascii_lowercase().replace('_', "-"),
+    }
+}
+
+impl ContainerEnv {
+    /// Builds the environment of `env` in order, as the kubelet does.
+    pub fn new(env: &[EnvVar]) -> ContainerEnv {
+        let mut out = ContainerEnv::default();
+        for e in env {
+            let value = match &e.source {
+                EnvSource::Value(v) => {
+                    let (text, guessed) = out.expand(v);
+                    VarValue::Text {
+                        text,
+                        guessed: guessed.into_iter().map(|g| g.name).collect(),
+                    }
+                }
+                EnvSource::Field(path) => VarValue::Field(path.clone()),
+                EnvSource::Elsewhere(from) => VarValue::Elsewhere(from),
+            };
+            let var = Var {
+                name: e.name.clone(),
+                line: e.line,
+                value,
+            };
+            match out.vars.iter_mut().find(|v| v.name == e.name) {
+                Some(old) => *old = var,
+                None => out.vars.push(var),
+            }
+        }
+        out
+    }
+
+    /// Expands `$(VAR)` in `text` from this environment (see [`expand_with`]): a
+    /// known value as it is; a downward-API field or a value from elsewhere as a
+    /// stand-in of the right shape (`10.0.0.1` for the pod IP, `fd00::1` inside
+    /// brackets, else the name in lower case); an undefined one stays as written.
+    /// Also returns the variables from elsewhere that a stand-in replaced (with
+    /// those the values used hold), which the rules then only guess at.
+    pub fn expand(&self, text: &str) -> (String, Vec<Guess>) {
+        let mut guessed: Vec<Guess> = Vec::new();
+        let mut guess = |name: &str| {
+            if let Some(v) = self.vars.iter().find(|v| v.name == name)
+                && let VarValue::Elsewhere(from) = v.value
+                && !guessed.iter().any(|g| g.name == name)
+            {
+                guessed.push(Guess {
+                    name: name.to_string(),
+                    line: v.line,
+                    from,
+                });
+            }
+        };
+        let out = expand_with(text, |name, in_brackets| {
+            let v = self.vars.iter().find(|v| v.name == name)?;
+            Some(match &v.value {
+                VarValue::Text { text, guessed } => {
+                    for g in guessed {
+                        guess(g);
+                    }
+                    text.clone()
+                }
+                VarValue::Field(path) => stand_in(name, is_ip_field(path), in_brackets),
+                VarValue::Elsewhere(_) => {
+                    guess(name);
+                    stand_in(name, name.to_ascii_uppercase().contains("IP"), in_brackets)
+                }
+            })
+        });
+        (out, guessed)
+    }
+
+    /// The variables as the node's loader reads them, one per name: text as it is, a
+    /// downward-API field as a stand-in, a value from elsewhere unknown (`None`).
+    pub fn for_node(&self) -> Vec<(String, Option<String>)> {
+        self.vars
+            .iter()
+            .map(|v| {
+                let value = match &v.value {
+                    VarValue::Text { text, .. } => Some(text.clone()),
+                    VarValue::Field(path) => Some(stand_in(&v.name, is_ip_field(path), false)),
+                    VarValue::Elsewhere(_) => None,
+                };
+                (v.name.clone(), value)
+            })
+            .collect()
+    }
+
+    /// The variables from elsewhere that the values of the `RUMOR_*` variables (the
+    /// ones the node reads) hold stand-ins for.
+    pub fn guessed_for_node(&self) -> Vec<Guess> {
+        let mut out: Vec<Guess> = Vec::new();
+        for v in self.vars.iter().filter(|v| v.name.starts_with("RUMOR_")) {
+            let VarValue::Text { guessed, .. } = &v.value else {
+                continue;
+            };
+            for name in guessed {
+                let Some(g) = self.vars.iter().find(|g| &g.name == name) else {
+                    continue;
+                };
+                if let VarValue::Elsewhere(from) = g.value
+                    && !out.iter().any(|o| &o.name == name)
+                {
+                    out.push(Guess {
+                        name: name.clone(),
+                        line: g.line,
+                        from,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Expands `$(VAR)` in `input` by the kubelet's rules (its `expansion.Expand`): `$$`
+/// is a literal `$`; `$(NAME)` is `lookup(NAME, in_brackets)` where it gives a value
+/// and stays as written where it does not; the name runs to the first `)`, and a `$(`
+/// without one stays as written; `$` before anything else stays, with that
+/// character. `in_brackets` says whether the reference follows a `[` (an IPv6
+/// address's place).
+pub fn expand_with(input: &str, mut lookup: impl FnMut(&str, bool) -> Option<String>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    // Each pass consumes at least the `$`: bounded by the length.
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        if let Some(after) = tail.strip_prefix("$$") {
-            out.push('$');
-            rest = after;
-            continue;
-        }
-        let name = tail
-            .strip_prefix("$(")
-            .and_then(|t| t.split_once(')'))
-            .map(|(n, _)| n)
-            .filter(|n| {
-                !n.is_empty()
-                    && n.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-            });
-        match name.and_then(|n| env.iter().find(|(k, _)| k == n).map(|(_, v)| (n, v))) {
-            Some((n, value)) => {
-                let v = match value {
-                    Some(v) => v.clone(),
-                    None if out.ends_with('[') => "fd00::1".to_string(),
-                    None if n.to_ascii_uppercase().contains("IP") => "10.0.0.1".to_string(),
-                    None => n.to_ascii_lowercase().replace('_', "-"),
-                };
-                out.push_str(&v);
-                rest = &tail[n.len() + 3..];
-            }
+        let after = &rest[i + 1..];
+        match after.chars().next() {
             None => {
                 out.push('$');
-                rest = &tail[1..];
+                rest = after;
+            }
+            Some('$') => {
+                out.push('$');
+                rest = &after[1..];
+            }
+            Some('(') => match after[1..].find(')') {
+                Some(j) => {
+                    let name = &after[1..1 + j];
+                    match lookup(name, out.ends_with('[')) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &after[j + 2..];
+                }
+                None => {
+                    out.push_str("$(");
+                    rest = &after[1..];
+                }
+            },
+            Some(c) => {
+                out.push('$');
+                out.push(c);
+                rest = &after[c.len_utf8()..];
             }
         }
     }
@@ -199,12 +380,32 @@ pub fn expand(arg: &str, env: &[(String, Option<String>)]) -> String {
 mod tests {
     use super::*;
 
-    fn env() -> Vec<(String, Option<String>)> {
-        vec![
-            ("POD_IP".into(), None),
-            ("POD_NAMESPACE".into(), None),
-            ("PORT".into(), Some("7946".into())),
-        ]
+    fn var(name: &str, source: EnvSource) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            line: 1,
+            source,
+        }
+    }
+
+    fn value(name: &str, v: &str) -> EnvVar {
+        var(name, EnvSource::Value(v.into()))
+    }
+
+    fn field(name: &str, path: &str) -> EnvVar {
+        var(name, EnvSource::Field(path.into()))
+    }
+
+    fn env() -> ContainerEnv {
+        ContainerEnv::new(&[
+            field("POD_IP", "status.podIP"),
+            field("POD_NAMESPACE", "metadata.namespace"),
+            value("PORT", "7946"),
+        ])
+    }
+
+    fn expand(text: &str, env: &ContainerEnv) -> String {
+        env.expand(text).0
     }
 
     #[test]
@@ -227,6 +428,65 @@ mod tests {
             "$(MISSING) $(PORT) $ $("
         );
         assert_eq!(expand("ünï$(PORT)çødé", &e), "ünï7946çødé");
+        // The kubelet's corner cases: a name runs to the first `)`; `$$$` is `$$`;
+        // `$x` stays; `$()` names nothing.
+        assert_eq!(expand("$(a$(PORT))", &e), "$(a$(PORT))");
+        assert_eq!(expand("$$$", &e), "$$");
+        assert_eq!(expand("$x$é$", &e), "$x$é$");
+        assert_eq!(expand("$()", &e), "$()");
+    }
+
+    #[test]
+    fn env_values_expand_from_earlier_entries_and_the_last_one_wins() {
+        let e = ContainerEnv::new(&[
+            value("EARLY", "$(PORT)"),
+            field("POD_IP", "status.podIP"),
+            value("PORT", "7946"),
+            value("RUMOR_ADVERTISE", "$(POD_IP):$(PORT)"),
+            value("RUMOR_DRAIN", "1s"),
+            value("ESCAPED", "$$(PORT)"),
+            value("RUMOR_DRAIN", "$(PORT)ms"),
+            var("SECRET", EnvSource::Elsewhere("a Secret")),
+            var("RUMOR_SEED_RETRY", EnvSource::Elsewhere("a ConfigMap")),
+        ]);
+        let node = e.for_node();
+        let get = |k: &str| node.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        // Defined later: left as written, as the kubelet leaves it.
+        assert_eq!(get("EARLY"), Some(Some("$(PORT)".into())));
+        assert_eq!(get("RUMOR_ADVERTISE"), Some(Some("10.0.0.1:7946".into())));
+        assert_eq!(get("ESCAPED"), Some(Some("$(PORT)".into())));
+        // Listed twice: one entry, the last value.
+        assert_eq!(node.iter().filter(|(n, _)| n == "RUMOR_DRAIN").count(), 1);
+        assert_eq!(get("RUMOR_DRAIN"), Some(Some("7946ms".into())));
+        assert_eq!(get("RUMOR_SEED_RETRY"), Some(None));
+        // A value from elsewhere: a stand-in, named as a guess.
+        let (text, guessed) = e.expand("--seeds=$(SECRET):1");
+        assert_eq!(text, "--seeds=secret:1");
+        assert_eq!(guessed[0].name, "SECRET");
+        assert_eq!(guessed[0].from, "a Secret");
+        let e = ContainerEnv::new(&[
+            var("SVC", EnvSource::Elsewhere("a ConfigMap")),
+            value("RUMOR_SEEDS", "$(SVC):7946"),
+        ]);
+        assert_eq!(e.for_node()[1].1.as_deref(), Some("svc:7946"));
+        assert_eq!(e.guessed_for_node()[0].name, "SVC");
+    }
+
+    #[test]
+    fn a_variable_listed_twice_is_one_flag() {
+        let env = vec![
+            ("RUMOR_DRAIN".to_string(), Some("1s".to_string())),
+            ("RUMOR_SET_ACCEPTABLE_PAUSE".to_string(), None),
+            ("RUMOR_DRAIN".to_string(), Some("12s".to_string())),
+            (
+                "RUMOR_SET_ACCEPTABLE_PAUSE".to_string(),
+                Some("6s".to_string()),
+            ),
+        ];
+        let s = node_settings(&[], &env, None).unwrap();
+        assert_eq!(s.drain, Duration::from_secs(12));
+        assert_eq!(s.config.acceptable_pause, Duration::from_secs(6));
+        assert!(s.env_unread.is_empty(), "{:?}", s.env_unread);
     }
 
     #[test]

@@ -968,6 +968,22 @@ pub fn env_unread(line: usize, name: &str) -> Finding {
     )
 }
 
+/// `node-config`: a variable from a ConfigMap, a Secret or a resource, which the flags
+/// or the `RUMOR_*` variables use through `$(VAR)`: the doctor read them with a
+/// stand-in for it.
+pub fn env_guessed(line: usize, name: &str, from: &str) -> Finding {
+    finding(
+        "node-config",
+        Severity::Warning,
+        line,
+        format!(
+            "$({name}) comes from {from} (valueFrom), whose value the manifest does not \
+             hold: the doctor read the node's settings with a stand-in for it"
+        ),
+        format!("check by hand that the node's flags hold with the real {name}"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
