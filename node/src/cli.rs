@@ -329,7 +329,9 @@ impl Args {
     }
 
     /// The effective flags as a `[node]` table that `--config` reads back, for
-    /// `--check-config`: what this node would run with, whichever source set it.
+    /// `--check-config`: what this node would run with, whichever source set it. The
+    /// member name only when given (flag, environment or file), never the default
+    /// taken from the machine that runs this.
     pub fn node_table(&self) -> toml::Table {
         let mut t = toml::Table::new();
         let mut put = |k: &str, v: toml::Value| {
@@ -348,7 +350,11 @@ impl Args {
         put("bootstrap", value_name(&self.bootstrap));
         put("seed_refresh", text(fmt_dur(self.seed_refresh)));
         put("seed_retry", text(fmt_dur(self.seed_retry)));
-        put("name", text(self.member_name()));
+        // Only a name that was given: the default is this machine's ($HOSTNAME or
+        // node-PORT), and a printed one shipped as a ConfigMap names every pod alike.
+        if let Some(n) = &self.name {
+            put("name", text(n.clone()));
+        }
         put("metadata", text(self.metadata.clone()));
         if let Some(h) = self.http {
             put("http", text(h.to_string()));

@@ -135,3 +135,40 @@ fn errors_name_the_file_and_the_field() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn check_config_prints_the_name_only_when_it_was_given() {
+    // A printed `name = $HOSTNAME` shipped as a ConfigMap would give every pod the
+    // name of the machine that ran --check-config.
+    let out = run(node().arg("--check-config").env("HOSTNAME", "laptop-7"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(!o.lines().any(|l| l.starts_with("name =")), "{o}");
+    assert!(!o.contains("laptop-7"), "{o}");
+    let out = run(node()
+        .args(["--check-config", "--bind", "127.0.0.1:7999"])
+        .env_remove("HOSTNAME"));
+    let o = text(&out.stdout);
+    assert!(!o.contains("node-7999"), "{o}");
+    // Given by flag, environment or file, it is printed.
+    let dir = Dir::new("name");
+    let f = dir.file("rumor.toml", "[node]\nname = \"from-file\"\n");
+    for (cmd, want) in [
+        (
+            node().args(["--check-config", "--name", "rumor-1"]),
+            "rumor-1",
+        ),
+        (
+            node().arg("--check-config").env("RUMOR_NAME", "from-env"),
+            "from-env",
+        ),
+        (
+            node().arg("--check-config").arg("--config").arg(&f),
+            "from-file",
+        ),
+    ] {
+        let out = run(cmd.env("HOSTNAME", "laptop-7"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(value(&text(&out.stdout), "name"), format!("\"{want}\""));
+    }
+}
