@@ -176,3 +176,47 @@ async fn check_options_of_absurd_length_do_not_overflow() {
     }
     assert_eq!(runs.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_watchdog_leaves_liveness_and_frees_its_name() {
+    let health = Health::new();
+    let http = serve_registry(&health).await;
+    let done = health.watchdog("batch", Duration::from_millis(50));
+    let alive = health.watchdog("main_loop", Duration::from_secs(60));
+    let ticker = done.clone();
+    assert_eq!(
+        (done.name(), done.timeout()),
+        ("batch", Duration::from_millis(50))
+    );
+    // Not ticked: it expires and fails liveness (dropping a clone changes nothing).
+    drop(ticker);
+    let body = wait_status(http, "/livez", 503).await;
+    assert!(body.starts_with("batch: ticked"), "{body}");
+    // Retired on purpose: gone from liveness at once, the other watchdog still there.
+    done.retire();
+    assert!(health.liveness().ok, "{}", health.liveness());
+    let (code, verbose) = get(http, "/livez?verbose").await;
+    assert_eq!(code, 200, "{verbose}");
+    assert!(!verbose.contains("batch"), "{verbose}");
+    assert!(verbose.contains("[+]main_loop ok"), "{verbose}");
+    // `?exclude=batch` now names nothing.
+    let (_, verbose) = get(http, "/livez?verbose&exclude=batch").await;
+    assert!(verbose.contains("no matches for \"batch\""), "{verbose}");
+    // The name is free again: a new watchdog under it is a new part, ticked afresh.
+    let again = health.watchdog("batch", Duration::from_secs(60));
+    let check = health.liveness();
+    assert!(check.ok, "{check}");
+    assert!(check.part("batch").is_some_and(|p| p.ok));
+    assert_eq!(check.parts.len(), 2, "{:?}", check.parts);
+    again.retire();
+    alive.retire();
+    assert!(health.liveness().parts.is_empty());
+}
+
+#[test]
+#[should_panic(expected = "registered already")]
+fn a_watchdog_that_was_only_dropped_keeps_its_name() {
+    let health = Health::new();
+    drop(health.watchdog("batch", Duration::from_secs(60)));
+    let _ = health.watchdog("batch", Duration::from_secs(60));
+}
