@@ -385,6 +385,36 @@ impl Args {
 mod tests {
     use super::*;
 
+    /// `argv` parsed as the binary would, but blind to this process's `RUMOR_<FLAG>`
+    /// variables (a developer's shell may set some).
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        let m = Args::command()
+            .mut_args(|a| a.env(None::<&str>))
+            .try_get_matches_from(argv)?;
+        Args::from_arg_matches(&m)
+    }
+
+    /// [`Args::config`] with an empty environment: `RUMOR_SET_*` in the shell that
+    /// runs the tests changes nothing.
+    fn config(a: &Args) -> Result<Config, String> {
+        a.config_with_env(std::iter::empty())
+    }
+
+    #[test]
+    fn the_tests_own_their_environment() {
+        let a = parse(&["rumor-node"]).unwrap();
+        assert_eq!(a.drain, Duration::from_secs(5));
+        assert!(a.seeds.is_empty() && a.name.is_none() && a.preset.is_none());
+        assert_eq!(config(&a).unwrap(), Config::lan());
+        // The environment given is the one read.
+        let env = [(
+            OsString::from("RUMOR_SET_ACCEPTABLE_PAUSE"),
+            OsString::from("4s"),
+        )];
+        let cfg = a.config_with_env(env).unwrap();
+        assert_eq!(cfg.acceptable_pause, Duration::from_secs(4));
+    }
+
     /// What `rumor-sim tune` prints (sim/src/tune/render.rs, `toml_of`) loads.
     #[test]
     fn the_config_tune_prints_loads_and_validates() {
@@ -396,31 +426,31 @@ mod tests {
             "preset = \"local\"\n[config]\nprobe_interval = \"500ms\"\nacceptable_pause = \"1.4s\"\nphi_convict = 12.0\n",
         )
         .unwrap();
-        let a = Args::try_parse_from(["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
-        let cfg = a.config().expect("loads");
+        let a = parse(&["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
+        let cfg = config(&a).expect("loads");
         assert_eq!(cfg.acceptable_pause, Duration::from_millis(1400));
         assert_eq!(cfg.probe_interval, Duration::from_millis(500));
         assert_eq!(cfg.phi_convict, 12.0);
         // --set after the file; --preset over the file's.
-        let a = Args::try_parse_from([
+        let a = parse(&[
             "rumor-node",
             "--config",
             path.to_str().unwrap(),
             "--set=acceptable_pause=2s",
         ])
         .unwrap();
-        assert_eq!(a.config().unwrap().acceptable_pause, Duration::from_secs(2));
+        assert_eq!(config(&a).unwrap().acceptable_pause, Duration::from_secs(2));
         // A wrong field is named with the file.
         std::fs::write(&path, "[config]\nacceptable_pawse = \"1s\"\n").unwrap();
-        let a = Args::try_parse_from(["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
-        let e = a.config().unwrap_err();
+        let a = parse(&["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
+        let e = config(&a).unwrap_err();
         assert!(
             e.contains("acceptable_pawse") && e.contains("tuned.toml"),
             "{e}"
         );
         std::fs::write(&path, "[confg]\n").unwrap();
-        let a = Args::try_parse_from(["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
-        assert!(a.config().unwrap_err().contains("confg"));
+        let a = parse(&["rumor-node", "--config", path.to_str().unwrap()]).unwrap();
+        assert!(config(&a).unwrap_err().contains("confg"));
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -431,7 +461,7 @@ mod tests {
 
     #[test]
     fn flags_parse_and_bad_ones_name_themselves() {
-        let a = Args::try_parse_from([
+        let a = parse(&[
             "rumor-node",
             "--seeds=rumor.ns.svc.cluster.local:7946,10.0.0.2:7946",
             "--bootstrap=ordinal-0",
@@ -444,12 +474,11 @@ mod tests {
         assert!(a.bootstrap.applies_to("rumor-0"));
         assert!(!a.bootstrap.applies_to("rumor-10"));
         assert_eq!(a.drain, Duration::from_secs(10));
-        assert!(a.config().is_ok());
-        let e = Args::try_parse_from(["rumor-node", "--seeds=rumor"]).expect_err("no port");
+        assert!(config(&a).is_ok());
+        let e = parse(&["rumor-node", "--seeds=rumor"]).expect_err("no port");
         assert!(e.to_string().contains("--seeds"), "{e}");
-        let a =
-            Args::try_parse_from(["rumor-node", "--set=acceptable_pause=soon"]).expect("parses");
-        let e = a.config().expect_err("bad value");
+        let a = parse(&["rumor-node", "--set=acceptable_pause=soon"]).expect("parses");
+        let e = config(&a).expect_err("bad value");
         assert!(e.contains("acceptable_pause"), "{e}");
     }
 }
