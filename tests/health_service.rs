@@ -50,7 +50,7 @@ async fn timed_get(addr: SocketAddr, path: &str) -> ((u16, String), Duration) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hanging_dependency_is_cut_at_its_timeout_and_readyz_answers_at_once() {
+async fn a_hanging_dependency_is_cut_at_its_timeout_and_fails_readiness() {
     let s = ready_service("hsvc-hang").await;
     s.db.set_hanging(true);
     // The next run (within a TTL) hangs, is cut at 300 ms, and fails the part.
@@ -59,29 +59,61 @@ async fn a_hanging_dependency_is_cut_at_its_timeout_and_readyz_answers_at_once()
         body.contains("[-]db failed: no answer within the 300 ms timeout"),
         "{body}"
     );
-    // Every probe meanwhile answers from the cache: no probe waits on the database.
-    let mut worst = Duration::ZERO;
+    // Every probe meanwhile answers from the cache, with the reason.
     for _ in 0..20 {
-        let ((code, body), took) = timed_get(s.http, "/readyz").await;
+        let (code, body) = get(s.http, "/readyz").await;
         assert_eq!(code, 503, "{body}");
         assert!(body.starts_with("db: no answer within"), "{body}");
-        worst = worst.max(took);
         sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("/readyz with a hanging dependency: worst of 20 requests {worst:?}");
-    assert!(
-        worst < Duration::from_millis(150),
-        "a probe waited: {worst:?}"
-    );
-    // In process, the evaluation itself is microseconds.
-    let t = Instant::now();
-    for _ in 0..100 {
-        assert!(!s.health.readiness().ok);
-    }
-    assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    assert!(!s.health.readiness().ok);
     // And the dependency coming back makes the pod ready again.
     s.db.set_hanging(false);
     wait_status(s.http, "/readyz", 200).await;
+    s.node.abort();
+}
+
+/// No probe waits for a check in progress. The check's timeout is 30 s, so a run
+/// that hangs holds on for 30 s; every `/readyz` meanwhile must answer long before
+/// that (2 s: a bound for a loaded CI machine, not a latency goal: `probe_latency`
+/// measures those).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_answers_long_before_a_hanging_check_ends() {
+    let hang = Duration::from_secs(30);
+    let mut o = options("hsvc-hang-long");
+    o.db_check = CheckOptions::new()
+        .timeout(hang)
+        .ttl(Duration::from_secs(1));
+    let s = app::start(o).await.expect("service starts");
+    wait_status(s.http, "/readyz", 200).await;
+    let pings = s.db.pings();
+    s.db.set_hanging(true);
+    // The next run starts within a TTL, and hangs.
+    for _ in 0..250 {
+        if s.db.pings() > pings {
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert!(s.db.pings() > pings, "no run started within 5 s");
+    let hanging_since = Instant::now();
+    for _ in 0..20 {
+        let (code, body) = timeout(Duration::from_secs(2), get(s.http, "/readyz"))
+            .await
+            .expect("/readyz answered within 2 s while the check hangs for 30 s");
+        // The last result stands while the run is in progress (it is not stale
+        // before 2 TTLs + the timeout).
+        assert_eq!((code, body.as_str()), (200, "ok\n"));
+        assert!(s.health.readiness().ok);
+        sleep(Duration::from_millis(20)).await;
+    }
+    // All of it while the run was still hanging, not after it was cut.
+    assert!(
+        hanging_since.elapsed() < hang - Duration::from_secs(5),
+        "{:?}",
+        hanging_since.elapsed()
+    );
+    s.db.set_hanging(false);
     s.node.abort();
 }
 
@@ -406,5 +438,28 @@ async fn probe_latency() {
         pct(&mut http, 0.50),
         pct(&mut http, 0.99)
     );
+    // With the dependency hanging (each run cut at its 300 ms timeout): the probes
+    // still answer from the cache, one request at a time and in process.
+    s.db.set_hanging(true);
+    wait_status(s.http, "/readyz", 503).await;
+    let mut hung = Vec::new();
+    for _ in 0..100 {
+        let ((code, _), took) = timed_get(s.http, "/readyz").await;
+        assert_eq!(code, 503);
+        hung.push(took);
+        sleep(Duration::from_millis(10)).await;
+    }
+    let t = Instant::now();
+    for _ in 0..100 {
+        assert!(!s.health.readiness().ok);
+    }
+    let in_process = t.elapsed() / 100;
+    println!(
+        "GET /readyz with the dependency hanging, 100 sequential: p50 {:?} p99 {:?} worst {:?}; in process {in_process:?} per evaluation",
+        pct(&mut hung, 0.50),
+        pct(&mut hung, 0.99),
+        pct(&mut hung, 1.0)
+    );
+    s.db.set_hanging(false);
     s.node.abort();
 }
