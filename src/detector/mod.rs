@@ -21,5 +21,7 @@
 //! ([`y_for_phi`]) and reused, so the per-arrival cost is a handful of float operations.
 
 mod phi;
+mod steady;
 
 pub use phi::{PhiDetector, PhiParams, phi_from_y, y_for_phi};
+pub use steady::steady_silence_to_convict;

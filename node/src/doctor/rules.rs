@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use rumor::detector::{PhiDetector, PhiParams};
+use rumor::detector::steady_silence_to_convict;
 use rumor::duration::fmt_dur;
-use rumor::{Config, RuntimeBuilder, Strategy, Time};
+use rumor::{Config, RuntimeBuilder, Strategy};
 
 use super::manifest::{Container, PortRef, Probe, Spanned, Workload};
 use super::node_args::NodeSettings;
@@ -604,9 +604,9 @@ fn cpu_limit(t: &Target<'_>, out: &mut Vec<Finding>) {
 }
 
 /// Seconds of silence after which a member is convicted, and the rule in words, as
-/// `rumor-sim tune` computes it (sim/src/tune/mod.rs `phi_silence_to_convict` and
-/// compare.rs): for phi monitors a detector that has seen a steady ack rhythm at
-/// `probe_interval` asked `silence_for(phi_convict)` with the acceptable pause; for
+/// `rumor-sim tune` computes it (sim/src/tune/compare.rs): for phi monitors
+/// [`steady_silence_to_convict`] (a detector that has seen a steady ack rhythm at
+/// `probe_interval` asked `silence_for(phi_convict)` with the acceptable pause); for
 /// swim and lifeguard the suspicion timeout's floor at `replicas` members.
 pub fn silence_to_convict(cfg: &Config, members: usize) -> (Duration, String) {
     match cfg.strategy {
@@ -624,7 +624,7 @@ pub fn silence_to_convict(cfg: &Config, members: usize) -> (Duration, String) {
             )
         }
         _ => (
-            phi_silence(cfg),
+            steady_silence_to_convict(cfg),
             format!(
                 "phi monitors: phi_convict {} with acceptable_pause {}",
                 cfg.phi_convict,
@@ -634,21 +634,6 @@ pub fn silence_to_convict(cfg: &Config, members: usize) -> (Duration, String) {
     }
 }
 
-fn phi_silence(cfg: &Config) -> Duration {
-    let mut d = PhiDetector::new(&PhiParams {
-        window: cfg.phi_window,
-        min_std_dev: cfg.min_std_dev,
-        acceptable_pause: cfg.acceptable_pause,
-        first_interval: cfg.probe_interval,
-    });
-    let mut t = Time::ZERO;
-    for _ in 0..cfg.phi_window.clamp(2, PhiDetector::MAX_WINDOW) + 2 {
-        d.heartbeat(t);
-        t += cfg.probe_interval;
-    }
-    d.silence_for(cfg.phi_convict, true)
-}
-
 /// The smallest `acceptable_pause` (in 100 ms steps) whose silence to convict reaches
 /// `need`, and that silence. Silence grows one for one with the acceptable pause
 /// (docs/tuning.md), so the first guess is nearly always it; the loop is bounded.
@@ -656,13 +641,13 @@ fn acceptable_pause_for(cfg: &Config, need: Duration) -> Option<(Duration, Durat
     let step = Duration::from_millis(100);
     let mut c = cfg.clone();
     let mut ap = round_up(
-        cfg.acceptable_pause + need.saturating_sub(phi_silence(cfg)),
+        cfg.acceptable_pause + need.saturating_sub(steady_silence_to_convict(cfg)),
         step,
     );
     for _ in 0..100 {
         c.acceptable_pause = ap;
         c.validate().ok()?;
-        let s = phi_silence(&c);
+        let s = steady_silence_to_convict(&c);
         if s >= need {
             return Some((ap, s));
         }
@@ -1004,7 +989,10 @@ mod tests {
         assert!(s >= need && ap > cfg.acceptable_pause, "{ap:?} {s:?}");
         let mut smaller = cfg.clone();
         smaller.acceptable_pause = ap - Duration::from_millis(100);
-        assert!(phi_silence(&smaller) < need, "the smallest step");
+        assert!(
+            steady_silence_to_convict(&smaller) < need,
+            "the smallest step"
+        );
     }
 
     /// A manifest's numbers past what the parser allows (set on the parsed values, as

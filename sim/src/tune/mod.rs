@@ -41,7 +41,6 @@ pub use tail::{Risk, TailFit};
 
 use std::time::Duration;
 
-use rumor::detector::{PhiDetector, PhiParams};
 use rumor::duration::fmt_dur;
 use rumor::{Config, Time};
 use serde::Serialize;
@@ -59,22 +58,9 @@ duration = "1h"
 "#;
 
 /// Seconds of silence after a member's last ack at which a monitor convicts it, for a
-/// detector that has only seen a steady rhythm at `probe_interval` (what
-/// [`rumor::detector::PhiDetector::silence_for`] says with the acceptable pause included).
-pub fn phi_silence_to_convict(cfg: &Config) -> Duration {
-    let mut d = PhiDetector::new(&PhiParams {
-        window: cfg.phi_window,
-        min_std_dev: cfg.min_std_dev,
-        acceptable_pause: cfg.acceptable_pause,
-        first_interval: cfg.probe_interval,
-    });
-    let mut t = Time::ZERO;
-    for _ in 0..cfg.phi_window.clamp(2, PhiDetector::MAX_WINDOW) + 2 {
-        d.heartbeat(t);
-        t += cfg.probe_interval;
-    }
-    d.silence_for(cfg.phi_convict, true)
-}
+/// detector that has only seen a steady rhythm at `probe_interval` (the core's
+/// [`rumor::detector::steady_silence_to_convict`], which `rumor-node doctor` uses too).
+pub use rumor::detector::steady_silence_to_convict as phi_silence_to_convict;
 
 /// What `tune` is asked to do.
 #[derive(Clone, Debug)]
