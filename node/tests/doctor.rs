@@ -320,6 +320,15 @@ fn bad_input_exits_2_naming_the_field_and_line() {
             text(&out.stderr)
         );
     }
+    // Seconds without `# unit:` would be read as milliseconds and pass any config.
+    let seconds = write("seconds.txt", "0.8\n6.5e-1\n0.12\n");
+    let out = doctor(&["--manifest", &good, "--pauses", &seconds]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("look like seconds") && text(&out.stderr).contains("# unit: s"),
+        "{}",
+        text(&out.stderr)
+    );
     let bad_pauses = write("pauses.txt", "# unit: ms\n12\nsoon\n");
     let out = doctor(&["--manifest", &good, "--pauses", &bad_pauses]);
     assert_eq!(out.status.code(), Some(2));

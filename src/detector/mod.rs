@@ -20,8 +20,10 @@
 //! be crossed ([`PhiDetector::deadline`]); the inverse of the phi curve is solved once
 //! ([`y_for_phi`]) and reused, so the per-arrival cost is a handful of float operations.
 
+mod pause_unit;
 mod phi;
 mod steady;
 
+pub use pause_unit::pauses_look_like_seconds;
 pub use phi::{PhiDetector, PhiParams, phi_from_y, y_for_phi};
 pub use steady::steady_silence_to_convict;

@@ -2,7 +2,9 @@
 //! `# observed_seconds: ...`, `# nodes: ...`, then one pause a line), read for its
 //! largest sample. `rumor-sim tune` has the full reader (sim/src/tune/pauses.rs); the
 //! node does not depend on the simulator, so this is the small part the doctor needs,
-//! reading the same format the same way.
+//! reading the same format the same way: with the same refusal of values that look
+//! like seconds in a file that states no unit
+//! ([`rumor::detector::pauses_look_like_seconds`], which both call).
 
 use std::time::Duration;
 
@@ -26,11 +28,15 @@ pub struct Worst {
 
 /// Reads `text`: `#` lines are comments, `# key: value` headers (`unit` is `ms` or `s`,
 /// default ms), every other non-empty line one pause. `None` when it lists no pause.
+/// With no unit stated, values that look like seconds (all below 1, some with a
+/// decimal point) are refused, as `tune` refuses them: read as milliseconds they would
+/// pass for pauses a thousand times shorter.
 pub fn worst(text: &str) -> Result<Option<Worst>, String> {
-    let mut seconds_unit = false;
+    // `None` until a `# unit:` line states it.
+    let mut seconds_unit: Option<bool> = None;
     let mut observed_seconds = None;
     let mut nodes = None;
-    let mut raw: Vec<(usize, f64)> = Vec::new();
+    let mut raw: Vec<(usize, f64, &str)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let (data, comment) = match line.split_once('#') {
@@ -43,8 +49,8 @@ pub fn worst(text: &str) -> Result<Option<Worst>, String> {
                 let bad = |what: &str| format!("line {n}: {k}: {v:?} is not {what}");
                 match k {
                     "unit" => match v.to_ascii_lowercase().as_str() {
-                        "ms" => seconds_unit = false,
-                        "s" => seconds_unit = true,
+                        "ms" => seconds_unit = Some(false),
+                        "s" => seconds_unit = Some(true),
                         _ => return Err(bad("ms or s")),
                     },
                     "observed_seconds" => {
@@ -62,11 +68,24 @@ pub fn worst(text: &str) -> Result<Option<Worst>, String> {
             .ok()
             .filter(|x: &f64| x.is_finite() && *x >= 0.0)
             .ok_or_else(|| format!("line {n}: {data:?} is not a pause (a number)"))?;
-        raw.push((n, x));
+        raw.push((n, x, data));
     }
-    let scale = if seconds_unit { 1.0 } else { 1e-3 };
+    if seconds_unit.is_none() && rumor::detector::pauses_look_like_seconds(raw.iter().map(|r| r.2))
+    {
+        let largest = raw.iter().map(|r| r.1).fold(0.0, f64::max);
+        return Err(format!(
+            "the values look like seconds (the largest is {largest}), and a pauses file is in \
+             milliseconds unless it says otherwise: add `# unit: s` to the file (or \
+             `# unit: ms` if they are milliseconds)"
+        ));
+    }
+    let scale = if seconds_unit == Some(true) {
+        1.0
+    } else {
+        1e-3
+    };
     let mut best: Option<Worst> = None;
-    for &(line, x) in &raw {
+    for &(line, x, _) in &raw {
         let pause = Duration::try_from_secs_f64(x * scale)
             .ok()
             .filter(|d| *d <= MAX_PAUSE)
@@ -115,5 +134,23 @@ mod tests {
         );
         assert!(worst("-3\n").is_err());
         assert!(worst("1e400\n").is_err());
+    }
+
+    #[test]
+    fn values_that_look_like_seconds_need_the_unit_stated() {
+        // As tune refuses it: read as milliseconds, a 4.2 s pause would pass for 4 ms
+        // and convict-below-pause would pass whatever the config.
+        let e = worst("0.12\n4.2e-1\n0.05\n").unwrap_err();
+        assert!(
+            e.contains("look like seconds") && e.contains("# unit: s"),
+            "{e}"
+        );
+        let w = worst("# unit: s\n0.12\n0.42\n").unwrap().unwrap();
+        assert_eq!(w.pause, Duration::from_millis(420));
+        // Stated as ms, or whole numbers, or any value of 1 or more: milliseconds.
+        let w = worst("# unit: ms\n0.12\n0.42\n").unwrap().unwrap();
+        assert_eq!(w.pause, Duration::from_micros(420));
+        assert!(worst("0\n0\n").unwrap().is_some());
+        assert!(worst("0.5\n120.5\n").unwrap().is_some());
     }
 }

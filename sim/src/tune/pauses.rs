@@ -168,7 +168,9 @@ impl MeasuredPauses {
 /// one pause per line (decimals allowed). The unit is the header's, else `unit` (the
 /// command line's), else milliseconds; both given must agree. Refused: values that
 /// are not numbers, negative or longer than an hour; fewer than [`MIN_PAUSES`]; and,
-/// with no unit stated, values that look like seconds (all below 1 with decimals).
+/// with no unit stated, values that look like seconds (all below 1 with decimals:
+/// [`rumor::detector::pauses_look_like_seconds`], the rule `rumor-node doctor` applies
+/// too).
 pub fn parse_pauses(text: &str, unit: Option<PauseUnit>) -> Result<MeasuredPauses, String> {
     let mut header_unit = None;
     let mut m = MeasuredPauses {
@@ -219,7 +221,7 @@ pub fn parse_pauses(text: &str, unit: Option<PauseUnit>) -> Result<MeasuredPause
             .ok()
             .filter(|x: &f64| x.is_finite() && *x >= 0.0)
             .ok_or_else(|| format!("line {n}: {data:?} is not a pause (a number)"))?;
-        raw.push((n, x, data.contains('.')));
+        raw.push((n, x, data));
     }
     let unit = match (header_unit, unit) {
         (Some(h), Some(c)) if h != c => {
@@ -229,15 +231,13 @@ pub fn parse_pauses(text: &str, unit: Option<PauseUnit>) -> Result<MeasuredPause
         }
         (h, c) => h.or(c),
     };
-    if unit.is_none() && !raw.is_empty() {
+    if unit.is_none() && rumor::detector::pauses_look_like_seconds(raw.iter().map(|r| r.2)) {
         let largest = raw.iter().map(|r| r.1).fold(0.0, f64::max);
-        if largest < 1.0 && raw.iter().any(|r| r.2) {
-            return Err(format!(
-                "the values look like seconds (the largest is {largest}), and a pauses file \
-                 is in milliseconds unless it says otherwise: add `# unit: s` to the file or \
-                 pass --pauses-unit s"
-            ));
-        }
+        return Err(format!(
+            "the values look like seconds (the largest is {largest}), and a pauses file \
+             is in milliseconds unless it says otherwise: add `# unit: s` to the file or \
+             pass --pauses-unit s"
+        ));
     }
     let scale = match unit {
         Some(PauseUnit::S) => 1e3,
