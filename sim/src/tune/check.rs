@@ -97,6 +97,34 @@ impl PauseToConvict {
 /// Instants sampled per model (one per probe interval, after the warm-up).
 const SAMPLES: usize = 6_000;
 
+/// The most pause arrivals [`pause_to_convict`] draws (a faster rate is held to this
+/// many over its horizon): ten million, a fraction of a second. `tune` refuses rates
+/// above [`super::MAX_PAUSE_RATE_PER_MIN`], which stay below it on the presets.
+const MAX_ARRIVALS: usize = 10_000_000;
+
+/// The first of the pings `first, first + t, first + 2t, ...` (`t > 0`) for which
+/// `reached` holds, `reached` being monotone and true from about `at` on: `first`
+/// itself when it does, else `first + n·t` with `n` from the gap to `at`, moved a step
+/// or two where rounding put it off the least (the same pings a loop adding `t` would
+/// try, without a step per period of the gap).
+fn first_ping_reaching(first: f64, t: f64, at: f64, reached: impl Fn(f64) -> bool) -> f64 {
+    if reached(first) {
+        return first;
+    }
+    let mut n = ((at - first) / t).ceil().max(1.0);
+    for _ in 0..3 {
+        if n > 1.0 && reached(first + (n - 1.0) * t) {
+            n -= 1.0;
+        }
+    }
+    for _ in 0..3 {
+        if !reached(first + n * t) {
+            n += 1.0;
+        }
+    }
+    first + n * t
+}
+
 /// Samples the pause needed to convict for `cfg` (phi-monitors) when members pause at
 /// `rate_per_min` with lengths from `pause` (see the module's documentation).
 /// Deterministic in `seed`.
@@ -115,12 +143,15 @@ pub fn pause_to_convict(
     // Warm-up: long enough to fill the detectors' windows twice.
     let warm = 2.0 * cfg.phi_window.clamp(2, PhiDetector::MAX_WINDOW) as f64 * t;
     let horizon = warm + SAMPLES as f64 * t;
-    // The member's pauses: Poisson arrivals, skipped while paused.
+    // The member's pauses: Poisson arrivals, skipped while paused. The work is one
+    // step an arrival: the rate is held to MAX_ARRIVALS over the horizon (far above
+    // what tune's MAX_PAUSE_RATE_PER_MIN gives on the presets), and the loop to that
+    // many steps.
     let mut pauses: Vec<(f64, f64)> = Vec::new();
-    let rate = rate_per_min.max(0.0) / 60.0;
+    let rate = (rate_per_min.max(0.0) / 60.0).min(MAX_ARRIVALS as f64 / horizon);
     let mut at = 0.0;
     if rate > 0.0 {
-        loop {
+        for _ in 0..MAX_ARRIVALS {
             at += -(1.0 - rng.random::<f64>()).ln() / rate;
             if at >= horizon {
                 break;
@@ -200,10 +231,12 @@ pub fn pause_to_convict(
             // Suspicion: at the timeout of the first unanswered ping whose silence
             // crosses phi_suspect, plus one indirect round.
             let to_suspect = m.detector.silence_for(cfg.phi_suspect, false).as_secs_f64();
-            let mut ping = m.phase + m.next as f64 * t;
-            while ping + to - last < to_suspect {
-                ping += t;
-            }
+            let ping = first_ping_reaching(
+                m.phase + m.next as f64 * t,
+                t,
+                to_suspect - to + last,
+                |ping| ping + to - last >= to_suspect,
+            );
             first_suspect = first_suspect.min(ping + 2.0 * to);
             deadlines.push(deadline);
         }
@@ -417,6 +450,23 @@ mod tests {
             busy.p50_s,
             quiet.p50_s
         );
+    }
+
+    #[test]
+    fn the_work_is_bounded_whatever_the_rate() {
+        // 1e9 pauses a minute over the lan horizon was ~1e11 arrivals to draw: this
+        // test did not finish (an infinite rate never). Now each call is at most
+        // MAX_ARRIVALS steps.
+        for rate in [1e9, f64::MAX, f64::INFINITY] {
+            let m = pause_to_convict(&Config::lan(), &rare_short_pauses(), rate, 4);
+            assert!(m.steady_s > 0.0);
+        }
+        // A silence to suspect of days (an unvalidated min_std_dev): the first
+        // suspecting ping is computed, not stepped to one probe interval at a time.
+        let mut cfg = Config::lan();
+        cfg.min_std_dev = Duration::from_secs(1_000_000);
+        let m = pause_to_convict(&cfg, &rare_short_pauses(), 0.01, 5);
+        assert!(m.p50_s > 0.0);
     }
 
     #[test]

@@ -30,11 +30,11 @@ mod pauses;
 mod render;
 pub mod tail;
 
-use pauses::dist_toml;
 pub use pauses::{
     FEW_PAUSES, MIN_PAUSES, MeasuredPauses, PauseQuantiles, PauseUnit, ceil_2_digits, describe,
     parse_pause_dist, parse_pauses, parse_prometheus, pause_grid, quantiles, read_pauses,
 };
+use pauses::{PAUSE_SAMPLE_MIN_SECS, dist_toml};
 pub use render::render;
 use render::{fmt_ms, rust_of, toml_of};
 pub use tail::{Risk, TailFit};
@@ -49,6 +49,13 @@ use crate::faults::{self, Action};
 use crate::oracle::Percentiles;
 use crate::scenario::{FaultKind, PauseDist, Scenario, apply_set};
 use crate::sweep::{self, Job, PointSummary};
+
+/// The most pauses per node per minute `tune` accepts (`--pause-rate`, a measured
+/// rate, a scenario's pause fault): a pause is at least 5 ms (the least the runtime
+/// records), so no node takes more than 12,000 a minute. A higher rate is a typo or a
+/// wrong `# observed_seconds`, and would have the runs and the risk model draw
+/// billions of arrivals.
+pub const MAX_PAUSE_RATE_PER_MIN: f64 = 60.0 / PAUSE_SAMPLE_MIN_SECS;
 
 /// The scenario used when `tune` is given no `--scenario`.
 pub const DEFAULT_BASE: &str = r#"name = "tune"
@@ -293,12 +300,30 @@ impl Plan {
                 );
             }
         };
-        let rate = o
-            .pause_rate_per_min
-            .or_else(|| base_pause.and_then(|f| f.poisson.as_ref().map(|p| p.rate_per_min)))
-            .unwrap_or(2.0);
+        let base_rate = base_pause.and_then(|f| f.poisson.as_ref().map(|p| p.rate_per_min));
+        let (rate, source) = match (o.pause_rate_per_min, base_rate) {
+            (Some(r), _) => (
+                r,
+                format!(
+                    "the pause rate {r} (--pause-rate, or a --pauses file's \
+                     # pauses_in_window over its # observed_seconds)"
+                ),
+            ),
+            (None, Some(r)) => (
+                r,
+                format!("{name}: the pause fault's poisson.rate_per_min = {r}"),
+            ),
+            (None, None) => (2.0, String::new()),
+        };
         if !(rate.is_finite() && rate > 0.0) {
-            return Err(format!("--pause-rate {rate}: must be positive"));
+            return Err(format!("{source}: must be positive"));
+        }
+        if rate > MAX_PAUSE_RATE_PER_MIN {
+            return Err(format!(
+                "{source}: more than {MAX_PAUSE_RATE_PER_MIN} pauses per node per minute, \
+                 which no node can take (a pause lasts at least {} ms)",
+                PAUSE_SAMPLE_MIN_SECS * 1e3
+            ));
         }
         let nodes = o.nodes.unwrap_or(base.nodes);
         let loss = o.loss.unwrap_or(if o.base.is_some() {
@@ -1018,5 +1043,46 @@ rumor_observed_seconds_total{node=\"b\"} 600
             longest > largest,
             "longest drawn {longest:?} vs largest measured {largest:?}"
         );
+    }
+
+    #[test]
+    fn an_absurd_pause_rate_is_refused_naming_its_source() {
+        let pause = Some(PauseDist::Fixed {
+            value: crate::scenario::Dur(Duration::from_millis(50)),
+        });
+        for rate in [1e9, 12_001.0] {
+            let o = TuneOptions {
+                pause: pause.clone(),
+                pause_rate_per_min: Some(rate),
+                ..TuneOptions::default()
+            };
+            let Err(e) = Plan::new(&o) else {
+                panic!("refused")
+            };
+            assert!(
+                e.contains("--pause-rate") && e.contains("observed_seconds"),
+                "{e}"
+            );
+        }
+        let o = TuneOptions {
+            pause: pause.clone(),
+            pause_rate_per_min: Some(MAX_PAUSE_RATE_PER_MIN),
+            ..TuneOptions::default()
+        };
+        assert!(Plan::new(&o).is_ok());
+        // From the scenario's pause fault: named as its field.
+        let base = format!(
+            "{DEFAULT_BASE}\n[[faults]]\nkind = \"pause\"\ntargets = {{ all = true }}\n\
+             pause = {{ dist = \"fixed\", value = \"50ms\" }}\n\
+             poisson = {{ rate_per_min = 1e9, from = \"20s\", to = \"1h\" }}\n"
+        );
+        let o = TuneOptions {
+            base: Some(("base.toml".into(), base)),
+            ..TuneOptions::default()
+        };
+        let Err(e) = Plan::new(&o) else {
+            panic!("refused")
+        };
+        assert!(e.contains("rate_per_min"), "{e}");
     }
 }

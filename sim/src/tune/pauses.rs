@@ -400,7 +400,7 @@ pub fn parse_prometheus(text: &str) -> Result<(MeasuredPauses, Vec<String>), Str
 }
 
 /// `PAUSE_SAMPLE_MIN` (5 ms), the least a pauses file holds, in seconds.
-const PAUSE_SAMPLE_MIN_SECS: f64 = 0.005;
+pub(super) const PAUSE_SAMPLE_MIN_SECS: f64 = 0.005;
 
 /// Reads a pauses file (see [`parse_pauses`]).
 /// A Prometheus scrape (it holds `rumor_timer_lateness_seconds_bucket` lines, see
