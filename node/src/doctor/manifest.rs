@@ -614,7 +614,7 @@ fn env_var(e: &Node, at: &At<'_>) -> Result<EnvVar, InputError> {
             } else if from.value.get("resourceFieldRef").is_some() {
                 EnvSource::Elsewhere("a resource field")
             } else {
-                EnvSource::Elsewhere("valueFrom")
+                EnvSource::Elsewhere("another source")
             }
         }
         // Neither: the empty string, as the kubelet sets it.

@@ -459,6 +459,9 @@ mod tests {
         assert_eq!(node.iter().filter(|(n, _)| n == "RUMOR_DRAIN").count(), 1);
         assert_eq!(get("RUMOR_DRAIN"), Some(Some("7946ms".into())));
         assert_eq!(get("RUMOR_SEED_RETRY"), Some(None));
+        // A downward-API field: a stand-in of its shape, so RUMOR_NAME from
+        // metadata.name is read, not reported.
+        assert_eq!(get("POD_IP"), Some(Some("10.0.0.1".into())));
         // A value from elsewhere: a stand-in, named as a guess.
         let (text, guessed) = e.expand("--seeds=$(SECRET):1");
         assert_eq!(text, "--seeds=secret:1");

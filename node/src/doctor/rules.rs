@@ -946,7 +946,7 @@ pub fn env_unread(line: usize, name: &str) -> Finding {
         Severity::Warning,
         line,
         format!(
-            "{name} comes from valueFrom (a ConfigMap, a Secret, a field), whose value the \
+            "{name} comes from valueFrom (a ConfigMap, a Secret, a resource), whose value the \
              manifest does not hold: the rules used the setting without it"
         ),
         format!("give the value as a flag in args, or check it by hand ({name})"),
