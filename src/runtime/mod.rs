@@ -437,7 +437,9 @@ impl RuntimeBuilder {
     /// joins liveness, its membership conditions readiness, joined-and-synced
     /// startup (see [`Health`] for the parts). Default: a registry of the node's own,
     /// from [`Handle::health`]. One running node per registry
-    /// ([`StartError::HealthRegistryInUse`] otherwise).
+    /// ([`StartError::HealthRegistryInUse`] otherwise). If the registry's routes are
+    /// served before `start()`, call [`Health::expect_node`] first, so that a probe in
+    /// between cannot pass startup on the application's parts alone.
     pub fn health_registry(mut self, registry: Health) -> Self {
         self.registry = Some(registry);
         self

@@ -171,7 +171,7 @@ pub(crate) struct Registry {
 /// Probes never wait: liveness and startup read atomics, readiness reads each
 /// check's cached result, and rumor's parts read what its driver last published, so
 /// a hung dependency or a wedged driver cannot wedge a probe (and a probe costs
-/// microseconds; see [`router`](Health::router) for HTTP). A check that panics is
+/// microseconds; see `Health::router`, feature `axum`, for HTTP). A check that panics is
 /// caught, logged and reported as failed.
 ///
 /// Rumor's parts (with [`RuntimeBuilder::health_registry`](crate::RuntimeBuilder::health_registry),
