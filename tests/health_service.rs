@@ -330,9 +330,10 @@ async fn sigterm_drains_in_order_readiness_then_delay_then_leave_then_exit() {
     // 1. Readiness false at once.
     wait_status(http, "/readyz", 503).await;
     let unready = sent.elapsed();
+    // The order is the claim, not a latency: unready before the drain (1 s) ends.
     assert!(
-        unready < Duration::from_millis(500),
-        "503 after {unready:?}"
+        unready < Duration::from_secs(1),
+        "503 only after {unready:?}, past the drain"
     );
     // 2. Serving through the drain: liveness stays up.
     assert_eq!(get(http, "/livez").await.0, 200);
