@@ -91,6 +91,13 @@ pub struct NodeStats {
     pub refusal_convictions: u64,
     /// Refusals dropped: the member spoke, refuted, or no helper corroborated.
     pub refusals_withdrawn: u64,
+    /// Monitor pings sent a second time because no answer came within the usual round
+    /// trip (a lost ping, a lost refusal, or a member that stalled): about the loss
+    /// rate times `monitors` per period in steady state.
+    pub probes_rechecked: u64,
+    /// Pings sent at once, off-period, because a peer reported a member it monitors
+    /// refused.
+    pub probes_on_report: u64,
     /// Push-pull rounds started with a member convicted by silence, in case it was
     /// only cut off (`reconnect_interval`).
     pub reconnects: u64,

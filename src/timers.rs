@@ -52,6 +52,9 @@ pub(crate) enum OneShot {
     Convict(NodeId),
     /// The end of a refused member's window (see `refusal`).
     RefusalEnd(NodeId),
+    /// A round trip and its variance after a probe round: each monitor ping still
+    /// unanswered goes out once more (see `probe::recheck`).
+    Recheck,
 }
 
 /// A timer that is due.

@@ -263,3 +263,78 @@ fn a_refusal_just_after_a_member_appears_does_not_suspect_it() {
     assert!(!c.anyone_declared_dead(2));
     assert_eq!(c.state_at(0, 2), Some(MemberState::Alive));
 }
+
+/// Two observers' proven refusals (ours and a helper's, or a peer's report of the same
+/// life) convict as soon as the member has had a few round trips to answer our own
+/// ping: long before `refusal_window`, which now bounds only the wait for
+/// corroboration. Before issue 27 every conviction waited out the window.
+#[test]
+fn a_corroborated_refusal_convicts_before_the_window_ends() {
+    let mut cfg = tolerant();
+    cfg.refusal_window = Duration::from_secs(5);
+    let n = 20;
+    let mut c = settled(n, cfg.clone(), 21);
+    let crashed = 7;
+    let t0 = c.now;
+    c.crash_process(crashed);
+    // The first probe after the crash (within a period), corroboration, dissemination.
+    let bound = cfg.probe_interval + cfg.gossip_interval * 2;
+    c.run_for(bound);
+    for i in (0..n).filter(|&i| i != crashed) {
+        let at = c
+            .dead_at(i, crashed)
+            .unwrap_or_else(|| panic!("node {i} had not convicted within {bound:?}"));
+        assert!(at - t0 < cfg.refusal_window, "node {i}: {:?}", at - t0);
+    }
+    let reported: u64 = (0..n)
+        .filter(|&i| i != crashed)
+        .map(|i| c.slots[i].node().stats().probes_on_report)
+        .sum();
+    // Only the crashed member's monitors look at once on a peer's report, each at most
+    // once per probe interval.
+    let periods = bound.as_secs_f64() / cfg.probe_interval.as_secs_f64();
+    assert!(
+        reported as f64 <= cfg.monitors as f64 * periods.ceil(),
+        "{reported} early probes"
+    );
+}
+
+/// A process killed and started again on its address, faster than detection: its new
+/// life (a higher incarnation) is never convicted by refusals about the old one. The
+/// application sees either nothing, or the old life Dead and then the new one Joined.
+#[test]
+fn a_process_restarted_within_detection_is_a_restart() {
+    let cfg = tolerant();
+    let n = 12;
+    let seeds = [common::addr(0)];
+    for delay_ms in [0u64, 2, 20, 150] {
+        let mut c = settled(n, cfg.clone(), 22 + delay_ms);
+        let crashed = 4;
+        c.crash_process(crashed);
+        c.run_for(Duration::from_millis(delay_ms));
+        c.restart(crashed, 5, &seeds);
+        c.run_for(secs(10.0));
+        for i in (0..n).filter(|&i| i != crashed) {
+            assert_eq!(
+                c.state_at(i, crashed),
+                Some(MemberState::Alive),
+                "restart after {delay_ms} ms: node {i}"
+            );
+            let dead_lives: Vec<u64> = c
+                .events_where(
+                    i,
+                    |e| matches!(e, Event::MemberDead { member, .. } if member.name() == "node-4"),
+                )
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    Event::MemberDead { member, .. } => Some(member.incarnation),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                dead_lives.iter().all(|&inc| inc < 5),
+                "restart after {delay_ms} ms: node {i} convicted the new life: {dead_lives:?}"
+            );
+        }
+    }
+}

@@ -122,14 +122,25 @@ seeds = {seeds}
     };
     // Its only seed is dead, so its own join reaches no one. The cluster still finds
     // it: members knock on the address of a member they convicted by silence
-    // (`reconnect_interval`), and the new process answers. Slowly.
+    // (`reconnect_interval`, 30 s jittered by 0.5-1.5 on one timer per member), and
+    // the new process answers: within one jittered interval of its conviction, and
+    // how soon within it is the draw of that timer (4 s to 39 s across versions of
+    // this seed), so only the bound is asserted. Without reconnects it stays lost.
     let dead = run(&text("[2]"), 1);
     assert_eq!(dead.stale_views_at_end, 0, "{dead:?}");
+    let lost = run(
+        &format!("{}\n[config]\nreconnect_interval = \"0s\"\n", text("[2]")),
+        1,
+    );
+    assert!(
+        lost.stale_views_at_end > 0,
+        "found without reconnects: {lost:?}"
+    );
     // A dead seed and a live one: it joins through the live one, at once.
     let both = run(&text("[2, 0]"), 1);
     assert_eq!(both.stale_views_at_end, 0, "{both:?}");
     let rejoin = |r: &Report| r.dissemination_ms.max.unwrap();
-    assert!(rejoin(&dead) > 10_000.0, "{dead:?}");
+    assert!(rejoin(&dead) < 45_000.0 + 10_000.0, "{dead:?}");
     assert!(rejoin(&both) < 5_000.0, "{both:?}");
 }
 

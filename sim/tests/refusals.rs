@@ -15,8 +15,11 @@ fn canned(name: &str) -> Scenario {
     Scenario::load(&path, &[]).expect("canned scenario loads")
 }
 
+/// Issue 27's target at the size CI affords (200 members, 1 % loss; `--nodes 1000` for
+/// the headline): a process crash is dead at every live member within a second, though
+/// the cluster tolerates 8-second pauses. Issue 7's bound was 3 s.
 #[test]
-fn a_process_crash_is_convicted_everywhere_within_3s_at_acceptable_pause_8s() {
+fn a_process_crash_is_convicted_everywhere_within_1s_at_acceptable_pause_8s() {
     let sc = canned("crash-process");
     assert_eq!(sc.node_config().unwrap().acceptable_pause.as_secs(), 8);
     let r = rumor_sim::run(&sc, 1, "test", |_| {}).unwrap();
@@ -24,7 +27,7 @@ fn a_process_crash_is_convicted_everywhere_within_3s_at_acceptable_pause_8s() {
     assert_eq!(r.false_convictions, 0, "{r:?}");
     assert!(r.refusal_convictions > 0, "{r:?}");
     let p99 = r.detection_ms.p99.unwrap();
-    assert!(p99 <= 3_000.0, "process crash p99 {p99} ms > 3 s");
+    assert!(p99 <= 1_000.0, "process crash p99 {p99} ms > 1 s");
 }
 
 #[test]

@@ -140,12 +140,15 @@ pub struct Config {
     /// turn one late ack into a conviction. Default 100 ms; range 1 ms ..= 60 s.
     pub min_std_dev: Duration,
     /// How long a member the network reported unreachable (its port closed, see
-    /// [`Node::handle_unreachable`](crate::Node::handle_unreachable)) stays suspect
-    /// before this node convicts it, without waiting out `acceptable_pause`. Conviction
-    /// also needs corroboration: a helper's probe refused too (or, with no helper, a
-    /// second refusal), so a forged report alone convicts nobody, and a live member
-    /// wrongly reported refutes within the window. Default 1 s (LAN, local), 5 s (WAN);
-    /// range 10 ms ..= 10 min.
+    /// [`Node::handle_unreachable`](crate::Node::handle_unreachable)) waits for
+    /// corroboration before the refusal is dropped and silence decides. Evidence from
+    /// a second observer (a helper's own refused probe, or a peer's refused suspicion
+    /// of the same life) convicts without waiting for the window to end, as soon as the
+    /// member has had a few measured round trips to answer (at most this long). With
+    /// no second observer (a two-member cluster), a second refusal corroborates and
+    /// the conviction waits the whole window, for a refutation. Default 1 s (LAN,
+    /// local), 5 s (WAN); range 10 ms ..= 10 min. Tuning: keep it above a few round
+    /// trips plus `probe_timeout`; it no longer sets how fast crashes are found.
     pub refusal_window: Duration,
 
     /// Suspicion timeout multiplier (memberlist's SuspicionMult): the timeout's floor is

@@ -43,6 +43,7 @@ use crate::suspicion::Suspicion;
 use crate::time::Time;
 use crate::timers::{Due, OneShot, Periodic, Timers};
 use crate::wire::{self, DecodeLimits, Envelope, PacketWriter};
+use probe::RoundTrip;
 use probe::{Monitoring, ProbeKind, Probes};
 use reconnect::ReconnectCandidates;
 use refusal::Refusal;
@@ -211,6 +212,11 @@ pub struct Node {
     /// When a probe of ours was last answered (an ack, or a helper's nack): proof that
     /// what this node sends gets out.
     pub(crate) last_answer: Option<Time>,
+    /// When this node last ran a gossip round: an urgent one (a verdict) waits at
+    /// least `gossip_interval / 8` after it.
+    pub(crate) last_gossip: Option<Time>,
+    /// Gossip rounds left at the urgent pace (see `urgent_gossip`).
+    pub(crate) urgent_rounds: u32,
     /// The ring changed: recompute whom this node monitors before the next output.
     pub(crate) ring_dirty: bool,
     broadcast_seq: u64,
@@ -343,6 +349,7 @@ impl Node {
                 params: phi_params,
                 y_suspect,
                 y_convict,
+                rtt: RoundTrip::default(),
             },
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -352,6 +359,8 @@ impl Node {
             now,
             stall: StallGuard::default(),
             last_answer: None,
+            last_gossip: None,
+            urgent_rounds: 0,
             ring_dirty: false,
             broadcast_seq,
             reconnect_candidates: ReconnectCandidates::default(),
@@ -885,6 +894,32 @@ impl Node {
         }
     }
 
+    /// A verdict is news every member acts on (routes, locks, replicas): gossip it now
+    /// rather than at this node's next round, which, while other news is being
+    /// retransmitted, is up to `gossip_interval` away at every hop (200 ms per hop on
+    /// LAN: most of a refused crash's detection time before this), and spend its
+    /// retransmissions at `gossip_interval / 8` per round rather than one interval
+    /// each, since push gossip reaches its last members only through later rounds.
+    /// The same rounds as at the normal pace (as many as the verdict's retransmission
+    /// limit needs), sooner: no datagram more per verdict, and a burst of verdicts (a
+    /// partition) shares the rounds.
+    pub(crate) fn urgent_gossip(&mut self) {
+        let gap = self.cfg.gossip_interval / 8;
+        let limit = self.cfg.retransmit_limit(self.members.live_count());
+        let fanout = self.cfg.gossip_fanout.max(1) as u32;
+        self.urgent_rounds = limit.div_ceil(fanout);
+        let soonest = self
+            .last_gossip
+            .map_or(self.now, |t| (t + gap).max(self.now));
+        if self
+            .timers
+            .get(Periodic::Gossip)
+            .is_some_and(|at| at > soonest)
+        {
+            self.timers.set(Periodic::Gossip, soonest);
+        }
+    }
+
     fn on_periodic(&mut self, p: Periodic, at: Time) {
         let now = self.now;
         // A periodic timer re-arms from when it was due; if that is already past (we ran
@@ -911,9 +946,17 @@ impl Node {
             }
             Periodic::Gossip => {
                 if !self.queue.is_empty() {
+                    self.last_gossip = Some(now);
                     self.gossip_now();
-                    self.timers
-                        .set(Periodic::Gossip, rearm(self.cfg.gossip_interval));
+                    let interval = if self.urgent_rounds > 0 {
+                        self.urgent_rounds -= 1;
+                        self.cfg.gossip_interval / 8
+                    } else {
+                        self.cfg.gossip_interval
+                    };
+                    self.timers.set(Periodic::Gossip, rearm(interval));
+                } else {
+                    self.urgent_rounds = 0;
                 }
                 // Otherwise the timer stays off until `after_input` sees news queued.
             }
@@ -968,6 +1011,7 @@ impl Node {
             OneShot::Suspicion(id) => self.on_suspicion_timeout(id),
             OneShot::Convict(id) => self.on_convict_deadline(id),
             OneShot::RefusalEnd(id) => self.on_refusal_end(id),
+            OneShot::Recheck => self.on_recheck(),
         }
     }
 

@@ -82,6 +82,49 @@ pub(crate) struct Monitoring {
     /// `y` for `phi_suspect` and `phi_convict`, solved once.
     pub y_suspect: f64,
     pub y_convict: f64,
+    /// The round trip of monitor pings, smoothed: what "an answer is late" means.
+    pub rtt: RoundTrip,
+}
+
+/// A smoothed round trip and its mean deviation (RFC 6298's estimator, in whole
+/// nanoseconds so every platform computes the same deadlines).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RoundTrip {
+    srtt_ns: u64,
+    rttvar_ns: u64,
+}
+
+/// The soonest a monitor ping is sent again: below a few milliseconds a healthy but
+/// busy process (a scheduler tick, a short collection) answers late often enough that
+/// the second ping would be routine traffic rather than a look at a silence.
+pub(crate) const RECHECK_MIN: Duration = Duration::from_millis(5);
+
+impl RoundTrip {
+    /// One round-trip sample.
+    pub fn sample(&mut self, rtt: Duration) {
+        let r = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX);
+        if self.srtt_ns == 0 {
+            self.srtt_ns = r.max(1);
+            self.rttvar_ns = r / 2;
+        } else {
+            // rttvar = 3/4 rttvar + 1/4 |srtt - r|; srtt = 7/8 srtt + 1/8 r.
+            let dev = self.srtt_ns.abs_diff(r);
+            self.rttvar_ns = (self.rttvar_ns / 4) * 3 + dev / 4;
+            self.srtt_ns = ((self.srtt_ns / 8) * 7 + r / 8).max(1);
+        }
+    }
+
+    /// How long after a ping its silence is beyond the normal round trip: srtt + 4 ×
+    /// rttvar, at least [`RECHECK_MIN`], at most `cap`. Before any sample: `cap`.
+    pub fn late_after(&self, cap: Duration) -> Duration {
+        if self.srtt_ns == 0 {
+            return cap;
+        }
+        let ns = self
+            .srtt_ns
+            .saturating_add(self.rttvar_ns.saturating_mul(4));
+        Duration::from_nanos(ns).clamp(RECHECK_MIN, cap.max(RECHECK_MIN))
+    }
 }
 
 /// Probes in flight and SWIM's round-robin order.
@@ -183,6 +226,12 @@ pub(crate) struct MonitorState {
     pub detector: PhiDetector,
     /// The indirect round in flight, if any.
     pub indirect: Option<u32>,
+    /// This period's ping while it may still be sent once more (see `recheck`); its
+    /// ack is a round-trip sample only while it was sent once (Karn's rule).
+    pub last_ping: Option<u32>,
+    /// When a peer's refusal report last made this monitor probe at once (at most once
+    /// per probe interval per member).
+    pub early_at: Option<Time>,
 }
 
 /// What a monitor's detector says about a member right now.
@@ -216,8 +265,16 @@ impl Node {
                 // keys would allocate every period.
                 for i in 0..self.monitoring.set.len() {
                     if let Some((&target, _)) = self.monitoring.set.get_index(i) {
-                        self.send_ping(target, ProbeKind::Monitor);
+                        let seq = self.send_ping(target, ProbeKind::Monitor);
+                        if let Some((_, m)) = self.monitoring.set.get_index_mut(i) {
+                            m.last_ping = seq;
+                        }
                     }
+                }
+                if !self.monitoring.set.is_empty() {
+                    let cap = self.local_health.scale(self.cfg.probe_timeout) / 2;
+                    let after = self.monitoring.rtt.late_after(cap);
+                    self.timers.schedule(now + after, OneShot::Recheck);
                 }
             }
             Strategy::Swim | Strategy::Lifeguard => {
@@ -256,14 +313,13 @@ impl Node {
         None
     }
 
-    pub(crate) fn send_ping(&mut self, target: NodeId, kind: ProbeKind) {
+    /// Pings `target` under a fresh seq with its timeout; returns the seq.
+    pub(crate) fn send_ping(&mut self, target: NodeId, kind: ProbeKind) -> Option<u32> {
         let cached = match kind {
             ProbeKind::Monitor => self.monitoring.set.get(&target).map(|m| m.addr),
             _ => None,
         };
-        let Some(to) = cached.or_else(|| self.members.get(target).map(|e| e.addr)) else {
-            return;
-        };
+        let to = cached.or_else(|| self.members.get(target).map(|e| e.addr))?;
         let now = self.now;
         let seq = self
             .probes
@@ -277,6 +333,56 @@ impl Node {
         let timeout = self.local_health.scale(self.cfg.probe_timeout);
         self.timers
             .schedule(now + timeout, OneShot::ProbeTimeout(seq));
+        Some(seq)
+    }
+
+    /// A round trip (and four deviations) after a probe round, each monitor ping still
+    /// unanswered goes out once more, rather than waiting a whole period: a lost ping,
+    /// or a lost refusal of it, costs a few milliseconds instead of a period, which is
+    /// what makes a crashed member's first refusal arrive early under loss. At most one
+    /// extra ping per monitored member per period, and only for pings gone unanswered
+    /// beyond the usual round trip, so steady-state traffic grows by the loss rate.
+    pub(crate) fn on_recheck(&mut self) {
+        for i in 0..self.monitoring.set.len() {
+            let Some((&target, m)) = self.monitoring.set.get_index_mut(i) else {
+                continue;
+            };
+            let Some(seq) = m.last_ping.take() else {
+                continue;
+            };
+            let to = m.addr;
+            if !self.probes.pending.contains_key(&seq) {
+                continue;
+            }
+            self.stats.probes_rechecked += 1;
+            self.outbox.push_back(Outgoing {
+                to,
+                to_id: Some(target),
+                primary: Primary::Ping { seq, target },
+            });
+        }
+    }
+
+    /// A peer suspects `target` because the network refused its probe. Where this
+    /// node monitors `target` (phi monitors), it pings it at once rather than at its
+    /// next period: its own refusal, if one comes, is the second observer's evidence
+    /// (see `refusal`), and an ack proves the report wrong. At most once per probe
+    /// interval per member, and only by its `monitors` monitors, so a report costs the
+    /// crashed host a handful of datagrams, not one per member.
+    pub(crate) fn probe_on_report(&mut self, target: NodeId) {
+        let now = self.now;
+        let interval = self.cfg.probe_interval;
+        let Some(m) = self.monitoring.set.get_mut(&target) else {
+            return;
+        };
+        if m.early_at
+            .is_some_and(|t| now.saturating_since(t) < interval)
+        {
+            return;
+        }
+        m.early_at = Some(now);
+        self.stats.probes_on_report += 1;
+        self.send_ping(target, ProbeKind::Monitor);
     }
 
     /// Sends ping-req for `target` to up to `indirect_checks` random helpers under `seq`.
@@ -331,6 +437,16 @@ impl Node {
                 self.last_answer = Some(self.now);
             }
             ProbeKind::Swim { .. } | ProbeKind::Indirect => {
+                if p.kind
+                    == (ProbeKind::Swim {
+                        indirect_sent: false,
+                    })
+                {
+                    // A direct ping answered directly: a round-trip sample.
+                    self.monitoring
+                        .rtt
+                        .sample(self.now.saturating_since(p.started));
+                }
                 self.finish_probe(seq);
                 self.stats.acks_received += 1;
                 self.last_answer = Some(self.now);
@@ -344,6 +460,15 @@ impl Node {
                 self.stats.acks_received += 1;
                 self.last_answer = Some(self.now);
                 self.local_health.apply(-1);
+                // Karn's rule: a ping sent twice gives no sample (which copy answered?).
+                if let Some(m) = self.monitoring.set.get_mut(&p.target)
+                    && m.last_ping == Some(seq)
+                {
+                    m.last_ping = None;
+                    self.monitoring
+                        .rtt
+                        .sample(self.now.saturating_since(p.started));
+                }
                 self.heartbeat(p.target);
             }
             ProbeKind::Corroborate => {
@@ -704,6 +829,8 @@ impl Node {
                             addr,
                             detector,
                             indirect: None,
+                            last_ping: None,
+                            early_at: None,
                         },
                     );
                     self.schedule_convict(t);

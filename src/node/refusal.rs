@@ -5,7 +5,7 @@
 //! out `acceptable_pause`. But a process that crashed on a live host leaves evidence: its
 //! host's kernel answers every datagram sent to the closed port with a refusal. A paused
 //! process keeps its socket open, queues what it is sent, and produces none. So a
-//! refusal, corroborated, convicts in `refusal_window` instead of `acceptable_pause`.
+//! refusal, corroborated, convicts within round trips instead of `acceptable_pause`.
 //!
 //! A refusal counts only if it proves itself: the bytes it quotes must match a probe
 //! this node sent to that address lately (see `probe_tokens`, RFC 5927's check of ICMP
@@ -15,17 +15,33 @@
 //! - it is ignored while the member keeps talking to us (a datagram from it within
 //!   `probe_timeout`) or has only just turned Alive here (within `probe_timeout`: the
 //!   refused datagram may predate it), and any datagram from it afterwards withdraws it;
-//! - the member is suspected at once (cause [`Cause::Refused`]) and told so (buddy
-//!   system), so a live member wrongly reported refutes within the window;
+//! - the member is suspected at once (cause [`Cause::Refused`]) and pinged directly
+//!   with the suspicion, so a live member wrongly reported answers and refutes;
 //! - helpers are asked to probe it (ping-req). A helper whose own relayed ping is refused,
 //!   by a refusal that proves itself against that very ping, says so at once with a
-//!   refused nack: the independent evidence that corroborates ours. With no helper to
-//!   ask (a tiny cluster), a second proven refusal (of another probe) corroborates;
-//! - when the window ends, a corroborated member still suspect at the same incarnation
-//!   is convicted with cause Refused. An uncorroborated one is left to the silence path,
-//!   which waits out `acceptable_pause` as before.
+//!   refused nack: a second host's kernel found the port closed. A peer's suspicion of
+//!   the same life with cause Refused is the same evidence (that peer proved its own
+//!   refusal before raising it), and where this node monitors a member a peer reports
+//!   refused, it pings it at once instead of at its next period (`probe_on_report`);
+//! - **the rule**: our own proven refusal plus one independent observer's (a helper's
+//!   nack, or a peer's Refused suspicion of the same incarnation) convicts, as soon as
+//!   the member has had `refutation_grace` (two late-answer thresholds of the measured
+//!   round trip, 10 ms at least, at most `refusal_window`) to answer our ping. Nothing
+//!   here can convict a paused member: it refuses nothing, and the only refusals that
+//!   count quote a probe we sent, which an off-path forger cannot see. A forger on the
+//!   path can copy probes for every observer, so the grace is what saves a live member
+//!   from it (its answer withdraws the refusal), as `refusal_window` did before;
+//! - with no helper to ask (a tiny cluster), a second proven refusal of another probe
+//!   corroborates, but it is the same observer: that case still waits `refusal_window`
+//!   for a refutation. An uncorroborated refusal is left to the silence path, which
+//!   waits out `acceptable_pause` as before;
+//! - a process restarted on the same address answers from its new life (a higher
+//!   incarnation, or an ack), which withdraws the refusal; a conviction already made
+//!   applies to the old incarnation only, and the new life's Alive supersedes it (the
+//!   application sees the old life Dead, then the member Joined again).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tracing::debug;
 
@@ -53,6 +69,9 @@ pub(crate) struct Refusal {
     /// Helpers asked; with none, a second refusal corroborates.
     pub helpers: u32,
     pub corroborated: bool,
+    /// The soonest a corroborated refusal convicts: our own ping, sent with the
+    /// suspicion when the refusal came, has had a few round trips to be answered.
+    pub decide_after: Time,
 }
 
 impl Node {
@@ -128,6 +147,10 @@ impl Node {
         }
         let incarnation = e.incarnation;
         let target_addr = e.addr;
+        // A peer already suspects this life of the member because its own probe was
+        // refused: with ours, two observers' refusals.
+        let reported =
+            e.state == MemberState::Suspect && e.cause == Cause::Refused && e.accuser != self.id();
         if let Some(r) = self.refusals.get_mut(&id) {
             if r.helpers == 0 && now > r.at {
                 r.corroborated = true;
@@ -152,6 +175,11 @@ impl Node {
             to_id: Some(id),
             primary: Primary::Ping { seq, target: id },
         });
+        // A live member answers that ping (it carries the suspicion) within a round
+        // trip. Against a forger on the path, who can make every observer's and every
+        // helper's refusal prove itself, that answer is what saves a live member, so no
+        // evidence convicts before it has had time to come.
+        let grace = self.refutation_grace();
         self.refusals.insert(
             id,
             Refusal {
@@ -160,16 +188,53 @@ impl Node {
                 seq,
                 helpers,
                 corroborated: false,
+                decide_after: now + grace,
             },
         );
         self.timers
             .schedule(now + self.cfg.refusal_window, OneShot::RefusalEnd(id));
+        if reported {
+            self.refusal_corroborated(id);
+        }
     }
 
-    /// A helper answered a corroboration round with a refused nack.
+    /// How long a member under a refusal has to answer this node's ping before
+    /// corroborated evidence convicts it: two late-answer thresholds (srtt + 4 rttvar
+    /// each, at least 5 ms), at most `refusal_window`.
+    pub(crate) fn refutation_grace(&self) -> Duration {
+        let late = self.monitoring.rtt.late_after(self.cfg.probe_timeout);
+        (late * 2).min(self.cfg.refusal_window)
+    }
+
+    /// Independent evidence for our own proven refusal of `target`: a helper's nack
+    /// saying its own relayed ping was refused (proven against that ping), or a peer's
+    /// suspicion of the same life with cause Refused. Two hosts' kernels found the port
+    /// closed, so the process is gone: convict now rather than at the window's end
+    /// (see the module docs for why this cannot convict a paused member).
     pub(crate) fn refusal_corroborated(&mut self, target: NodeId) {
-        if let Some(r) = self.refusals.get_mut(&target) {
-            r.corroborated = true;
+        let Some(r) = self.refusals.get_mut(&target) else {
+            return;
+        };
+        r.corroborated = true;
+        self.decide_refusal(target);
+    }
+
+    /// A peer's Suspect or Dead (taken as Suspect) of `target` at `incarnation` says
+    /// the network refused its probe. Corroborates our own refusal of that life if we
+    /// hold one; otherwise a monitor of `target` looks at once (`probe_on_report`).
+    pub(crate) fn peer_reported_refusal(&mut self, target: NodeId, incarnation: u64) {
+        match self.refusals.get(&target) {
+            Some(r) if r.incarnation == incarnation => self.refusal_corroborated(target),
+            Some(_) => {}
+            None => {
+                if self
+                    .members
+                    .get(target)
+                    .is_some_and(|e| e.state.is_live() && e.incarnation == incarnation)
+                {
+                    self.probe_on_report(target);
+                }
+            }
         }
     }
 
@@ -183,18 +248,39 @@ impl Node {
         }
     }
 
+    /// The window ended. Only a refusal corroborated by this node's own second refusal
+    /// (no helper to ask) is still waiting here; independent evidence convicted at once.
     pub(crate) fn on_refusal_end(&mut self, id: NodeId) {
+        match self.refusals.get(&id) {
+            None => {}
+            // Never corroborated: silence decides.
+            Some(r) if !r.corroborated => self.withdraw_refusal(id),
+            Some(_) => self.decide_refusal(id),
+        }
+    }
+
+    /// Convicts a corroborated refused member if it is still suspect at the refused
+    /// incarnation; a refutation meanwhile (a restart, or a wrong report) withdraws the
+    /// refusal, and this node's own stall defers the verdict past its guard.
+    fn decide_refusal(&mut self, id: NodeId) {
         let Some(r) = self.refusals.get(&id).copied() else {
             return;
         };
         let current = self.members.get(id).map(|e| (e.state, e.incarnation));
-        if !r.corroborated || current != Some((MemberState::Suspect, r.incarnation)) {
-            // Refuted, convicted meanwhile, or never corroborated: silence decides.
+        if current != Some((MemberState::Suspect, r.incarnation)) {
+            // Refuted, or convicted meanwhile: nothing left to decide.
             self.withdraw_refusal(id);
+            return;
+        }
+        if self.now < r.decide_after {
+            // Corroborated before the member could answer our own ping: decide then.
+            self.timers
+                .schedule(r.decide_after, OneShot::RefusalEnd(id));
             return;
         }
         if self.convict(id, Cause::Refused) {
             self.refusals.swap_remove(&id);
+            self.timers.cancel(OneShot::RefusalEnd(id));
             self.finish_probe(r.seq);
             self.stats.refusal_convictions += 1;
         } else if self.now < self.stall.until && !self.leaving {
@@ -313,5 +399,70 @@ mod tests {
         // The same quote again proves nothing more.
         a.handle_unreachable(now, addr(2), &probe);
         assert_eq!(a.stats().refusals_unverified, stats.refusals_unverified + 1);
+    }
+
+    /// A monitor ping left unanswered beyond the usual round trip goes out once more,
+    /// at once, rather than at the next period; an answered one never does.
+    #[test]
+    fn an_unanswered_monitor_ping_goes_out_once_more() {
+        let (mut a, _b, _) = pair(5_000);
+        assert_eq!(
+            a.stats().probes_rechecked,
+            0,
+            "answered pings were sent twice"
+        );
+        // From now on b answers nothing.
+        let mut buf = vec![0u8; 2048];
+        let start = a.now;
+        let mut pings = Vec::new();
+        for step in 1..=500u64 {
+            let now = start + Duration::from_millis(step * 2);
+            a.handle_timeout(now);
+            while let Some(t) = a.poll_transmit(now, &mut buf) {
+                if t.destination == addr(2) && buf[0] == (9 << 3) | 5 {
+                    pings.push(now);
+                }
+            }
+        }
+        // One period (1 s, in steps of 2 ms): the round's ping, then one more within a
+        // few round trips (5 ms at least), and nothing else.
+        assert_eq!(
+            pings.len(),
+            2,
+            "pings at {:?}",
+            pings
+                .iter()
+                .map(|t| t.saturating_since(start))
+                .collect::<Vec<_>>()
+        );
+        let gap = pings[1].saturating_since(pings[0]);
+        assert!(
+            gap >= crate::node::probe::RECHECK_MIN && gap <= Duration::from_millis(12),
+            "resent after {gap:?}"
+        );
+        assert_eq!(a.stats().probes_rechecked, 1);
+    }
+
+    #[test]
+    fn round_trip_estimate_follows_samples_within_its_bounds() {
+        use crate::node::probe::{RECHECK_MIN, RoundTrip};
+        let cap = Duration::from_millis(250);
+        let mut r = RoundTrip::default();
+        assert_eq!(r.late_after(cap), cap, "no sample yet: the cap");
+        for _ in 0..50 {
+            r.sample(Duration::from_micros(200));
+        }
+        assert_eq!(
+            r.late_after(cap),
+            RECHECK_MIN,
+            "a fast, steady LAN: the floor"
+        );
+        for _ in 0..50 {
+            r.sample(Duration::from_millis(40));
+        }
+        let late = r.late_after(cap);
+        assert!(late >= Duration::from_millis(40) && late < cap, "{late:?}");
+        r.sample(Duration::from_secs(3_600));
+        assert_eq!(r.late_after(cap), cap, "an outlier is capped");
     }
 }

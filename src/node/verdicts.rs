@@ -56,6 +56,7 @@ impl Node {
             Applied::Changed { previous } => previous,
             Applied::Stale => {
                 self.maybe_confirm(&u);
+                self.on_peer_suspicion(&u);
                 return;
             }
             Applied::Unknown => return,
@@ -118,10 +119,12 @@ impl Node {
                         cause: u.cause,
                     });
                 }
+                self.on_peer_suspicion(&u);
             }
             (Some(w), MemberState::Dead) if w.is_live() => {
                 // Silence can be a partition rather than a death (see `reconnect`).
                 self.note_conviction(u.id, u.cause);
+                self.urgent_gossip();
                 self.events.push_back(Event::MemberDead {
                     member,
                     cause: u.cause,
@@ -131,6 +134,14 @@ impl Node {
                 self.events.push_back(Event::MemberLeft(member));
             }
             _ => {}
+        }
+    }
+
+    /// A peer's suspicion with cause Refused is a second observer's refusal (see
+    /// `refusal`); ours and anything else are not.
+    fn on_peer_suspicion(&mut self, u: &Update<'_>) {
+        if u.state == MemberState::Suspect && u.cause == Cause::Refused && u.accuser != self.id() {
+            self.peer_reported_refusal(u.id, u.incarnation);
         }
     }
 

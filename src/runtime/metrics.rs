@@ -144,6 +144,11 @@ fn describe() {
         "Members convicted by a corroborated refusal rather than by silence."
     );
     describe_counter!(
+        "rumor_probes_rechecked_total",
+        Unit::Count,
+        "Monitor pings sent a second time because no answer came within the usual round trip: about the loss rate times the monitors per period; a rise means loss or members answering late."
+    );
+    describe_counter!(
         "rumor_reconnects_total",
         Unit::Count,
         "Push-pull rounds started with a member convicted by silence, in case it was only cut off."
@@ -176,6 +181,7 @@ pub(crate) struct Metrics {
     refusals: Counter,
     refusals_unverified: Counter,
     refusal_convictions: Counter,
+    probes_rechecked: Counter,
     reconnects: Counter,
     lateness: Histogram,
     exported: NodeStats,
@@ -236,6 +242,7 @@ impl Metrics {
             refusals: counter("rumor_refusals_total"),
             refusals_unverified: counter("rumor_refusals_unverified_total"),
             refusal_convictions: counter("rumor_refusal_convictions_total"),
+            probes_rechecked: counter("rumor_probes_rechecked_total"),
             reconnects: counter("rumor_reconnects_total"),
             lateness: metrics::histogram!("rumor_timer_lateness_seconds", with(None)),
             exported: NodeStats::default(),
@@ -291,6 +298,11 @@ impl Metrics {
                 old.refusal_convictions,
             ),
             (&self.reconnects, s.reconnects, old.reconnects),
+            (
+                &self.probes_rechecked,
+                s.probes_rechecked,
+                old.probes_rechecked,
+            ),
         ];
         for (counter, new, old) in pairs {
             if new != old {

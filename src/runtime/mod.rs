@@ -190,6 +190,7 @@ pub enum StartError {
 /// | `rumor_decode_errors_total` | counter | `kind` = [`DecodeErrorKind::as_str`](crate::DecodeErrorKind::as_str) |
 /// | `rumor_send_errors_total`, `rumor_send_retries_total`, `rumor_recv_errors_total` | counter | |
 /// | `rumor_refusals_total`, `rumor_refusals_unverified_total`, `rumor_refusal_convictions_total` | counter | |
+/// | `rumor_probes_rechecked_total` | counter (monitor pings sent again, unanswered within the usual round trip) | |
 /// | `rumor_reconnects_total` | counter | |
 /// | `rumor_timer_lateness_seconds` | histogram (give the exporter [`STALL_BUCKETS_SECONDS`] as its buckets) | |
 /// | `rumor_observed_seconds_total` | counter (seconds the driver has run: the window of the lateness histogram) | |
