@@ -133,6 +133,17 @@ struct TuneArgs {
     /// equally fast; among them the one with the most margin is chosen.
     #[arg(long, default_value_t = 0.1)]
     latency_tolerance: f64,
+    /// With a fitted tail (30 or more measured pauses): the most predicted false
+    /// convictions per cluster-year (for --nodes) a passing setting may have. The
+    /// default, one in ten cluster-years, is a small fraction of the real host failures
+    /// a cluster sees.
+    #[arg(long, default_value_t = tune::DEFAULT_MAX_RISK)]
+    max_risk: f64,
+    /// With a fitted tail: the longest pause the runs draw and the risk model allows
+    /// (the fitted tail is truncated there) [default: the larger of 4x the longest
+    /// measured pause and 10s].
+    #[arg(long, value_parser = parse_dur, requires = "pauses")]
+    pause_max: Option<std::time::Duration>,
     /// Write the generated scenario (before the searched thresholds) to this file.
     #[arg(long)]
     write_scenario: Option<PathBuf>,
@@ -454,6 +465,8 @@ fn tune_cmd(a: TuneArgs) -> i32 {
         min_margin: a.min_margin,
         latency_tolerance: a.latency_tolerance,
         sets: a.sets.clone(),
+        max_risk: a.max_risk,
+        pause_max: a.pause_max,
     };
     let mut command = "rumor-sim tune".to_string();
     if let Some((name, _)) = &o.base {
@@ -495,6 +508,12 @@ fn tune_cmd(a: TuneArgs) -> i32 {
     ));
     if let Some(m) = a.min_margin {
         command.push_str(&format!(" --min-margin {}", rumor::duration::fmt_dur(m)));
+    }
+    if a.pauses.is_some() {
+        command.push_str(&format!(" --max-risk {}", a.max_risk));
+    }
+    if let Some(m) = a.pause_max {
+        command.push_str(&format!(" --pause-max {}", rumor::duration::fmt_dur(m)));
     }
     for (k, v) in &a.sets {
         command.push_str(&format!(" --set {k}={v}"));
@@ -570,5 +589,22 @@ fn tune_cmd(a: TuneArgs) -> i32 {
     } else {
         print!("{}", tune::render(&r));
     }
-    if r.chosen.is_some() { 0 } else { 1 }
+    match (r.chosen, &r.closest) {
+        (Some(_), _) => 0,
+        (None, closest) => {
+            eprintln!(
+                "error: no setting met the target{}{}",
+                r.max_risk.map_or(String::new(), |m| format!(
+                    " (at most {m} predicted false convictions per cluster-year, none in the runs, every crash detected)"
+                )),
+                closest
+                    .as_ref()
+                    .map_or(String::new(), |c| format!("; closest: {c}"))
+            );
+            NO_SETTING
+        }
+    }
 }
+
+/// `tune`'s exit status when no setting meets the target (2 is a usage or input error).
+const NO_SETTING: i32 = 3;

@@ -494,6 +494,84 @@ fn tune_checks_its_pauses_file() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// With a fitted tail, a setting that misses a crash does not pass, and when nothing
+/// meets the target `tune` exits 3 naming the closest setting and its risk (it used to
+/// exit 0 with a setting whose own risk line said thousands a cluster-year).
+#[test]
+fn tune_exits_3_when_no_setting_meets_the_target() {
+    let dir = tmp_dir("tune-none");
+    let p = dir.join("pauses.txt");
+    // 40 pauses in 2 minutes: mostly short, a few of 0.2-1 s and 1.5-2.4 s.
+    let mut text =
+        String::from("# unit: ms\n# observed_seconds: 120\n# nodes: 1\n# pauses_in_window: 40\n");
+    for i in 0..40u32 {
+        let v = match i % 10 {
+            3 if i < 30 => 200.0 + 25.0 * f64::from(i),
+            7 => 1500.0 + 25.0 * f64::from(i),
+            _ => 10.0 + 2.0 * f64::from(i),
+        };
+        text.push_str(&format!("{v}\n"));
+    }
+    std::fs::write(&p, text).unwrap();
+    // Pauses up to 250 s: only a silence to convict above that meets the risk target,
+    // and a crash in a 300 s run is then never detected.
+    let out = Command::new(BIN)
+        .args([
+            "tune",
+            "--pauses",
+            p.to_str().unwrap(),
+            "--pause-max",
+            "250s",
+            "--nodes",
+            "10",
+            "--target-hours",
+            "0.5",
+            "--seeds",
+            "1",
+            "--steps",
+            "3",
+            "--phi",
+            "8",
+            "--crashes",
+            "1",
+            "--budget-runs",
+            "2",
+            "--no-compare",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("WARNING: the tail rests on only"), "{err}");
+    assert!(
+        err.contains("error: no setting met the target")
+            && err.contains("closest: acceptable_pause"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(v["rule"], "risk");
+    assert_eq!(v["max_risk"], 0.1);
+    assert_eq!(v["pause_max_s"], 250.0);
+    assert!(v["chosen"].is_null());
+    let missed: Vec<&Value> = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["detected"].as_u64() < c["crashes"].as_u64())
+        .collect();
+    assert!(!missed.is_empty(), "{v}");
+    for c in missed {
+        assert_eq!(c["false_convictions"], 0);
+        assert_eq!(
+            c["passed"], false,
+            "a setting that missed a crash passed: {c}"
+        );
+        assert!(c["failed"].as_str().unwrap().contains("crashes missed"));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `--seed-list` is one value parsed into a list (clap once panicked at run time on
 /// it, in both commands that take it).
 #[test]

@@ -134,6 +134,18 @@ pub fn pause_to_convict(
     rate_per_min: f64,
     seed: u64,
 ) -> PauseToConvict {
+    pause_to_convict_capped(cfg, pause, rate_per_min, None, seed)
+}
+
+/// [`pause_to_convict`] with the drawn pause lengths clamped at `cap` (as `tune`'s
+/// runs clamp them, `--pause-max`).
+pub fn pause_to_convict_capped(
+    cfg: &Config,
+    pause: &PauseDist,
+    rate_per_min: f64,
+    cap: Option<Duration>,
+    seed: u64,
+) -> PauseToConvict {
     let steady_s = super::phi_silence_to_convict(cfg).as_secs_f64();
     let t = cfg.probe_interval.as_secs_f64().max(1e-3);
     let to = cfg.probe_timeout.as_secs_f64();
@@ -159,7 +171,8 @@ pub fn pause_to_convict(
             if pauses.last().is_some_and(|&(_, end)| at < end) {
                 continue;
             }
-            let p = sample_pause(pause, &mut rng).as_secs_f64();
+            let p = sample_pause(pause, &mut rng);
+            let p = cap.map_or(p, |c| p.min(c)).as_secs_f64();
             pauses.push((at, at + p));
         }
     }

@@ -6,11 +6,18 @@
 //! members crash, then searches `acceptable_pause` upward over a grid (from the model's
 //! median to twice its expected longest pause) for each `phi_convict` candidate.
 //!
-//! A setting *passes* when its runs convict no live member and its silence to convict
-//! exceeds the longest pause sampled by at least `min_margin`. The pause timeline
-//! depends on the seed only, so the longest stall is known before anything runs:
-//! settings that cannot cover it are skipped, and the smallest `acceptable_pause` that
-//! does is added to the grid. Detection latency grows
+//! A setting *passes* when its runs convict no live member and detect every crash,
+//! and, with a fitted tail (measured pauses, at least [`tail::MIN_SAMPLES`]), its
+//! *predicted* false convictions per cluster-year ([`tail::risk`], at
+//! [`TailFit::verdict_shape`]) are at most `max_risk`; the runs draw the tail from the
+//! fit truncated at `pause_max`. The risk depends on the setting only, so settings
+//! above the target are skipped before anything runs, and the smallest
+//! `acceptable_pause` that meets it is added to the grid. Without a fit (a
+//! distribution, or few pauses), the silence to convict must instead exceed the
+//! longest pause sampled by at least `min_margin`: the pause timeline depends on the
+//! seed only, so the longest stall is known before anything runs, settings that cannot
+//! cover it are skipped, and the smallest `acceptable_pause` that does is added to the
+//! grid. Detection latency grows
 //! with `acceptable_pause`, so for the first `phi_convict` the search climbs until the
 //! first pass, then keeps climbing while detection p99 stays within `latency_tolerance`
 //! of that pass (the core never convicts sooner than a refutation window after its own
@@ -112,6 +119,32 @@ pub struct TuneOptions {
     pub latency_tolerance: f64,
     /// Extra `--set` overrides applied to the base.
     pub sets: Vec<(String, String)>,
+    /// With a fitted tail, a setting passes only if its predicted false convictions
+    /// per cluster-year (for `nodes`) are at most this ([`DEFAULT_MAX_RISK`]).
+    pub max_risk: f64,
+    /// The longest pause the runs draw and the risk model allows, with a fitted
+    /// tail (`None`: [`default_pause_max`] of the measured pauses).
+    pub pause_max: Option<Duration>,
+}
+
+/// `--max-risk`'s default: 0.1 false convictions per cluster-year, one in ten years of
+/// the whole cluster. A false conviction evicts a live member (it rejoins as a new
+/// incarnation, its work moves and comes back): the same disruption as a real host
+/// failure, which a cluster of 100 sees a few times a year. At one in ten years the
+/// detector adds a few percent to that churn, and the target stays one an operator can
+/// check against the record.
+pub const DEFAULT_MAX_RISK: f64 = 0.1;
+
+/// `--pause-max`'s default: the larger of 4× the longest measured pause and 10 s. A
+/// generalized Pareto with a positive shape, fitted on a few dozen values, puts pauses
+/// of minutes in a cluster-year that no process of the recorded kind has (a GC pause
+/// is bounded by the heap it walks, a SIGSTOP-like stall by the supervisor that kills
+/// a hung pod). 4× the longest seen leaves room for the rare collection a short
+/// recording missed; 10 s keeps a recording of only short pauses from capping at a
+/// fraction of a second. An operator who knows the bound (a liveness probe that kills
+/// after 30 s) gives it with `--pause-max`.
+pub fn default_pause_max(longest_measured: Duration) -> Duration {
+    (longest_measured * 4).max(Duration::from_secs(10))
 }
 
 impl Default for TuneOptions {
@@ -134,6 +167,8 @@ impl Default for TuneOptions {
             min_margin: None,
             latency_tolerance: 0.1,
             sets: Vec::new(),
+            max_risk: DEFAULT_MAX_RISK,
+            pause_max: None,
         }
     }
 }
@@ -147,8 +182,19 @@ pub struct Candidate {
     pub phi_convict: f64,
     /// Silence after the last ack at which a monitor convicts (steady rhythm), seconds.
     pub silence_to_convict_s: f64,
-    /// Zero false convictions over the runs and a margin of at least `--min-margin`.
+    /// Zero false convictions over the runs, every crash detected, and the risk at
+    /// most `--max-risk` (with a fitted tail) or a margin of at least `--min-margin`.
     pub passed: bool,
+    /// Why it failed (`None` when it passed).
+    pub failed: Option<String>,
+    /// Predicted false convictions per cluster-year, the model's point estimate
+    /// (with a fitted tail).
+    pub risk_per_cluster_year: Option<f64>,
+    /// Their interval over the shape's 90 % interval.
+    pub risk_interval: Option<(f64, f64)>,
+    /// What the verdict compared with `--max-risk` (the point estimate, or for an
+    /// uncertain fit the interval's upper end).
+    pub risk_verdict: Option<f64>,
     /// Silence to convict minus the longest pause sampled, seconds.
     pub margin_s: f64,
     /// False convictions summed over the seeds.
@@ -229,6 +275,17 @@ pub struct TuneResult {
     pub latency_tolerance: f64,
     /// Index into `candidates` of the chosen setting, if any passed.
     pub chosen: Option<usize>,
+    /// The pass rule: `"risk"` (a fitted tail: predicted false convictions per
+    /// cluster-year at most `max_risk`) or `"margin"` (silence to convict above the
+    /// longest pause sampled plus `min_margin`).
+    pub rule: String,
+    /// `--max-risk`, with the risk rule.
+    pub max_risk: Option<f64>,
+    /// The longest pause the runs draw and the risk model allows, seconds (with a
+    /// fitted tail).
+    pub pause_max_s: Option<f64>,
+    /// When nothing passed: the best setting considered and why it fell short.
+    pub closest: Option<String>,
     /// How much longer than the longest sampled pause the chosen setting's silence to
     /// convict is, seconds (`silence_to_convict − longest pause`).
     pub margin_s: Option<f64>,
@@ -256,7 +313,7 @@ pub struct Plan {
     pub text: String,
     /// Measured pauses to put into the pause fault (not representable in TOML).
     pub samples: Option<Vec<Duration>>,
-    /// Their fitted tail, if there are enough of them.
+    /// Their fitted tail, if there are enough of them (truncated at the pause cap).
     pub tail_fit: Option<TailFit>,
     /// The pause model.
     pub pause: PauseDist,
@@ -362,12 +419,37 @@ impl Plan {
                 Some("pause" | "crash")
             )
         });
+        let samples = match &pause {
+            PauseDist::Samples { values, .. } => Some(values.clone()),
+            _ => None,
+        };
+        // Tails, not samples: with enough measured pauses, the runs draw the tail's
+        // part from the fitted tail, so they can see pauses longer than any measured,
+        // up to the cap (the fault's `pause_max`, which clamps the drawn lengths).
+        let mut tail_fit = samples.as_deref().and_then(|v| tail::fit(v, 0x7461_696c));
+        let mut fault_extra = String::new();
+        if let (Some(f), Some(v)) = (&mut tail_fit, &samples) {
+            let largest = v.iter().max().copied().unwrap_or_default();
+            let cap = o.pause_max.unwrap_or_else(|| default_pause_max(largest));
+            if cap < largest {
+                return Err(format!(
+                    "--pause-max {} is below the longest measured pause, {:.2}s",
+                    fmt_dur(cap),
+                    largest.as_secs_f64()
+                ));
+            }
+            f.max_s = Some(cap.as_secs_f64());
+            // Measured pauses are whole stalls (timer lateness), and the risk model
+            // treats them so: a pause that arrives while the node is paused is
+            // skipped, not added to the stall (which would make stalls beyond the cap).
+            fault_extra = format!("pause_max = \"{}\"\nmerge = false\n", fmt_dur(cap));
+        }
         let warmup = base.warmup.0.as_secs_f64();
         let dist = dist_toml(&pause).unwrap_or_else(|| "{ dist = \"samples\" }".to_string());
         let extra = format!(
             "[[faults]]\nkind = \"pause\"\ntargets = {{ all = true }}\n\
              poisson = {{ rate_per_min = {rate:?}, from = \"{warmup}s\", to = \"{sim_seconds}s\" }}\n\
-             pause = {dist}\n"
+             pause = {dist}\n{fault_extra}"
         );
         let mut crash_text = String::new();
         // Crashes of distinct nodes, after membership has settled, with time to detect.
@@ -389,13 +471,6 @@ impl Plan {
         }
         root.insert("faults".into(), toml::Value::Array(faults));
         let text = toml::to_string(&root).map_err(|e| e.to_string())?;
-        let samples = match &pause {
-            PauseDist::Samples { values, .. } => Some(values.clone()),
-            _ => None,
-        };
-        // Tails, not samples: with enough measured pauses, the runs draw the tail's
-        // part from the fitted tail, so they can see pauses longer than any measured.
-        let tail_fit = samples.as_deref().and_then(|v| tail::fit(v, 0x7461_696c));
         let pause = match &pause {
             PauseDist::Samples { values, .. } => PauseDist::Samples {
                 values: values.clone(),
@@ -528,9 +603,22 @@ pub fn tune(
     if o.seeds.is_empty() {
         return Err("tune needs at least one seed".into());
     }
+    if !(o.max_risk.is_finite() && o.max_risk >= 0.0) {
+        return Err(format!(
+            "--max-risk {}: must be a number of false convictions per cluster-year, at least 0",
+            o.max_risk
+        ));
+    }
     let plan = Plan::new(o)?;
     let expected_pauses = plan.rate / 60.0 * plan.sim_seconds * plan.nodes as f64;
-    let q = quantiles(&plan.pause, expected_pauses);
+    let mut q = quantiles(&plan.pause, expected_pauses);
+    if let Some(cap) = plan.tail_fit.as_ref().and_then(|f| f.max_s) {
+        // The runs clamp drawn pauses at the cap.
+        q.p50 = q.p50.min(cap);
+        q.p99 = q.p99.min(cap);
+        q.p999 = q.p999.min(cap);
+        q.expected_max = q.expected_max.min(cap);
+    }
     let lo = Duration::from_secs_f64(q.p50.max(0.05));
     let hi = Duration::from_secs_f64(2.0 * q.p999.max(q.expected_max).max(q.p50));
     let grid = pause_grid(lo, hi, o.steps);
@@ -538,7 +626,7 @@ pub fn tune(
     phis.sort_by(f64::total_cmp);
     phis.dedup();
     log(&format!(
-        "pause model {} at {}/min/node: p50 {:.2}s p99 {:.2}s p99.9 {:.2}s, expected longest of {:.0} pauses {:.2}s",
+        "pause model {} at {:.2}/min/node: p50 {:.2}s p99 {:.2}s p99.9 {:.2}s, expected longest of {:.0} pauses {:.2}s",
         describe(&plan.pause),
         plan.rate,
         q.p50,
@@ -547,6 +635,39 @@ pub fn tune(
         expected_pauses,
         q.expected_max
     ));
+    // The risk rule, with a fitted tail.
+    let fit = plan.tail_fit.clone();
+    if let Some(f) = &fit {
+        log(&format!(
+            "tail: generalized Pareto over the largest {} pauses (above {:.3}s), shape {:.2} (90% interval {:.2} to {:.2}), scale {:.3}s; the runs draw it, capped at {:.2}s (--pause-max{})",
+            f.exceedances,
+            f.threshold_s,
+            f.shape,
+            f.shape_interval.0,
+            f.shape_interval.1,
+            f.scale_s,
+            f.max_s.unwrap_or(f64::INFINITY),
+            if o.pause_max.is_some() {
+                ""
+            } else {
+                "; default: the larger of 4x the longest measured pause and 10s"
+            }
+        ));
+        if f.uncertain() {
+            log(&format!(
+                "WARNING: the tail rests on only {} pauses (fewer than {}): the tail, and so the risk, is uncertain; the verdict uses the upper end of the shape's interval ({:.2}); record for longer (about {:.0} minutes of one node at this rate for {} tail pauses)",
+                f.exceedances,
+                tail::FEW_EXCEEDANCES,
+                f.verdict_shape(),
+                tail::FEW_EXCEEDANCES as f64 / f.exceed_fraction / plan.rate,
+                tail::FEW_EXCEEDANCES
+            ));
+        }
+        log(&format!(
+            "pass rule: zero false convictions and every crash detected in the runs, and at most {} predicted false convictions per cluster-year ({} nodes; --max-risk)",
+            o.max_risk, plan.nodes
+        ));
+    }
     log(&format!(
         "acceptable_pause grid: {}",
         grid.iter()
@@ -563,6 +684,38 @@ pub fn tune(
         ));
     }
 
+    // What decides the risk is the pause needed to convict, not the steady silence: a
+    // pause starts up to a probe interval after each monitor's last ack, and the
+    // monitors' detectors have learned the pauses' rhythm (see `check`).
+    let mut body: Vec<f64> = plan
+        .samples
+        .iter()
+        .flatten()
+        .map(Duration::as_secs_f64)
+        .collect();
+    body.sort_by(f64::total_cmp);
+    let risk_of = |cfg: &Config| {
+        fit.as_ref().map(|f| {
+            let cap = f.max_s.map(Duration::from_secs_f64);
+            let needed =
+                check::pause_to_convict_capped(cfg, &plan.pause, plan.rate, cap, 0x7269_736b);
+            tail::risk(f, &body, &needed, plan.rate, plan.nodes)
+        })
+    };
+    let mut risks: Vec<((u64, u64), Risk)> = Vec::new();
+    let mut risk_at = |ap: Duration, phi: f64| -> Option<Risk> {
+        let key = (ap.as_millis() as u64, phi.to_bits());
+        if let Some((_, r)) = risks.iter().find(|(k, _)| *k == key) {
+            return Some(r.clone());
+        }
+        let mut cfg = plan.base_config.clone();
+        cfg.acceptable_pause = ap;
+        cfg.phi_convict = phi;
+        let r = risk_of(&cfg)?;
+        risks.push((key, r.clone()));
+        Some(r)
+    };
+
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut runs = 0usize;
     let mut budget_exhausted = false;
@@ -578,45 +731,121 @@ pub fn tune(
         .unwrap_or_default();
     let min_margin = o.min_margin.unwrap_or(plan.base_config.probe_interval);
     let needed = longest_all.as_secs_f64() + min_margin.as_secs_f64();
-    log(&format!(
-        "longest stall in these runs: {:.2}s; a setting needs at least {needed:.2}s of silence to convict",
-        longest_all.as_secs_f64()
-    ));
+    if fit.is_some() {
+        log(&format!(
+            "longest stall in these runs: {:.2}s",
+            longest_all.as_secs_f64()
+        ));
+    } else {
+        log(&format!(
+            "longest stall in these runs: {:.2}s; a setting needs at least {needed:.2}s of silence to convict",
+            longest_all.as_secs_f64()
+        ));
+    }
+    // The lowest-risk setting the risk rule skipped, for the message when none passes.
+    let mut lowest_skipped: Option<(Duration, f64, Risk)> = None;
     'phis: for (pi, &phi) in phis.iter().enumerate() {
         // The first passing setting of this phi_convict, while climbing on for free.
         let mut first_pass: Option<usize> = None;
-        // Silence to convict is acceptable_pause plus a constant: add the smallest
-        // acceptable_pause that covers the longest stall to the grid.
+        let valid = |ap: Duration| {
+            let mut cfg = plan.base_config.clone();
+            cfg.acceptable_pause = ap;
+            cfg.phi_convict = phi;
+            cfg.validate().is_ok()
+        };
+        // Silence to convict is acceptable_pause plus a constant.
         let mut cfg0 = plan.base_config.clone();
         cfg0.acceptable_pause = Duration::ZERO;
         cfg0.phi_convict = phi;
         let offset = phi_silence_to_convict(&cfg0).as_secs_f64();
         let mut grid_phi = grid.clone();
-        if needed > offset {
+        if let Some(f) = &fit {
+            // Add the smallest acceptable_pause that meets the risk target: between the
+            // last grid value above it and the one below (or the value whose silence
+            // exceeds the cap by a probe interval, which no pause can outlast).
+            let cap = f.max_s.unwrap_or(f64::INFINITY);
+            let t = plan.base_config.probe_interval.as_secs_f64();
+            let mut tries = grid.clone();
+            if cap.is_finite() && cap + t > offset {
+                tries.push(ceil_2_digits(Duration::from_secs_f64(cap + t - offset)));
+                tries.sort();
+                tries.dedup();
+            }
+            tries.retain(|ap| valid(*ap));
+            let meets =
+                |r: Option<Risk>| r.is_some_and(|r| r.verdict_per_cluster_year <= o.max_risk);
+            if let Some(i) = tries.iter().position(|&ap| meets(risk_at(ap, phi))) {
+                // Refine on a coarse ladder (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k
+                // ms), so that two recordings of one load, whose risks differ a little,
+                // land on the same value.
+                let lo = if i > 0 { tries[i - 1] } else { Duration::ZERO };
+                let mut good = tries[i];
+                for ap in ladder(lo, tries[i]) {
+                    if valid(ap) && meets(risk_at(ap, phi)) {
+                        good = ap;
+                        break;
+                    }
+                }
+                grid_phi.push(good);
+                grid_phi.sort();
+                grid_phi.dedup();
+            }
+        } else if needed > offset {
+            // Add the smallest acceptable_pause that covers the longest stall.
             grid_phi.push(ceil_2_digits(Duration::from_secs_f64(needed - offset)));
             grid_phi.sort();
             grid_phi.dedup();
         }
         let mut skipped: Vec<String> = Vec::new();
-        for &ap in &grid_phi {
-            let mut cfg = plan.base_config.clone();
-            cfg.acceptable_pause = ap;
-            cfg.phi_convict = phi;
-            if cfg.validate().is_err() {
-                continue;
-            }
-            let silence = phi_silence_to_convict(&cfg).as_secs_f64();
-            if silence < needed {
-                skipped.push(fmt_dur(ap));
-                continue;
-            }
+        let flush = |skipped: &mut Vec<String>| {
             if !skipped.is_empty() {
                 log(&format!(
-                    "phi_convict={phi}: skipped acceptable_pause {} (silence to convict below {needed:.2}s)",
-                    skipped.join(", ")
+                    "phi_convict={phi}: skipped acceptable_pause {} ({})",
+                    skipped.join(", "),
+                    if fit.is_some() {
+                        format!(
+                            "predicted false convictions per cluster-year above --max-risk {}",
+                            o.max_risk
+                        )
+                    } else {
+                        format!("silence to convict below {needed:.2}s")
+                    }
                 ));
                 skipped.clear();
             }
+        };
+        for &ap in &grid_phi {
+            if !valid(ap) {
+                continue;
+            }
+            let mut cfg = plan.base_config.clone();
+            cfg.acceptable_pause = ap;
+            cfg.phi_convict = phi;
+            let silence = phi_silence_to_convict(&cfg).as_secs_f64();
+            let risk = risk_at(ap, phi);
+            let too_risky = risk
+                .as_ref()
+                .is_some_and(|r| r.verdict_per_cluster_year > o.max_risk);
+            if too_risky {
+                let r = risk.clone().expect("a risk");
+                if lowest_skipped
+                    .as_ref()
+                    .is_none_or(|(_, _, b)| r.verdict_per_cluster_year < b.verdict_per_cluster_year)
+                {
+                    lowest_skipped = Some((ap, phi, r));
+                }
+                skipped.push(format!(
+                    "{} ({})",
+                    fmt_dur(ap),
+                    render::fmt_risk(risk.as_ref().map_or(0.0, |r| r.verdict_per_cluster_year))
+                ));
+                continue;
+            }
+            if fit.is_none() && silence < needed {
+                skipped.push(fmt_dur(ap));
+                continue;
+            }
+            flush(&mut skipped);
             if first_pass.is_none()
                 && let Some(b) = fastest(&candidates)
                 && silence >= candidates[b].silence_to_convict_s
@@ -626,11 +855,13 @@ pub fn tune(
             }
             // False convictions and the margin depend on the silence to convict (the
             // pause timeline depends on the seed only): a setting that tolerates no more
-            // silence than one that already failed would fail too.
-            if candidates
-                .iter()
-                .any(|c| !c.passed && c.silence_to_convict_s >= silence)
-            {
+            // silence than one that failed for them would fail too. (A missed crash
+            // does not carry over: more silence detects later, not sooner.)
+            if candidates.iter().any(|c| {
+                !c.passed
+                    && c.silence_to_convict_s >= silence
+                    && (c.false_convictions > 0 || (fit.is_none() && c.detected == c.crashes))
+            }) {
                 continue;
             }
             if runs + o.seeds.len() > o.budget_runs {
@@ -647,12 +878,28 @@ pub fn tune(
                 .max()
                 .unwrap_or_default();
             let margin = silence - longest.as_secs_f64();
-            let passed = s.false_convictions == 0 && margin >= min_margin.as_secs_f64();
+            let failed = if s.false_convictions > 0 {
+                Some(format!("{} false convictions", s.false_convictions))
+            } else if s.detected < s.crashes {
+                Some(format!(
+                    "crashes missed: detected {}/{}",
+                    s.detected, s.crashes
+                ))
+            } else if fit.is_none() && margin < min_margin.as_secs_f64() {
+                Some("margin too small".to_string())
+            } else {
+                None
+            };
+            let passed = failed.is_none();
             let c = Candidate {
                 acceptable_pause_ms: ap.as_millis() as u64,
                 phi_convict: phi,
                 silence_to_convict_s: silence,
                 passed,
+                failed: failed.clone(),
+                risk_per_cluster_year: risk.as_ref().map(|r| r.per_cluster_year),
+                risk_interval: risk.as_ref().map(|r| r.per_cluster_year_interval),
+                risk_verdict: risk.as_ref().map(|r| r.verdict_per_cluster_year),
                 margin_s: margin,
                 false_convictions: s.false_convictions,
                 paused_convictions: s.paused_convictions,
@@ -665,8 +912,12 @@ pub fn tune(
                 longest_pause_ms: longest.as_secs_f64() * 1e3,
             };
             log(&format!(
-                "acceptable_pause={} phi_convict={phi}: silence to convict {silence:.2}s, {} false convictions ({} paused) over {:.1} member-hours, detected {}/{}, detection p50/p99 {}/{} ms, longest pause {:.2}s: {}",
+                "acceptable_pause={} phi_convict={phi}: silence to convict {silence:.2}s, {}{} false convictions ({} paused) over {:.1} member-hours, detected {}/{}, detection p50/p99 {}/{} ms, longest pause {:.2}s: {}",
                 fmt_dur(ap),
+                risk.as_ref().map_or(String::new(), |r| format!(
+                    "predicted {} per cluster-year, ",
+                    render::fmt_risk(r.per_cluster_year)
+                )),
                 c.false_convictions,
                 c.paused_convictions,
                 c.member_hours,
@@ -675,12 +926,9 @@ pub fn tune(
                 fmt_ms(c.detection_ms.p50),
                 fmt_ms(c.detection_ms.p99),
                 c.longest_pause_ms / 1e3,
-                if passed {
-                    "pass"
-                } else if c.false_convictions > 0 {
-                    "fail"
-                } else {
-                    "fail (margin too small)"
+                match &failed {
+                    None => "pass".to_string(),
+                    Some(why) => format!("fail ({why})"),
                 }
             ));
             let slower = first_pass.is_some_and(|f| p99_of(&c) > p99_of(&candidates[f]) * tol);
@@ -695,6 +943,7 @@ pub fn tune(
                 Some(_) => {}
             }
         }
+        flush(&mut skipped);
     }
 
     let chosen = choose(&candidates, o.latency_tolerance);
@@ -708,6 +957,11 @@ pub fn tune(
         rust = Some(rust_of(&plan, ap, c.phi_convict));
         cfg_chosen = Some((ap, c.phi_convict));
     }
+    let closest = if chosen.is_some() {
+        None
+    } else {
+        closest(&candidates, lowest_skipped.as_ref(), o.max_risk)
+    };
 
     let strategies = if o.no_compare {
         Vec::new()
@@ -715,31 +969,8 @@ pub fn tune(
         compare::strategies(&plan, o, &candidates, chosen, cfg_chosen, command, tick)?
     };
 
-    // The tail beyond the sample: fitted, and each setting's risk against it.
-    let tail = plan.tail_fit.clone();
-    // What decides is the pause needed to convict, not the steady silence: a pause
-    // starts up to a probe interval after each monitor's last ack, and the monitors'
-    // detectors have learned the pauses' rhythm (see `check`).
-    let mut body: Vec<f64> = plan
-        .samples
-        .iter()
-        .flatten()
-        .map(Duration::as_secs_f64)
-        .collect();
-    body.sort_by(f64::total_cmp);
-    let risk_of = |cfg: &Config| {
-        tail.as_ref().map(|f| {
-            let needed = check::pause_to_convict(cfg, &plan.pause, plan.rate, 0x7269_736b);
-            tail::risk(f, &body, &needed, plan.rate, plan.nodes)
-        })
-    };
     let risk_current = risk_of(&plan.base_config);
-    let risk_chosen = cfg_chosen.and_then(|(ap, phi)| {
-        let mut cfg = plan.base_config.clone();
-        cfg.acceptable_pause = ap;
-        cfg.phi_convict = phi;
-        risk_of(&cfg)
-    });
+    let risk_chosen = cfg_chosen.and_then(|(ap, phi)| risk_at(ap, phi));
 
     Ok(TuneResult {
         pause_model: describe(&plan.pause),
@@ -756,14 +987,81 @@ pub fn tune(
         min_margin_s: min_margin.as_secs_f64(),
         latency_tolerance: o.latency_tolerance,
         chosen,
+        rule: if fit.is_some() { "risk" } else { "margin" }.to_string(),
+        max_risk: fit.as_ref().map(|_| o.max_risk),
+        pause_max_s: fit.as_ref().and_then(|f| f.max_s),
+        closest,
         margin_s,
         toml: toml_snippet,
         rust,
-        tail,
+        tail: fit,
         risk_current,
         risk_chosen,
         strategies,
         command: command.to_string(),
+    })
+}
+
+/// The values of the ladder 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k ms above `lo`,
+/// ascending, up to the first at or above `hi`.
+fn ladder(lo: Duration, hi: Duration) -> Vec<Duration> {
+    const STEPS: [u64; 10] = [10, 12, 15, 20, 25, 30, 40, 50, 60, 80];
+    let mut out = Vec::new();
+    let mut scale = 1u64; // ms per unit of STEPS / 10
+    while scale <= 100_000_000 {
+        for s in STEPS {
+            let d = Duration::from_millis(s * scale / 10).max(Duration::from_millis(1));
+            if d > lo && out.last().is_none_or(|l| *l < d) {
+                out.push(d);
+                if d >= hi {
+                    return out;
+                }
+            }
+        }
+        scale *= 10;
+    }
+    out
+}
+
+/// When nothing passed: the setting that came closest, in words. A setting that ran
+/// and failed only on its runs comes first (the one with the lowest predicted risk);
+/// else the lowest-risk setting the risk rule skipped.
+fn closest(
+    candidates: &[Candidate],
+    skipped: Option<&(Duration, f64, Risk)>,
+    max_risk: f64,
+) -> Option<String> {
+    let ran = candidates.iter().min_by(|a, b| {
+        let key = |c: &Candidate| (c.false_convictions, c.risk_verdict.unwrap_or(0.0));
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    });
+    if let Some(c) = ran {
+        let risk = match (c.risk_per_cluster_year, c.risk_interval) {
+            (Some(r), Some((lo, hi))) => format!(
+                ", predicted {} false convictions per cluster-year ({} to {})",
+                render::fmt_risk(r),
+                render::fmt_risk(lo),
+                render::fmt_risk(hi)
+            ),
+            _ => String::new(),
+        };
+        return Some(format!(
+            "acceptable_pause = {}, phi_convict = {}: {}{risk}",
+            fmt_dur(Duration::from_millis(c.acceptable_pause_ms)),
+            c.phi_convict,
+            c.failed.as_deref().unwrap_or("failed")
+        ));
+    }
+    skipped.map(|(ap, phi, r)| {
+        format!(
+            "acceptable_pause = {}, phi_convict = {phi}: predicted {} false convictions per cluster-year ({} to {}; the verdict's {}) against --max-risk {max_risk}",
+            fmt_dur(*ap),
+            render::fmt_risk(r.per_cluster_year),
+            render::fmt_risk(r.per_cluster_year_interval.0),
+            render::fmt_risk(r.per_cluster_year_interval.1),
+            render::fmt_risk(r.verdict_per_cluster_year),
+        )
     })
 }
 
@@ -1042,6 +1340,86 @@ rumor_observed_seconds_total{node=\"b\"} 600
         assert!(
             longest > largest,
             "longest drawn {longest:?} vs largest measured {largest:?}"
+        );
+    }
+
+    /// Pauses like the walkthrough's load: mostly 10–90 ms, one in 20 of 0.2–1 s, one
+    /// in 150 of 1.5–2.5 s.
+    fn gc_like(n: usize, seed: u64) -> Vec<Duration> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let u: f64 = rng.random();
+                let (lo, hi) = if u < 1.0 / 150.0 {
+                    (1.5, 2.5)
+                } else if u < 1.0 / 20.0 {
+                    (0.2, 1.0)
+                } else {
+                    (0.01, 0.09)
+                };
+                Duration::from_secs_f64(lo + (hi - lo) * rng.random::<f64>())
+            })
+            .collect()
+    }
+
+    /// Two recordings of the same load (different draws) give the same verdict under
+    /// the risk rule: a fit on 15 exceedances judged at the heavy end of its interval,
+    /// with pauses capped, instead of a setting that follows the longest stall one
+    /// unbounded draw happened to give (120 s against 410 s before).
+    #[test]
+    fn two_recordings_of_one_load_give_one_verdict() {
+        let mut chosen = Vec::new();
+        for seed in [1, 2] {
+            let mut values = gc_like(120, seed);
+            // Each recording has its rare long pause.
+            values[7] = Duration::from_millis(2_100 + 200 * seed);
+            let o = TuneOptions {
+                pause: Some(PauseDist::Samples { values, tail: None }),
+                pause_rate_per_min: Some(30.0),
+                nodes: Some(10),
+                target_hours: 0.5,
+                seeds: vec![1],
+                phis: vec![8.0],
+                steps: 4,
+                crashes: 1,
+                no_compare: true,
+                ..TuneOptions::default()
+            };
+            let r = tune(&o, "test", &|| {}, &|_| {}).unwrap();
+            let f = r.tail.as_ref().expect("a fit");
+            assert!(f.uncertain());
+            assert_eq!(r.rule, "risk");
+            assert_eq!(r.pause_max_s, Some(10.0));
+            let i = r.chosen.expect("a setting passes");
+            let c = &r.candidates[i];
+            assert_eq!(c.detected, c.crashes);
+            assert!(c.risk_verdict.unwrap() <= DEFAULT_MAX_RISK);
+            assert!(
+                c.longest_pause_ms <= 10_000.0,
+                "capped: {}",
+                c.longest_pause_ms
+            );
+            chosen.push((c.acceptable_pause_ms, c.phi_convict));
+        }
+        assert_eq!(chosen[0], chosen[1], "{chosen:?}");
+    }
+
+    #[test]
+    fn the_ladder_rounds_up_coarsely() {
+        let ms = |v: Vec<Duration>| v.iter().map(|d| d.as_millis()).collect::<Vec<_>>();
+        assert_eq!(
+            ms(ladder(
+                Duration::from_millis(8_500),
+                Duration::from_millis(9_500)
+            )),
+            vec![10_000]
+        );
+        assert_eq!(
+            ms(ladder(
+                Duration::from_millis(3_600),
+                Duration::from_millis(8_500)
+            )),
+            vec![4_000, 5_000, 6_000, 8_000, 10_000]
         );
     }
 

@@ -144,12 +144,21 @@ impl MeasuredPauses {
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
         let largest = self.values.iter().max().copied().unwrap_or_default();
-        if self.values.len() < FEW_PAUSES {
+        if self.values.len() < super::tail::MIN_SAMPLES {
             w.push(format!(
-                "only {} pauses: too few to say much about the tail; the search tries no \
-                 pause longer than the largest measured ({}); record for longer",
+                "only {} pauses: too few to fit their tail (at least {}); the search tries no \
+                 pause longer than the largest measured ({:.2}s); record for longer",
                 self.values.len(),
-                fmt_dur(largest)
+                super::tail::MIN_SAMPLES,
+                largest.as_secs_f64()
+            ));
+        } else if self.values.len() < FEW_PAUSES {
+            w.push(format!(
+                "only {} pauses: their tail is fitted from a handful of the largest, so it (and \
+                 the risk) is uncertain; the runs draw pauses longer than the largest measured \
+                 ({:.2}s) from the fit, up to --pause-max; record for longer",
+                self.values.len(),
+                largest.as_secs_f64()
             ));
         }
         if self.observed_seconds.is_none() {

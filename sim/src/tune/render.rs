@@ -9,6 +9,18 @@ pub(super) fn fmt_ms(v: Option<f64>) -> String {
     v.map_or("-".to_string(), |x| format!("{x:.0}"))
 }
 
+/// A rate of false convictions: two decimals, three significant digits below 0.01
+/// (so a small risk does not print as 0.00), `0` for none.
+pub(super) fn fmt_risk(x: f64) -> String {
+    if x == 0.0 {
+        "0".to_string()
+    } else if x.abs() < 0.01 {
+        format!("{x:.2e}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 pub(super) fn toml_of(plan: &Plan, ap: Duration, phi: f64) -> String {
     let mut s = String::new();
     if plan.preset != "lan" {
@@ -48,31 +60,50 @@ fn render_tail(r: &TuneResult) -> String {
     };
     let mut out = format!(
         "tail (generalized Pareto over the largest {} pauses, above {:.3}s: {:.1}% of all): \
-         shape {:.2} (90% interval {:.2} to {:.2}), scale {:.3}s\n",
+         shape {:.2} (90% interval {:.2} to {:.2}), scale {:.3}s; pauses capped at {:.2}s \
+         (--pause-max) in the runs and the risk\n",
         f.exceedances,
         f.threshold_s,
         f.exceed_fraction * 100.0,
         f.shape,
         f.shape_interval.0,
         f.shape_interval.1,
-        f.scale_s
+        f.scale_s,
+        f.max_s.unwrap_or(f64::INFINITY)
     );
+    if f.uncertain() {
+        out.push_str(&format!(
+            "WARNING: the tail rests on {} pauses (fewer than {}): the tail, and so the risk, is \
+             uncertain. The verdict uses the upper end of the shape's interval ({:.2}). Record for \
+             longer, or on more nodes, before trusting the risk.\n",
+            f.exceedances,
+            super::tail::FEW_EXCEEDANCES,
+            f.verdict_shape()
+        ));
+    }
     for (what, risk) in [("current", &r.risk_current), ("chosen", &r.risk_chosen)] {
         if let Some(k) = risk {
             out.push_str(&format!(
                 "risk, {what} config: silence to convict {:.2}s, so a pause convicts from {:.2}s \
-                 (median over its start; {:.2}s at the unluckiest 1%) -> {:.3} false convictions \
-                 per member-year ({:.3} to {:.3} over the shape's interval), {:.2} per year for {} \
-                 members; margin {:+.2}s of that shortest convicting pause over the pause that \
-                 comes once a cluster-year\n",
+                 (median over its start; {:.2}s at the unluckiest 1%) -> {} false convictions \
+                 per member-year ({} to {} over the shape's interval), {} per year for {} \
+                 members ({} to {}{}); margin {:+.2}s of that shortest convicting pause over the \
+                 pause that comes once a cluster-year\n",
                 k.silence_to_convict_s,
                 k.pause_to_convict_s,
                 k.pause_to_convict_p01_s,
-                k.per_member_year,
-                k.per_member_year_interval.0,
-                k.per_member_year_interval.1,
-                k.per_cluster_year,
+                fmt_risk(k.per_member_year),
+                fmt_risk(k.per_member_year_interval.0),
+                fmt_risk(k.per_member_year_interval.1),
+                fmt_risk(k.per_cluster_year),
                 r.nodes,
+                fmt_risk(k.per_cluster_year_interval.0),
+                fmt_risk(k.per_cluster_year_interval.1),
+                if k.verdict_per_cluster_year != k.per_cluster_year {
+                    format!("; the verdict's {}", fmt_risk(k.verdict_per_cluster_year))
+                } else {
+                    String::new()
+                },
                 k.margin_s
             ));
         }
@@ -102,7 +133,7 @@ pub fn render(r: &TuneResult) -> String {
     let mut out = String::new();
     let q = &r.pause_quantiles;
     out.push_str(&format!(
-        "pause model: {} at {}/min per node (p50 {:.2}s, p99 {:.2}s, p99.9 {:.2}s)\n",
+        "pause model: {} at {:.2}/min per node (p50 {:.2}s, p99 {:.2}s, p99.9 {:.2}s)\n",
         r.pause_model, r.pause_rate_per_min, q.p50, q.p99, q.p999
     ));
     out.push_str(&format!(
@@ -132,6 +163,7 @@ pub fn render(r: &TuneResult) -> String {
         "det p99 ms",
         "longest pause",
         "margin",
+        "risk /cluster-yr",
         "",
     ]);
     for (i, c) in r.candidates.iter().enumerate() {
@@ -146,12 +178,15 @@ pub fn render(r: &TuneResult) -> String {
             fmt_ms(c.detection_ms.p99),
             format!("{:.2}s", c.longest_pause_ms / 1e3),
             format!("{:+.2}s", c.margin_s),
+            c.risk_per_cluster_year.map_or("-".to_string(), fmt_risk),
             if r.chosen == Some(i) {
                 "chosen".to_string()
             } else if c.passed {
                 "pass".to_string()
             } else if c.false_convictions > 0 {
                 "fail".to_string()
+            } else if c.detected < c.crashes {
+                "fail (missed)".to_string()
             } else {
                 "fail (margin)".to_string()
             },
@@ -183,7 +218,19 @@ pub fn render(r: &TuneResult) -> String {
                     fmt_ms(r.candidates[f].detection_ms.p99)
                 ));
             }
-            if let Some(m) = r.margin_s {
+            if let (Some(k), Some(max)) = (&r.risk_chosen, r.max_risk) {
+                out.push_str(&format!(
+                    "  risk: {} false convictions per cluster-year predicted ({} to {} over the shape's interval{}), at most --max-risk {max}\n",
+                    fmt_risk(k.per_cluster_year),
+                    fmt_risk(k.per_cluster_year_interval.0),
+                    fmt_risk(k.per_cluster_year_interval.1),
+                    if k.verdict_per_cluster_year != k.per_cluster_year {
+                        format!("; the verdict's, at the interval's upper end: {}", fmt_risk(k.verdict_per_cluster_year))
+                    } else {
+                        String::new()
+                    }
+                ));
+            } else if let Some(m) = r.margin_s {
                 out.push_str(&format!(
                     "  margin: {:.2}s of silence to convict − {:.2}s longest stall sampled = {m:.2}s (required: {:.2}s; a pause that starts just before a probe is due adds up to one probe interval of silence)\n",
                     c.silence_to_convict_s,
@@ -198,11 +245,26 @@ pub fn render(r: &TuneResult) -> String {
                 out.push_str(&format!("\nRust:\n{s}"));
             }
         }
-        None => out.push_str(
-            "\nno setting met the target (zero false convictions and a margin of at least --min-margin).\n\
-             Try more --steps, a larger --budget-runs, or check the pause model (pauses longer than \
-             a few seconds may need a longer probe_interval: --set probe_interval=2s).\n",
-        ),
+        None => {
+            match r.max_risk {
+                Some(max) => out.push_str(&format!(
+                    "\nno setting met the target (zero false convictions and every crash detected in \
+                     the runs, and at most {max} predicted false convictions per cluster-year).\n"
+                )),
+                None => out.push_str(
+                    "\nno setting met the target (zero false convictions, every crash detected and a \
+                     margin of at least --min-margin).\n",
+                ),
+            }
+            if let Some(c) = &r.closest {
+                out.push_str(&format!("closest: {c}\n"));
+            }
+            out.push_str(
+                "Try more --steps, a larger --budget-runs, a --max-risk you can accept, or check the \
+                 pause model (pauses longer than a few seconds may need a longer probe_interval: \
+                 --set probe_interval=2s).\n",
+            );
+        }
     }
     if !r.strategies.is_empty() {
         out.push_str("\nstrategies on the same seeds and pause model:\n");

@@ -24,6 +24,12 @@ use crate::scenario::SampleTail;
 /// Fewer samples than this: no fit (the tail of 30 values says nothing).
 pub const MIN_SAMPLES: usize = 30;
 
+/// A fit on fewer exceedances than this is *uncertain*: its shape moves by ±0.5
+/// between two recordings of the same load, so `tune` warns, and its verdict uses the
+/// upper end of the shape's 90 % interval (the heaviest tail the data do not rule
+/// out) instead of the point estimate.
+pub const FEW_EXCEEDANCES: usize = 30;
+
 /// Bootstrap replicates for the intervals.
 const BOOTSTRAP: usize = 200;
 
@@ -42,6 +48,9 @@ pub struct TailFit {
     pub scale_s: f64,
     /// The shape's 90 % bootstrap interval.
     pub shape_interval: (f64, f64),
+    /// The longest pause the model allows, seconds (`tune --pause-max`): a longer
+    /// pause is clamped to it. `None`: unbounded.
+    pub max_s: Option<f64>,
 }
 
 /// Probability-weighted moments estimate of (shape, scale) from excesses `y` (> 0).
@@ -120,17 +129,31 @@ pub fn fit(samples: &[Duration], seed: u64) -> Option<TailFit> {
         shape,
         scale_s: scale,
         shape_interval: (q(0.05), q(0.95)),
+        max_s: None,
     })
 }
 
 impl TailFit {
-    /// P(a pause lasts longer than `x` seconds), for `x` at or above the threshold.
-    pub fn exceedance(&self, x: f64) -> f64 {
-        if x <= self.threshold_s {
-            return self.exceed_fraction;
+    /// Fitted on fewer than [`FEW_EXCEEDANCES`] values: the tail, and so the risk,
+    /// is uncertain.
+    pub fn uncertain(&self) -> bool {
+        self.exceedances < FEW_EXCEEDANCES
+    }
+
+    /// The shape the verdict uses: the point estimate, or with an
+    /// [uncertain](Self::uncertain) fit the upper end of its 90 % interval.
+    pub fn verdict_shape(&self) -> f64 {
+        if self.uncertain() {
+            self.shape.max(self.shape_interval.1)
+        } else {
+            self.shape
         }
-        let z = (x - self.threshold_s) / self.scale_s;
-        let tail = if self.shape.abs() < 1e-9 {
+    }
+
+    /// P(excess over the threshold > `x − threshold`), untruncated.
+    fn tail_survival(&self, x: f64) -> f64 {
+        let z = ((x - self.threshold_s) / self.scale_s).max(0.0);
+        if self.shape.abs() < 1e-9 {
             (-z).exp()
         } else {
             let base = 1.0 + self.shape * z;
@@ -139,11 +162,23 @@ impl TailFit {
             } else {
                 base.powf(-1.0 / self.shape)
             }
-        };
-        self.exceed_fraction * tail
+        }
     }
 
-    /// The pause length exceeded on average once in `pauses` pauses (seconds).
+    /// P(a pause lasts longer than `x` seconds), for `x` at or above the threshold
+    /// (0 at or above `max_s`: a longer draw is clamped there, as the runs clamp it).
+    pub fn exceedance(&self, x: f64) -> f64 {
+        if x <= self.threshold_s {
+            return self.exceed_fraction;
+        }
+        if self.max_s.is_some_and(|m| x >= m) {
+            return 0.0;
+        }
+        self.exceed_fraction * self.tail_survival(x)
+    }
+
+    /// The pause length exceeded on average once in `pauses` pauses (seconds; at
+    /// most `max_s`).
     pub fn return_level(&self, pauses: f64) -> f64 {
         let p = (1.0 / pauses.max(1.0)) / self.exceed_fraction;
         if p >= 1.0 {
@@ -154,10 +189,11 @@ impl TailFit {
         } else {
             self.scale_s / self.shape * (p.powf(-self.shape) - 1.0)
         };
-        self.threshold_s + excess
+        (self.threshold_s + excess).min(self.max_s.unwrap_or(f64::INFINITY))
     }
 
-    /// The tail as the simulator draws it.
+    /// The tail as the simulator draws it (uncapped: the pause fault's `pause_max`
+    /// clamps the draws).
     pub fn sample_tail(&self) -> SampleTail {
         SampleTail {
             threshold_s: self.threshold_s,
@@ -192,6 +228,12 @@ pub struct Risk {
     pub per_member_year_interval: (f64, f64),
     /// The same for the whole cluster per year.
     pub per_cluster_year: f64,
+    /// `per_cluster_year` over the shape's interval.
+    pub per_cluster_year_interval: (f64, f64),
+    /// What `tune`'s verdict compares with `--max-risk`: false convictions per
+    /// cluster-year at [`TailFit::verdict_shape`] (the point estimate, or the upper end
+    /// of the shape's interval for an uncertain fit).
+    pub verdict_per_cluster_year: f64,
     /// The shortest pause that convicts (`pause_to_convict_p01_s`) minus the pause
     /// exceeded once a cluster-year, seconds.
     pub margin_s: f64,
@@ -232,14 +274,22 @@ pub fn risk(
         at_shape(fit.shape_interval.0),
         at_shape(fit.shape_interval.1),
     );
-    let cluster_year = pauses_per_member_year * nodes.max(1) as f64;
+    let n = nodes.max(1) as f64;
+    let cluster_year = pauses_per_member_year * n;
+    let verdict = if fit.verdict_shape() == fit.shape {
+        per_member_year
+    } else {
+        at_shape(fit.verdict_shape())
+    };
     Risk {
         silence_to_convict_s: needed.steady_s,
         pause_to_convict_s: needed.p50_s,
         pause_to_convict_p01_s: needed.p01_s,
         per_member_year,
         per_member_year_interval: (a.min(b), a.max(b)),
-        per_cluster_year: per_member_year * nodes.max(1) as f64,
+        per_cluster_year: per_member_year * n,
+        per_cluster_year_interval: (a.min(b) * n, a.max(b) * n),
+        verdict_per_cluster_year: verdict * n,
         margin_s: needed.p01_s - fit.return_level(cluster_year),
     }
 }
@@ -258,6 +308,7 @@ mod tests {
             shape,
             scale_s: scale,
             shape_interval: (shape, shape),
+            max_s: None,
         };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         (0..n)
@@ -307,5 +358,30 @@ mod tests {
         assert!((short.per_cluster_year - 100.0 * short.per_member_year).abs() < 1e-9);
         let (lo, hi) = short.per_member_year_interval;
         assert!(lo <= short.per_member_year * 1.000_001 && short.per_member_year <= hi * 1.000_001);
+    }
+
+    #[test]
+    fn a_cap_bounds_the_tail_risk() {
+        let mut f = fit(&synthetic(0.5, 0.3, 2_000, 4), 1).unwrap();
+        assert!(f.return_level(1e9) > 100.0);
+        f.max_s = Some(10.0);
+        assert_eq!(f.return_level(1e9), 10.0);
+        assert_eq!(f.exceedance(10.0), 0.0);
+        assert!(f.exceedance(5.0) > 0.0 && f.exceedance(5.0) < f.exceedance(2.0));
+        // A setting whose shortest convicting pause is above the cap runs no risk.
+        let r = risk(&f, &[], &PauseToConvict::naive(11.0), 30.0, 100);
+        assert_eq!(r.per_cluster_year, 0.0);
+    }
+
+    #[test]
+    fn an_uncertain_fit_judges_by_the_heavy_end_of_its_interval() {
+        let f = fit(&synthetic(0.3, 0.3, 100, 2), 1).unwrap();
+        assert!(f.uncertain(), "{} exceedances", f.exceedances);
+        assert!(f.verdict_shape() >= f.shape);
+        let r = risk(&f, &[], &PauseToConvict::naive(2.0), 30.0, 100);
+        assert!(r.verdict_per_cluster_year >= r.per_cluster_year);
+        let g = fit(&synthetic(0.3, 0.3, 1_000, 2), 1).unwrap();
+        assert!(!g.uncertain());
+        assert_eq!(g.verdict_shape(), g.shape);
     }
 }
