@@ -199,12 +199,13 @@ rc=0
     --no-compare >"$OUT/tune.txt" 2>&1 || rc=$?
 cat "$OUT/tune.txt"
 echo "(exit status $rc)"
-((rc <= 1)) || die "tune failed (exit status $rc)"
+# Exit status 3: no setting met the target (the risk, or the runs); nothing to deploy.
+((rc != 3)) || die "no setting met the target (exit status 3): nothing to deploy; record for longer, or state the risk you accept with --max-risk"
+((rc == 0)) || die "tune failed (exit status $rc)"
 # The report's TOML block (from the line `TOML:` to the next blank line) is the file
 # to deploy.
 sed -n '/^TOML:$/,/^$/p' "$OUT/tune.txt" | sed '1d;/^$/d' >"$OUT/tuned.toml"
 grep -q '^\[config\]$' "$OUT/tuned.toml" || die "no TOML block in tune's report ($OUT/tune.txt)"
-((rc == 0)) || echo "NOTE: no setting passed (exit status 1); the TOML printed is tune's best effort"
 show cat "$OUT/tuned.toml"
 
 step "2b. The same from the /metrics scrape: a Prometheus histogram is tune input too"
@@ -212,7 +213,7 @@ printf '$ rumor-sim tune --pauses b.metrics --nodes %s --no-compare\n' "$NODES"
 rc=0
 "$SIM" tune --pauses "$OUT/b.metrics" --nodes "$NODES" --no-compare \
     >"$OUT/tune-metrics.txt" 2>&1 || rc=$?
-grep -E '^# .*(pauses per|pause model)|^(tail|risk|chosen)|^  margin|^acceptable_pause|^phi_convict|warning|error' \
+grep -E '^# .*(pauses per|pause model|tail:)|^(tail|risk|chosen|closest)|^  (margin|risk)|^acceptable_pause|^phi_convict|warning|WARNING|error' \
     "$OUT/tune-metrics.txt" || cat "$OUT/tune-metrics.txt"
 echo "(exit status $rc)"
 
