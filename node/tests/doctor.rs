@@ -78,9 +78,16 @@ fn extra(rule: &str) -> Vec<String> {
             "--pauses".into(),
             fixture("pauses-6s.txt").display().to_string(),
         ],
+        "config-overridden" => vec![
+            "--config".into(),
+            fixture("tuned.toml").display().to_string(),
+        ],
         _ => Vec::new(),
     }
 }
+
+/// Rules whose fixture trips a warning (exit status 0), not an error.
+const WARNING_RULES: [&str; 1] = ["config-overridden"];
 
 #[test]
 fn every_rule_has_a_fixture_that_trips_it_on_its_line() {
@@ -95,16 +102,21 @@ fn every_rule_has_a_fixture_that_trips_it_on_its_line() {
         args.extend(extra(rule));
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
 
+        let (severity, code) = if WARNING_RULES.contains(&rule.as_str()) {
+            ("warning", 0)
+        } else {
+            ("error", 1)
+        };
         // Compiler-like text: FILE:LINE: error[RULE]: ..., then the fix.
         let out = doctor(&a);
         let stdout = text(&out.stdout);
         assert_eq!(
             out.status.code(),
-            Some(1),
+            Some(code),
             "{rule}: {stdout}{}",
             text(&out.stderr)
         );
-        let head = format!("{p}:{line}: error[{rule}]: ");
+        let head = format!("{p}:{line}: {severity}[{rule}]: ");
         let at = stdout
             .find(&head)
             .unwrap_or_else(|| panic!("{rule}: no `{head}` in\n{stdout}"));
@@ -112,13 +124,13 @@ fn every_rule_has_a_fixture_that_trips_it_on_its_line() {
         assert!(next.starts_with("  fix: "), "{rule}: {next:?}");
 
         // The same finding in --json.
-        let (code, v) = json(&a);
-        assert_eq!(code, Some(1));
+        let (json_code, v) = json(&a);
+        assert_eq!(json_code, Some(code));
         let findings = v["findings"].as_array().unwrap();
         assert!(
             findings.iter().any(|f| f["rule"] == rule.as_str()
                 && f["line"] == line
-                && f["severity"] == "error"),
+                && f["severity"] == severity),
             "{rule} at line {line} in {v:#}"
         );
         // One change, one finding: nothing else in the fixture is wrong.
@@ -128,6 +140,53 @@ fn every_rule_has_a_fixture_that_trips_it_on_its_line() {
             .collect();
         assert!(others.is_empty(), "{rule}: also {others:#?}");
     }
+}
+
+/// The example manifest pins `--set=acceptable_pause=3s`, which beats a tuned file's
+/// value: the doctor says so, naming both values and the line, for a flag and for a
+/// `RUMOR_SET_` variable; a file the manifest does not override gets no warning.
+#[test]
+fn an_override_of_the_config_file_is_named_with_both_values() {
+    let m = fixture("config-overridden.yaml").display().to_string();
+    let t = fixture("tuned.toml").display().to_string();
+    let out = doctor(&["--manifest", &m, "--config", &t]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{m}:36: warning[config-overridden]: "))
+            && stdout.contains("--set=acceptable_pause=3s overrides")
+            && stdout.contains("acceptable_pause = \"8s\"")
+            && stdout.contains("the rules checked 3s, not the file's 8s"),
+        "{stdout}"
+    );
+    // The same through the environment.
+    let dir = std::env::temp_dir().join(format!("doctor-override-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = std::fs::read_to_string(fixture("config-file.yaml")).unwrap();
+    let body = body.replace(
+        "          env:\n",
+        "          env:\n            - {name: RUMOR_SET_ACCEPTABLE_PAUSE, value: 5s}\n",
+    );
+    let envy = dir.join("env.yaml");
+    std::fs::write(&envy, &body).unwrap();
+    let line = body
+        .lines()
+        .position(|l| l.contains("RUMOR_SET_ACCEPTABLE_PAUSE"))
+        .unwrap()
+        + 1;
+    let e = envy.display().to_string();
+    let out = doctor(&["--manifest", &e, "--config", &t]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{e}:{line}: warning[config-overridden]: "))
+            && stdout.contains("env RUMOR_SET_ACCEPTABLE_PAUSE=5s overrides"),
+        "{stdout}"
+    );
+    // Without the override: no warning.
+    let c = fixture("config-file.yaml").display().to_string();
+    let out = doctor(&["--manifest", &c, "--config", &t]);
+    assert!(!text(&out.stdout).contains("config-overridden"));
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -257,6 +257,81 @@ fn flags_of(
     Ok((flags, guessed))
 }
 
+/// `config-overridden`: the `--set` flags and `RUMOR_SET_*` variables that replace a
+/// field the `--config` file's `[config]` table sets (to another text).
+fn overridden(
+    flags: &[Spanned<String>],
+    env: &ContainerEnv,
+    file: &std::path::Path,
+) -> Vec<report::Finding> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let Ok(root) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let Some(table) = root.get("config").and_then(toml::Value::as_table) else {
+        return Vec::new();
+    };
+    let shown = file.display().to_string();
+    let in_file = |field: &str| {
+        let key = field.trim().to_ascii_lowercase().replace('-', "_");
+        table.get(&key).map(|v| match v {
+            toml::Value::String(s) => (key.clone(), s.clone()),
+            other => (key.clone(), other.to_string()),
+        })
+    };
+    let mut out = Vec::new();
+    for (name, value) in env.for_node() {
+        let Some(field) = name.strip_prefix("RUMOR_SET_") else {
+            continue;
+        };
+        let (Some((key, file_value)), Some(line)) = (in_file(field), env.line_of(&name)) else {
+            continue;
+        };
+        let value = value.unwrap_or_else(|| "(a value from valueFrom)".to_string());
+        if value.trim() != file_value {
+            out.push(rules::config_overridden(
+                line,
+                &format!("env {name}={value}"),
+                &value,
+                &key,
+                &file_value,
+                &shown,
+            ));
+        }
+    }
+    let mut i = 0;
+    while i < flags.len() {
+        let f = &flags[i];
+        let set = if let Some(kv) = f.value.strip_prefix("--set=") {
+            Some(kv.to_string())
+        } else if f.value == "--set" {
+            i += 1;
+            flags.get(i).map(|n| n.value.clone())
+        } else {
+            None
+        };
+        i += 1;
+        let Some((field, value)) = set.as_deref().and_then(|kv| kv.split_once('=')) else {
+            continue;
+        };
+        if let Some((key, file_value)) = in_file(field)
+            && value.trim() != file_value
+        {
+            out.push(rules::config_overridden(
+                f.line,
+                &format!("--set={field}={value}"),
+                value,
+                &key,
+                &file_value,
+                &shown,
+            ));
+        }
+    }
+    out
+}
+
 fn check_container(
     args: &DoctorArgs,
     w: &Workload,
@@ -295,6 +370,9 @@ fn check_container(
                 }
                 for name in &n.env_unread {
                     findings.push(rules::env_unread(c.line, name));
+                }
+                if let Some(file) = &args.config {
+                    findings.extend(overridden(&flags, &env, file));
                 }
                 if let Some(p) = &n.config_unread {
                     let line = flags

@@ -282,6 +282,12 @@ impl ContainerEnv {
         (out, guessed)
     }
 
+    /// The line of the `env` entry that gives `name` its value (the last of a repeated
+    /// name).
+    pub fn line_of(&self, name: &str) -> Option<usize> {
+        self.vars.iter().find(|v| v.name == name).map(|v| v.line)
+    }
+
     /// The variables as the node's loader reads them, one per name: text as it is, a
     /// downward-API field as a stand-in, a value from elsewhere unknown (`None`).
     pub fn for_node(&self) -> Vec<(String, Option<String>)> {

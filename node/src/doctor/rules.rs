@@ -15,7 +15,7 @@ use super::pauses::Worst;
 use super::report::{Finding, Severity};
 
 /// Every rule id and what it checks, in the order `docs/doctor.md` lists them.
-pub const RULES: [(&str, &str); 14] = [
+pub const RULES: [(&str, &str); 15] = [
     (
         "liveness-checks-dependencies",
         "liveness on /readyz, /startupz or a route that is not liveness-only",
@@ -71,6 +71,10 @@ pub const RULES: [(&str, &str); 14] = [
     (
         "node-config",
         "a config that does not load or validate, or one the doctor cannot read",
+    ),
+    (
+        "config-overridden",
+        "a --set flag or RUMOR_SET_ variable that replaces a field the --config file sets",
     ),
 ];
 
@@ -936,6 +940,33 @@ pub fn config_unread(line: usize, path: &str) -> Finding {
              preset and --set flags without it"
         ),
         "pass the same file: rumor-node doctor --config FILE".to_string(),
+    )
+}
+
+/// `config-overridden`: a `--set` flag or a `RUMOR_SET_*` variable (`what`, as the
+/// manifest gives it, with the value it sets) replaces `field`, which the `--config`
+/// file `file` sets to `file_value`.
+pub fn config_overridden(
+    line: usize,
+    what: &str,
+    value: &str,
+    field: &str,
+    file_value: &str,
+    file: &str,
+) -> Finding {
+    finding(
+        "config-overridden",
+        Severity::Warning,
+        line,
+        format!(
+            "{what} overrides the --config file's {field} = {file_value:?} ({file}): flags and \
+             RUMOR_SET_ variables win over the file, so the node runs {field} = {value} and \
+             the rules checked {value}, not the file's {file_value}"
+        ),
+        format!(
+            "to deploy the file's value, drop {what} from the manifest; to keep the override, \
+             drop {field} from the file so that the two do not disagree"
+        ),
     )
 }
 
