@@ -311,10 +311,13 @@ def checks(scenarios, results, a):
             elif kind == "converged":
                 check(f"{sc.name}: every view converged by the end (real stale views {rv})", val)
             elif kind == "latency" and "dead" in m:
-                # Only the conviction latency: a first suspicion by refusal is the time
-                # to the next datagram sent to the dead port, 0-0.8 s by the crash's
-                # phase, and one sample of it says little.
-                check(f"{sc.name}: {m}: real/sim {val:.2f} within [0.5, 2]", 0.5 <= val <= 2.0)
+                # Only the conviction latency, and only from above: a first suspicion by
+                # refusal is the time to the next datagram sent to the dead port, 0-0.8 s
+                # by the crash's phase against the probes, and since refusals convict
+                # within round trips of it (issue 27) the conviction is that phase too:
+                # one real sample may lie far below the simulator's median (66 ms
+                # against 551 in one CI run), but not reasonably above twice it.
+                check(f"{sc.name}: {m}: real/sim {val:.2f} at most 2", val <= 2.0)
         rr = res["real"]["rumor"]
         if any(f.kind == "pause" and f.length < acceptable_pause(a.sets) for f in sc.faults):
             check(f"{sc.name}: no pause below acceptable_pause convicted (real)",

@@ -284,12 +284,27 @@ impl Members {
         self.position(id).map(|i| &self.entries[i])
     }
 
-    /// The accuser of a member suspected at `incarnation`, to name a new confirmer.
-    pub fn accuser_mut(&mut self, id: NodeId, incarnation: u64) -> Option<&mut NodeId> {
-        let i = self.position(id)?;
-        Some(&mut self.entries[i])
-            .filter(|e| e.state == MemberState::Suspect && e.incarnation == incarnation)
-            .map(|e| &mut e.accuser)
+    /// Names a new confirmer of a member suspected at `incarnation`, with the cause of
+    /// *its* suspicion: the pair gossiped must describe one accuser's own evidence, or a
+    /// silence confirmation of a refused member would travel as a second refusal.
+    /// Whether the entry was there to rename.
+    pub fn rename_accuser(
+        &mut self,
+        id: NodeId,
+        incarnation: u64,
+        accuser: NodeId,
+        cause: Cause,
+    ) -> bool {
+        let Some(i) = self.position(id) else {
+            return false;
+        };
+        let e = &mut self.entries[i];
+        if e.state != MemberState::Suspect || e.incarnation != incarnation {
+            return false;
+        }
+        e.accuser = accuser;
+        e.cause = cause;
+        true
     }
 
     pub fn get_mut_local(&mut self) -> &mut Entry {

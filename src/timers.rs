@@ -53,7 +53,7 @@ pub(crate) enum OneShot {
     /// The end of a refused member's window (see `refusal`).
     RefusalEnd(NodeId),
     /// A round trip and its variance after a probe round: each monitor ping still
-    /// unanswered goes out once more (see `probe::recheck`).
+    /// unanswered goes out once more (see `Node::on_recheck`).
     Recheck,
 }
 

@@ -338,3 +338,26 @@ fn a_process_restarted_within_detection_is_a_restart() {
         }
     }
 }
+
+/// A forger on one observer's path only, against a member paused for 6 s (below the
+/// 8 s it may pause): that observer's refusals prove themselves, and the monitors'
+/// silence suspicions confirm the suspicion, but a confirmation by silence is not a
+/// second refusal. It once was: the confirmer was gossiped with the first accuser's
+/// cause, `Refused`, and counted as a second observer's refusal.
+#[test]
+fn a_forger_on_one_path_does_not_convict_a_paused_member() {
+    for seed in 30..36 {
+        let mut c = settled(12, tolerant(), seed);
+        let victim = 5;
+        c.pause(victim, secs(6.0));
+        for _ in 0..60 {
+            c.forge_refusal_on_path(0, victim);
+            c.run_for(secs(0.1));
+        }
+        c.run_for(secs(5.0));
+        assert!(
+            !c.anyone_declared_dead(victim),
+            "seed {seed}: a paused member was convicted on one path's forgeries"
+        );
+    }
+}

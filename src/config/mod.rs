@@ -144,7 +144,8 @@ pub struct Config {
     /// corroboration before the refusal is dropped and silence decides. Evidence from
     /// a second observer (a helper's own refused probe, or a peer's refused suspicion
     /// of the same life) convicts without waiting for the window to end, as soon as the
-    /// member has had a few measured round trips to answer (at most this long). With
+    /// member has had the refutation grace to answer (two late-answer thresholds of
+    /// the measured round trip, at least `probe_timeout / 5`, at most this long). With
     /// no second observer (a two-member cluster), a second refusal corroborates and
     /// the conviction waits the whole window, for a refutation. Default 1 s (LAN,
     /// local), 5 s (WAN); range 10 ms ..= 10 min. Tuning: keep it above a few round

@@ -217,6 +217,8 @@ pub struct Node {
     pub(crate) last_gossip: Option<Time>,
     /// Gossip rounds left at the urgent pace (see `urgent_gossip`).
     pub(crate) urgent_rounds: u32,
+    /// When the current (or last) urgent burst began.
+    pub(crate) urgent_burst: Option<Time>,
     /// The ring changed: recompute whom this node monitors before the next output.
     pub(crate) ring_dirty: bool,
     broadcast_seq: u64,
@@ -361,6 +363,7 @@ impl Node {
             last_answer: None,
             last_gossip: None,
             urgent_rounds: 0,
+            urgent_burst: None,
             ring_dirty: false,
             broadcast_seq,
             reconnect_candidates: ReconnectCandidates::default(),
@@ -900,14 +903,25 @@ impl Node {
     /// LAN: most of a refused crash's detection time before this), and spend its
     /// retransmissions at `gossip_interval / 8` per round rather than one interval
     /// each, since push gossip reaches its last members only through later rounds.
-    /// The same rounds as at the normal pace (as many as the verdict's retransmission
-    /// limit needs), sooner: no datagram more per verdict, and a burst of verdicts (a
-    /// partition) shares the rounds.
+    /// The verdict needs no more rounds than at the normal pace (as many as its
+    /// retransmission limit needs), only sooner; updates that arrive meanwhile share
+    /// fewer rounds, so a stream of verdicts costs more datagrams. Bounded: a burst
+    /// lasts at most the time its rounds would take at the normal pace, and another
+    /// starts only as long after it ended, so a flapping member or a partition's churn
+    /// keeps the gossip rate at most at half the urgent pace on average.
     pub(crate) fn urgent_gossip(&mut self) {
+        let now = self.now;
         let gap = self.cfg.gossip_interval / 8;
         let limit = self.cfg.retransmit_limit(self.members.live_count());
         let fanout = self.cfg.gossip_fanout.max(1) as u32;
-        self.urgent_rounds = limit.div_ceil(fanout);
+        let rounds = limit.div_ceil(fanout);
+        let span = self.cfg.gossip_interval * rounds;
+        match self.urgent_burst {
+            Some(start) if now < start + span => {}
+            Some(start) if now < start + span * 2 => return,
+            _ => self.urgent_burst = Some(now),
+        }
+        self.urgent_rounds = rounds;
         let soonest = self
             .last_gossip
             .map_or(self.now, |t| (t + gap).max(self.now));

@@ -118,7 +118,7 @@ impl RoundTrip {
     /// rttvar, at least [`RECHECK_MIN`], at most `cap`. Before any sample: `cap`.
     pub fn late_after(&self, cap: Duration) -> Duration {
         if self.srtt_ns == 0 {
-            return cap;
+            return cap.max(RECHECK_MIN);
         }
         let ns = self
             .srtt_ns
@@ -226,8 +226,7 @@ pub(crate) struct MonitorState {
     pub detector: PhiDetector,
     /// The indirect round in flight, if any.
     pub indirect: Option<u32>,
-    /// This period's ping while it may still be sent once more (see `recheck`); its
-    /// ack is a round-trip sample only while it was sent once (Karn's rule).
+    /// This period's ping while it may still be sent once more (see `on_recheck`).
     pub last_ping: Option<u32>,
     /// When a peer's refusal report last made this monitor probe at once (at most once
     /// per probe interval per member).
@@ -460,15 +459,19 @@ impl Node {
                 self.stats.acks_received += 1;
                 self.last_answer = Some(self.now);
                 self.local_health.apply(-1);
-                // Karn's rule: a ping sent twice gives no sample (which copy answered?).
+                // Sampled from the first send even when the ping went out twice: that
+                // over-estimates only when the first copy was lost, which errs toward
+                // fewer rechecks and a longer grace. Karn's rule (no sample from a
+                // resent ping) would freeze the estimate once the round trip rose past
+                // the threshold: every ping resent, none sampled, for good.
                 if let Some(m) = self.monitoring.set.get_mut(&p.target)
                     && m.last_ping == Some(seq)
                 {
                     m.last_ping = None;
-                    self.monitoring
-                        .rtt
-                        .sample(self.now.saturating_since(p.started));
                 }
+                self.monitoring
+                    .rtt
+                    .sample(self.now.saturating_since(p.started));
                 self.heartbeat(p.target);
             }
             ProbeKind::Corroborate => {

@@ -26,7 +26,9 @@
 //! - **the rule**: our own proven refusal plus one independent observer's (a helper's
 //!   nack, or a peer's Refused suspicion of the same incarnation) convicts, as soon as
 //!   the member has had `refutation_grace` (two late-answer thresholds of the measured
-//!   round trip, 10 ms at least, at most `refusal_window`) to answer our ping. Nothing
+//!   round trip, at least `probe_timeout / 5`, at most `refusal_window`) to answer our
+//!   ping. A peer's suspicion counts only with cause Refused, which a confirmation by
+//!   silence never carries (accuser and cause travel together). Nothing
 //!   here can convict a paused member: it refuses nothing, and the only refusals that
 //!   count quote a probe we sent, which an off-path forger cannot see. A forger on the
 //!   path can copy probes for every observer, so the grace is what saves a live member
@@ -151,6 +153,14 @@ impl Node {
         // refused: with ours, two observers' refusals.
         let reported =
             e.state == MemberState::Suspect && e.cause == Cause::Refused && e.accuser != self.id();
+        if self
+            .refusals
+            .get(&id)
+            .is_some_and(|r| r.incarnation != incarnation)
+        {
+            // About an earlier life: it proves nothing about this one.
+            self.withdraw_refusal(id);
+        }
         if let Some(r) = self.refusals.get_mut(&id) {
             if r.helpers == 0 && now > r.at {
                 r.corroborated = true;
@@ -200,10 +210,14 @@ impl Node {
 
     /// How long a member under a refusal has to answer this node's ping before
     /// corroborated evidence convicts it: two late-answer thresholds (srtt + 4 rttvar
-    /// each, at least 5 ms), at most `refusal_window`.
+    /// each) but at least a fifth of `probe_timeout` (100 ms on LAN: room for a
+    /// scheduler hiccup or a short collection of a live member, whose answer withdraws
+    /// the refusal), stretched by local health like every timeout of a struggling
+    /// observer, at most `refusal_window`.
     pub(crate) fn refutation_grace(&self) -> Duration {
         let late = self.monitoring.rtt.late_after(self.cfg.probe_timeout);
-        (late * 2).min(self.cfg.refusal_window)
+        let grace = (late * 2).max(self.cfg.probe_timeout / 5);
+        self.local_health.scale(grace).min(self.cfg.refusal_window)
     }
 
     /// Independent evidence for our own proven refusal of `target`: a helper's nack
@@ -223,9 +237,15 @@ impl Node {
     /// the network refused its probe. Corroborates our own refusal of that life if we
     /// hold one; otherwise a monitor of `target` looks at once (`probe_on_report`).
     pub(crate) fn peer_reported_refusal(&mut self, target: NodeId, incarnation: u64) {
+        if self
+            .refusals
+            .get(&target)
+            .is_some_and(|r| r.incarnation != incarnation)
+        {
+            self.withdraw_refusal(target);
+        }
         match self.refusals.get(&target) {
-            Some(r) if r.incarnation == incarnation => self.refusal_corroborated(target),
-            Some(_) => {}
+            Some(_) => self.refusal_corroborated(target),
             None => {
                 if self
                     .members

@@ -99,6 +99,10 @@ impl Node {
                     // Back from the dead, or back after `dead_retention` forgot it.
                     self.note_revival(u.id);
                 }
+                if was == Some(MemberState::Dead) {
+                    // A correction of a verdict travels as fast as the verdict did.
+                    self.urgent_gossip();
+                }
                 if self.cfg.strategy != Strategy::PhiMonitors {
                     self.probes
                         .member_joined(u.id, self.members.live_count(), &mut self.rng);
@@ -159,9 +163,11 @@ impl Node {
         }
         let deadline = s.deadline;
         self.timers.schedule(deadline, OneShot::Suspicion(u.id));
-        if let Some(accuser) = self.members.accuser_mut(u.id, u.incarnation) {
-            // Re-gossip naming the newest confirmer, so that others count it too.
-            *accuser = u.accuser;
+        // Re-gossip naming the newest confirmer, so that others count it too.
+        if self
+            .members
+            .rename_accuser(u.id, u.incarnation, u.accuser, u.cause)
+        {
             self.queue.push(UpdateKey::Member(u.id), None);
         }
     }
@@ -331,7 +337,10 @@ impl Node {
             self.timers.schedule(at, OneShot::Suspicion(id));
             return;
         }
-        let cause = self.members.get(id).map_or(Cause::Silence, |e| e.cause);
+        // The timer's verdict is silence's, whatever raised the suspicion: a refusal
+        // convicts only through the refusal path, and a Dead(Refused) from here would
+        // count elsewhere as a refusal this node never proved (and skip reconnects).
+        let cause = Cause::Silence;
         if !self.leaving {
             match self.private_suspicion(id) {
                 Private::Waits => return,
