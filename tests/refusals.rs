@@ -312,8 +312,16 @@ fn a_process_restarted_within_detection_is_a_restart() {
         let crashed = 4;
         c.crash_process(crashed);
         c.run_for(Duration::from_millis(delay_ms));
+        let refused_while_down: u64 = (0..n)
+            .filter(|&i| i != crashed)
+            .map(|i| c.slots[i].node().stats().refusals)
+            .sum();
         c.restart(crashed, 5, &seeds);
         c.run_for(secs(10.0));
+        if delay_ms >= 150 {
+            // Long enough down for the old life to be refused, so the case is real.
+            assert!(refused_while_down > 0, "no refusal in {delay_ms} ms down");
+        }
         for i in (0..n).filter(|&i| i != crashed) {
             assert_eq!(
                 c.state_at(i, crashed),
@@ -360,4 +368,40 @@ fn a_forger_on_one_path_does_not_convict_a_paused_member() {
             "seed {seed}: a paused member was convicted on one path's forgeries"
         );
     }
+}
+
+/// The round trip the refusal path leans on is learned when it rises: after a step from
+/// 2 ms to 30 ms, monitor pings are no longer all sent twice (a frozen estimate would
+/// resend every one, `monitors` per node per period, for good), and a live member
+/// that forged refusals target at every observer still answers within the grace.
+#[test]
+fn a_rising_round_trip_is_learned() {
+    let n = 12;
+    let mut c = settled(n, tolerant(), 40);
+    c.latency = Duration::from_millis(15);
+    c.run_for(secs(20.0));
+    let rechecked = |c: &Cluster| -> u64 {
+        (0..n)
+            .map(|i| c.slots[i].node().stats().probes_rechecked)
+            .sum()
+    };
+    let before = rechecked(&c);
+    c.run_for(secs(20.0));
+    let per_node_period = (rechecked(&c) - before) as f64 / (n as f64 * 20.0);
+    assert!(
+        per_node_period < 0.5,
+        "{per_node_period:.2} rechecks per node per period after the step"
+    );
+    let victim = 3;
+    for round in 0..6 {
+        for o in (0..n).filter(|&o| o != victim) {
+            c.forge_refusal_on_path(o, victim);
+        }
+        c.run_for(secs(0.5 + f64::from(round % 3) * 0.1));
+    }
+    c.run_for(secs(10.0));
+    assert!(
+        !c.anyone_declared_dead(victim),
+        "a live member was convicted"
+    );
 }
