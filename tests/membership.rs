@@ -624,3 +624,45 @@ fn a_driver_that_is_always_late_still_convicts_a_crash() {
         }
     }
 }
+
+/// Nodes that join together must not push-pull together for ever after (issue 26): a
+/// push-pull is a whole member table each way, and a cluster whose members all sync in
+/// the same instant sends N tables at once every interval (one 2,000-node window on
+/// loopback: 0 push-pulls, the next 57,900), while a simultaneous join finished only
+/// in steps at the early rounds. 32 nodes (one push-pull interval, 30 s, no scaling)
+/// join at one instant; from 60 s on, no 2-second window may hold more than a fifth of
+/// the cluster's push-pulls of one interval. Without jitter every node's rounds stay
+/// on the phase its join gave it, and a window held all 32.
+#[test]
+fn push_pulls_of_nodes_that_joined_together_spread_out() {
+    let n = 32;
+    let mut c = Cluster::new(n, Config::lan(), 7);
+    c.join_all();
+    assert!(c.run_until_converged(Duration::from_secs(10)));
+    let total = |c: &Cluster| -> u64 {
+        (0..n)
+            .map(|i| c.slots[i].node().stats().sync_digests_sent)
+            .sum()
+    };
+    c.run_for(Duration::from_secs(60) - c.now.saturating_since(Time::ZERO));
+    let window = Duration::from_secs(2);
+    let mut counts = Vec::new();
+    let mut before = total(&c);
+    for _ in 0..60 {
+        c.run_for(window);
+        let now = total(&c);
+        counts.push(now - before);
+        before = now;
+    }
+    let sum: u64 = counts.iter().sum();
+    let max = counts.iter().copied().max().unwrap_or(0);
+    // 120 s of a 30 s interval: about 4 rounds per node.
+    assert!(
+        sum >= 3 * n as u64,
+        "push-pulls went missing: {sum} in 120 s"
+    );
+    assert!(
+        max <= n as u64 / 5,
+        "push-pulls in phase: {max} of the cluster's {n} per interval in one 2 s window ({counts:?})"
+    );
+}

@@ -499,7 +499,7 @@ impl Node {
             // other seeds, or whose news the seed had not heard yet, are missing. One
             // early push-pull with a random member closes that gap in seconds instead of
             // a full push-pull interval.
-            let soon = self.now + self.cfg.join_retry_interval;
+            let soon = self.now + self.jittered(self.cfg.join_retry_interval);
             self.joining.early_push_pulls = EARLY_PUSH_PULLS - 1;
             if self.timers.get(Periodic::PushPull).is_none_or(|t| t > soon) {
                 self.timers.set(Periodic::PushPull, soon);
@@ -975,13 +975,17 @@ impl Node {
                 // Otherwise the timer stays off until `after_input` sees news queued.
             }
             Periodic::PushPull => {
+                // Every round is re-armed at a random ±50 % of its interval, from now:
+                // nodes that joined together would otherwise push-pull together for
+                // ever (a whole member table each way, from every node in the same
+                // instant), and their early rounds would land in steps.
                 let next = if self.joining.early_push_pulls > 0 {
                     // Members that joined at the same time as us reach us through these
                     // rounds within seconds, not a whole interval later.
                     self.joining.early_push_pulls -= 1;
-                    now + self.cfg.join_retry_interval * 4
+                    now + self.jittered(self.cfg.join_retry_interval * 4)
                 } else {
-                    rearm(self.push_pull_interval())
+                    now + self.jittered(self.push_pull_interval())
                 };
                 self.timers.set(Periodic::PushPull, next);
                 if !self.leaving {
@@ -1027,6 +1031,11 @@ impl Node {
             OneShot::RefusalEnd(id) => self.on_refusal_end(id),
             OneShot::Recheck => self.on_recheck(),
         }
+    }
+
+    /// `d` scaled by a uniform random factor in [0.5, 1.5): the same mean, a random phase.
+    fn jittered(&mut self, d: Duration) -> Duration {
+        d.mul_f64(0.5 + rand::Rng::random::<f64>(&mut self.rng))
     }
 
     pub(crate) fn push_pull_interval(&self) -> Duration {
