@@ -18,13 +18,18 @@ use crate::runtime::handle::{Command, KeyringOp};
 use crate::runtime::health::{StallSpan, SuspicionLog};
 use crate::runtime::metrics::{Metrics, count_states};
 use crate::runtime::shared::{RuntimeStats, Shared, lock};
+use crate::runtime::stall_clock;
 use crate::time::Time;
 
-/// The driver's own timer: the loop wakes at least this often, even with nothing to
-/// do, so the liveness watchdog measures the loop and not the protocol's timers, and
-/// a stall is measured within this much of its length even when the node's next timer
-/// is a whole probe period away.
-pub(crate) const SAMPLE_TICK: Duration = Duration::from_millis(100);
+/// How often the driver does its housekeeping (health gauges, the metrics' window,
+/// a last look at the socket's error queue), at the first wake-up for its own work
+/// after this much time: never a wake-up of its own. The node's probe timer wakes the
+/// driver at least once per probe interval.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// How long the loop sleeps when nothing at all is due (a node always has its probe
+/// timer armed, so this is a bound, not a tick).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 /// Seed addresses kept at most: a DNS answer larger than this (a Service of
 /// thousands of pods) needs only a few to join through.
@@ -76,7 +81,8 @@ enum Input {
     Command(Option<Command>),
     Datagram(io::Result<(usize, SocketAddr)>),
     NetError(io::Result<QueuedError>),
-    Tick,
+    /// The node's next timer, the drain's end or the leave's deadline.
+    Timer,
 }
 
 /// Owns the node; spawned once by [`RuntimeBuilder::start`](crate::RuntimeBuilder::start).
@@ -85,7 +91,7 @@ pub(crate) struct Driver {
     pub socket: UdpSocket,
     pub shared: Arc<Shared>,
     pub cmds: mpsc::Receiver<Command>,
-    pub events: broadcast::Sender<Event>,
+    pub events: broadcast::Sender<Arc<Event>>,
     pub members: watch::Sender<Arc<Vec<Member>>>,
     pub metrics: Metrics,
     pub leave_timeout: Duration,
@@ -108,8 +114,12 @@ pub(crate) struct Driver {
     send_buf: Vec<u8>,
     rt: RuntimeStats,
     leave_deadline: Option<Time>,
-    /// When the driver's own sampling tick is due.
-    next_sample: Time,
+    /// The last sample of the process's stall clock this driver has recorded.
+    stall_cursor: u64,
+    /// When the next housekeeping is due (`HOUSEKEEPING`).
+    housekeeping_at: Time,
+    /// `health_key` when the health gauges were last set.
+    health_exported: (bool, bool, bool, u32),
     /// When the metrics are next registered again (`METRICS_REFRESH`).
     metrics_refresh_at: Time,
     members_dirty: bool,
@@ -139,7 +149,7 @@ impl Driver {
         socket: UdpSocket,
         shared: Arc<Shared>,
         cmds: mpsc::Receiver<Command>,
-        events: broadcast::Sender<Event>,
+        events: broadcast::Sender<Arc<Event>>,
         members: watch::Sender<Arc<Vec<Member>>>,
         metrics: Metrics,
         leave_timeout: Duration,
@@ -167,7 +177,9 @@ impl Driver {
             send_buf: vec![0; packet],
             rt: RuntimeStats::default(),
             leave_deadline: None,
-            next_sample: Time::ZERO + SAMPLE_TICK,
+            stall_cursor: stall_clock::clock().cursor(),
+            housekeeping_at: Time::ZERO,
+            health_exported: (false, false, false, 0),
             metrics_refresh_at: Time::ZERO + METRICS_REFRESH,
             members_dirty: true,
             reaped: 0,
@@ -231,7 +243,7 @@ impl Driver {
                 );
                 return true;
             }
-            let mut wake = self.next_sample;
+            let mut wake = now + IDLE_WAKE;
             for t in [
                 self.node.poll_timeout(),
                 self.leave_deadline,
@@ -244,6 +256,7 @@ impl Driver {
             }
             let wake = self.shared.instant(wake);
             let shutting_down = self.drain_until.is_some() || self.leave_deadline.is_some();
+            self.rt.wakeups += 1;
             let input = tokio::select! {
                 biased;
                 () = abort.cancelled() => return false,
@@ -252,7 +265,7 @@ impl Driver {
                 r = self.socket.recv_from(&mut self.recv_buf) => Input::Datagram(r),
                 r = self.socket.async_io(Interest::ERROR, || error_queue::read_one(&self.socket)),
                     if self.refusals => Input::NetError(r),
-                () = tokio::time::sleep_until(wake) => Input::Tick,
+                () = tokio::time::sleep_until(wake) => Input::Timer,
             };
             match input {
                 Input::Cancelled => {
@@ -272,7 +285,7 @@ impl Driver {
                 Input::Command(None) => cmds_open = false,
                 Input::Datagram(r) => self.on_datagrams(r),
                 Input::NetError(r) => self.on_net_errors(Some(r)),
-                Input::Tick => {}
+                Input::Timer => {}
             }
             self.join_back(now);
             self.fire_due_timers();
@@ -331,6 +344,7 @@ impl Driver {
     /// requests wins). Nothing if the Leave has gone out already.
     fn begin_drain(&mut self, now: Time, drain: Duration) {
         self.shared.draining.store(true, Ordering::Relaxed);
+        self.shared.registry.poke();
         if self.leave_deadline.is_some() {
             return;
         }
@@ -498,7 +512,7 @@ impl Driver {
     /// datagram arriving, a refusal was never read (`tests/runtime_udp.rs`). So the
     /// queue is drained whenever a send or receive fails with the pending error a
     /// refusal leaves on the socket, which is the very next socket call after it
-    /// arrives, and on every sampling tick as a last resort.
+    /// arrives, and at every housekeeping as a last resort.
     fn on_net_errors(&mut self, first: Option<io::Result<QueuedError>>) {
         if !self.refusals {
             return;
@@ -537,20 +551,16 @@ impl Driver {
         debug!(error = %e, "recv_from failed");
     }
 
-    /// Fires the node's timers if due, and measures how late the earliest due deadline
-    /// (the node's next timer or the driver's sampling tick) was reached: the
-    /// self-stall measurement, one sample per wake-up however many deadlines a stall
-    /// overran. Also runs after datagrams, so a flood cannot starve the timers behind
-    /// the biased `select!`, and so the backlog read first after a stall does not hide it.
+    /// Records the process's stalls (the stall clock's new samples), does the
+    /// housekeeping if due, and fires the node's timers if due, measuring how late
+    /// they fired. Also runs after datagrams, so a flood cannot starve the timers
+    /// behind the biased `select!`, and so the backlog read first after a stall meets
+    /// the stall behind it.
     fn fire_due_timers(&mut self) {
         let now = self.shared.now();
-        let node_due = self.node.poll_timeout().filter(|t| *t <= now);
-        let tick_due = Some(self.next_sample).filter(|t| *t <= now);
-        let earliest = match (node_due, tick_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if tick_due.is_some() {
+        let clock_saw = self.read_stall_clock(now);
+        if now >= self.housekeeping_at {
+            self.housekeeping_at = now + HOUSEKEEPING;
             self.on_net_errors(None);
             if now >= self.metrics_refresh_at {
                 self.metrics.refresh();
@@ -558,38 +568,99 @@ impl Driver {
                 // The member gauges are set only on a change: set them again.
                 self.members_dirty = true;
             }
-            // Every 100 ms, not per input: a check builds its reason strings. The whole
-            // registry's: the service's readiness, dependencies included (cached).
-            let health = &self.shared.registry;
-            let (ready, started) = (health.readiness().ok, health.startup().ok);
             self.metrics.observed(now.saturating_since(Time::ZERO));
-            self.metrics
-                .set_health(self.node.local_health(), ready, started);
+            self.export_health();
         }
-        if let Some(due) = earliest {
-            let late = now - due;
-            self.rt.timers_fired += 1;
-            if late > self.node.config().stall_threshold {
-                self.rt.late_timers += 1;
-                // Recorded before this input's events are read (in `flush`), so a
-                // suspicion in the backlog read at resume meets the stall behind it.
-                self.last_stall = Some(StallSpan {
-                    end: now,
-                    len: late,
-                });
-                debug!(late_ms = late.as_millis() as u64, "timer fired late");
+        let Some(due) = self.node.poll_timeout().filter(|t| *t <= now) else {
+            return;
+        };
+        let late = now - due;
+        self.rt.timers_fired += 1;
+        if late > self.node.config().stall_threshold {
+            self.rt.late_timers += 1;
+            // Recorded before this input's events are read (in `flush`), so a
+            // suspicion in the backlog read at resume meets the stall behind it.
+            self.last_stall = Some(StallSpan {
+                end: now,
+                len: late,
+            });
+            debug!(late_ms = late.as_millis() as u64, "timer fired late");
+            // The driver alone was late (an executor that did not poll it, a test's
+            // freeze), not the process, unless the clock saw the process stalled about
+            // as long: then the clock's sample is this stall, and one is enough.
+            if clock_saw + stall_clock::SAMPLE_TICK < late {
+                self.record_stall(now, late);
             }
-            {
-                let mut stalls = lock(&self.shared.stalls);
-                stalls.record(late);
-                stalls.set_observed(now.saturating_since(Time::ZERO));
-            }
-            self.metrics.timer_lateness(late);
-            self.next_sample = now + SAMPLE_TICK;
         }
-        if node_due.is_some() {
-            self.node.handle_timeout(now);
+        self.node.handle_timeout(now);
+    }
+
+    /// Records the stall clock's samples since the last read in this node's histogram
+    /// and metrics; a stall among them (or one in progress that the clock has not
+    /// recorded yet) becomes `last_stall`. Returns the longest lateness it saw.
+    fn read_stall_clock(&mut self, now: Time) -> Duration {
+        let clock = stall_clock::clock();
+        let threshold = self.node.config().stall_threshold;
+        let mut longest = Duration::ZERO;
+        let mut stall = None;
+        {
+            let mut hist = lock(&self.shared.stalls);
+            let (shared, metrics) = (&self.shared, &self.metrics);
+            clock.read_since(&mut self.stall_cursor, |s| {
+                hist.record(s.late);
+                metrics.timer_lateness(s.late);
+                longest = longest.max(s.late);
+                if s.late > threshold {
+                    stall = Some(StallSpan {
+                        end: shared.time_at(s.at),
+                        len: s.late,
+                    });
+                }
+            });
+            hist.set_observed(now.saturating_since(Time::ZERO));
         }
+        // The driver may resume and read its backlog before the clock's thread runs.
+        let overdue = clock.overdue(self.shared.instant(now));
+        if overdue > threshold {
+            stall = Some(StallSpan {
+                end: now,
+                len: overdue,
+            });
+        }
+        if let Some(s) = stall {
+            debug!(late_ms = s.len.as_millis() as u64, "the process stalled");
+            self.last_stall = Some(s);
+        }
+        longest.max(overdue)
+    }
+
+    /// The health gauges. Once a second and when the node's own state changes (see
+    /// `publish`), not per input: a check builds its reason strings. The whole
+    /// registry's: the service's readiness, dependencies included (cached).
+    fn export_health(&mut self) {
+        let health = &self.shared.registry;
+        let (ready, started) = (health.readiness().ok, health.startup().ok);
+        self.metrics
+            .set_health(self.node.local_health(), ready, started);
+        self.health_exported = self.health_key();
+    }
+
+    /// What the health gauges depend on in the node's own state.
+    fn health_key(&self) -> (bool, bool, bool, u32) {
+        (
+            self.node.is_joined(),
+            self.node.is_synced(),
+            self.node.is_leaving(),
+            self.node.local_health(),
+        )
+    }
+
+    /// One lateness sample of this driver's own, in the histogram and the metrics.
+    fn record_stall(&mut self, now: Time, late: Duration) {
+        let mut stalls = lock(&self.shared.stalls);
+        stalls.record(late);
+        stalls.set_observed(now.saturating_since(Time::ZERO));
+        self.metrics.timer_lateness(late);
     }
 
     /// Sends every queued datagram, delivers every event, publishes the new state.
@@ -617,7 +688,7 @@ impl Driver {
         while let Some(event) = self.node.poll_event() {
             self.on_event(now, &event);
             // No receiver is not an error: nobody is listening.
-            let _ = self.events.send(event);
+            let _ = self.events.send(Arc::new(event));
         }
         self.publish();
     }
@@ -708,6 +779,12 @@ impl Driver {
             if self.members_dirty {
                 st.local = self.node.local_member();
             }
+        }
+        if self.health_key() != self.health_exported {
+            self.export_health();
+            // The registry's monitor logs and publishes the flip now, not at its
+            // next idle look.
+            self.shared.registry.poke();
         }
         if self.members_dirty {
             self.members_dirty = false;

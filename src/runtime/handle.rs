@@ -82,7 +82,7 @@ pub struct Lagged(pub u64);
 /// told how many events it missed instead of missing them silently.
 #[derive(Debug)]
 pub struct EventStream {
-    rx: Option<broadcast::Receiver<Event>>,
+    rx: Option<broadcast::Receiver<Arc<Event>>>,
 }
 
 impl EventStream {
@@ -92,7 +92,7 @@ impl EventStream {
     pub async fn next(&mut self) -> Option<Result<Event, Lagged>> {
         let rx = self.rx.as_mut()?;
         match rx.recv().await {
-            Ok(e) => Some(Ok(e)),
+            Ok(e) => Some(Ok(unshare(e))),
             Err(broadcast::error::RecvError::Lagged(n)) => Some(Err(Lagged(n))),
             Err(broadcast::error::RecvError::Closed) => {
                 self.rx = None;
@@ -106,7 +106,7 @@ impl EventStream {
     pub fn try_next(&mut self) -> Option<Result<Event, Lagged>> {
         let rx = self.rx.as_mut()?;
         match rx.try_recv() {
-            Ok(e) => Some(Ok(e)),
+            Ok(e) => Some(Ok(unshare(e))),
             Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(Lagged(n))),
             Err(broadcast::error::TryRecvError::Closed) => {
                 self.rx = None;
@@ -115,6 +115,12 @@ impl EventStream {
             Err(broadcast::error::TryRecvError::Empty) => None,
         }
     }
+}
+
+/// The event out of the channel's shared pointer: moved out when this stream was its
+/// last reader, cloned otherwise.
+fn unshare(e: Arc<Event>) -> Event {
+    Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// A running node, as the application sees it. Cheap to clone; every clone talks to

@@ -29,6 +29,7 @@ mod seeds;
 pub(crate) mod shared;
 mod socket;
 mod stall;
+mod stall_clock;
 
 pub use handle::{EventStream, Handle, HandleError, Lagged};
 pub use health::{

@@ -34,11 +34,15 @@ pub struct RuntimeStats {
     pub refusals: u64,
     /// Other entries of the error queue (host unreachable, message too long, ...).
     pub other_net_errors: u64,
-    /// Timer wake-ups measured: the node's timers and the driver's own 100 ms sampling
-    /// tick, one sample per wake-up (each one's lateness is in the stall histogram).
+    /// Wake-ups of the driver for the node's timers (each one's lateness measured).
     pub timers_fired: u64,
-    /// Wake-ups later than the core's `stall_threshold`: stalls of this process.
+    /// Of those, the ones later than the core's `stall_threshold`: stalls of this
+    /// process or of the driver's task.
     pub late_timers: u64,
+    /// Every wake-up of the driver's loop, whatever woke it (a datagram, a timer, a
+    /// command). The driver has no tick of its own: an idle node wakes about once per
+    /// probe interval.
+    pub wakeups: u64,
 }
 
 /// What the driver last published about its node.
@@ -79,10 +83,10 @@ pub(crate) struct Shared {
     pub status: Mutex<Status>,
     pub stalls: Mutex<StallHistogram>,
     /// Taken (dropped) when the driver stops, so event streams end.
-    pub events: Mutex<Option<broadcast::Sender<Event>>>,
+    pub events: Mutex<Option<broadcast::Sender<Arc<Event>>>>,
     /// Subscribed before the driver started, for the first `Handle::events` call, so
     /// the join's events are not lost to the race between `start` and subscribing.
-    pub first_events: Mutex<Option<broadcast::Receiver<Event>>>,
+    pub first_events: Mutex<Option<broadcast::Receiver<Arc<Event>>>>,
     /// Drain, then leave (`RuntimeBuilder::cancel_token`).
     pub cancel: CancellationToken,
     /// Stops the driver at once, no Leave (`Handle::abort`).
@@ -119,6 +123,12 @@ impl Shared {
         // Far-future times saturate: tokio panics on instants it cannot represent.
         let cap = Duration::from_secs(86_400 * 365);
         self.start + Duration::from_nanos(t.as_nanos()).min(cap)
+    }
+
+    /// The `Time` of a std instant (before the start: `Time::ZERO`).
+    pub fn time_at(&self, at: Instant) -> Time {
+        let since = at.saturating_duration_since(self.start);
+        Time::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
 
     pub fn beat(&self, now: Time) {

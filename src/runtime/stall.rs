@@ -49,10 +49,12 @@ pub const MAX_PAUSE_SAMPLES: usize = 10_000;
 /// [`Handle::stall_histogram`](crate::Handle::stall_histogram).
 ///
 /// A timer that fires late means the process did not run when it should have: a GC
-/// pause, CPU throttling, VM steal, `SIGSTOP`, or an overloaded executor. Besides the
-/// node's timers the driver keeps its own 100 ms tick, so a stall is measured within
-/// 100 ms of its length even when the node's next timer is a probe period away; each
-/// wake-up is one sample (the lateness of the earliest deadline it overran). The
+/// pause, CPU throttling, VM steal, `SIGSTOP`, or an overloaded executor. One thread
+/// per process wakes every 100 ms and measures how late it woke (one sample per
+/// wake-up), so a stall of the process is measured within 100 ms of its length; each
+/// node's driver records those samples when it next wakes for its own work. A stall
+/// of the driver alone (an overloaded executor) is measured as its node's timers
+/// firing late, within the gap between two of them (at most a probe interval). The
 /// buckets are log-spaced from 1 ms to 60 s ([`STALL_BUCKETS`]); the samples can be
 /// written as the pauses file `rumor-sim tune --pauses FILE` reads
 /// ([`write_pauses`](StallHistogram::write_pauses)), to find the thresholds that

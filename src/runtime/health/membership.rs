@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use super::{CheckPart, HealthConfig, ms};
 use crate::event::MemberState;
-use crate::runtime::driver::SAMPLE_TICK;
 use crate::runtime::seeds::SeedReport;
 use crate::runtime::shared::{Shared, Status, lock};
+use crate::runtime::stall_clock::SAMPLE_TICK;
 use crate::time::Time;
 
 /// A stall of this process, as the driver measured it: timers late by `len`, seen
@@ -20,7 +20,7 @@ pub(crate) struct StallSpan {
 
 impl StallSpan {
     /// Whether a suspicion seen at `seen` is this stall's doing: seen during it (the
-    /// measured lateness is the stall's length to within the driver's sampling tick)
+    /// measured lateness is the stall's length to within the stall clock's tick)
     /// or within `grace` after its end, the time peers' word about it takes to
     /// arrive once the node reads its socket again.
     pub fn explains(&self, seen: Time, grace: Duration) -> bool {

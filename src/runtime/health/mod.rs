@@ -33,8 +33,8 @@ pub use watchdog::Watchdog;
 #[non_exhaustive]
 pub struct HealthConfig {
     /// Liveness fails when the driver's loop has not run for this long. The loop runs
-    /// at least every 100 ms even when idle, so anything well above that means the task
-    /// is wedged or starved.
+    /// at least once per probe interval even when idle (the probe timer), so anything
+    /// well above that means the task is wedged or starved.
     ///
     /// Unit: time. Default: the larger of 10 s and 3 probe intervals. Range: above
     /// 100 ms; keep it above the longest stall the process may survive (a stall under

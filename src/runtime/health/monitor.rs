@@ -1,29 +1,37 @@
-//! Transitions: every 100 ms, the three probes are evaluated; a part that flips is
-//! logged and counted, each part's status goes to a gauge, and a changed report is
-//! published on the registry's watch channel.
+//! Transitions: the three probes are evaluated when the registry is told of a change
+//! (the rumor node's own state, `set_draining`) and otherwise once a second; a part
+//! that flips is logged and counted, each part's status goes to a gauge, and a
+//! changed report is published on the registry's watch channel.
+//!
+//! Not every 100 ms, as it was: one look builds every part's reason string, and ten
+//! of them a second per registry made the monitor most of an idle node's CPU.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::registry::{Health, HealthReport, Probe, Registry};
 
-/// How often the monitor looks: the driver's sampling tick, so a watchdog's expiry
-/// or a check's new result is in the log and the metrics within it.
-const TICK: Duration = Duration::from_millis(100);
+/// How often the monitor looks when nobody tells it of a change, so a watchdog's
+/// expiry or a check's new result is in the log and the metrics within it.
+const IDLE_LOOK: Duration = Duration::from_secs(1);
 
-pub(crate) async fn run(registry: Weak<Registry>) {
+/// `changed` is the registry's own notifier, held apart so that waiting on it does
+/// not keep the registry alive: once it is dropped, the next look ends the task.
+pub(crate) async fn run(registry: Weak<Registry>, changed: Arc<Notify>) {
     let mut monitor = Monitor::default();
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
         let Some(inner) = registry.upgrade() else {
             return;
         };
         monitor.step(&Health::from_inner(inner));
+        tokio::select! {
+            () = changed.notified() => {}
+            () = tokio::time::sleep(IDLE_LOOK) => {}
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::dependency::{self, CheckOptions, DependencyState};
@@ -132,6 +132,9 @@ pub(crate) struct Registry {
     tasks_running: AtomicBool,
     monitor_running: AtomicBool,
     pub report: watch::Sender<std::sync::Arc<HealthReport>>,
+    /// Wakes the monitor at once on a change it is told of (the node's own state,
+    /// `set_draining`); anything else it sees at its next idle look.
+    pub changed: Arc<Notify>,
 }
 
 /// The health of a whole service: **one registry per service** that rumor's runtime
@@ -264,6 +267,7 @@ impl Health {
                 tasks_running: AtomicBool::new(true),
                 monitor_running: AtomicBool::new(false),
                 report,
+                changed: Arc::new(Notify::new()),
             }),
         }
     }
@@ -373,6 +377,13 @@ impl Health {
     /// itself (`not_leaving`).
     pub fn set_draining(&self, draining: bool) {
         self.inner.draining.store(draining, Ordering::Relaxed);
+        self.poke();
+    }
+
+    /// Tells the monitor that something changed, so the flip is logged, counted and
+    /// published now rather than at its next idle look.
+    pub(crate) fn poke(&self) {
+        self.inner.changed.notify_one();
     }
 
     /// Whether [`set_draining`](Health::set_draining) took the service out.
@@ -447,8 +458,11 @@ impl Health {
         check
     }
 
-    /// The latest [`HealthReport`], republished whenever a part flips (checked every
-    /// 100 ms by a background task, which also logs the flip and sets the metrics).
+    /// The latest [`HealthReport`], republished whenever a part flips (checked by a
+    /// background task, which also logs the flip and sets the metrics: at once when
+    /// the rumor node's state changes or [`set_draining`](Health::set_draining) is
+    /// called, within a second for anything else: a watchdog's expiry, a check's new
+    /// result, a gate).
     ///
     /// A watch channel rather than a callback or a broadcast: a subscriber always
     /// sees the current state (what a load balancer hook or a gRPC health service
@@ -586,7 +600,10 @@ impl Health {
             return;
         };
         if !self.inner.monitor_running.swap(true, Ordering::AcqRel) {
-            rt.spawn(super::monitor::run(Arc::downgrade(&self.inner)));
+            rt.spawn(super::monitor::run(
+                Arc::downgrade(&self.inner),
+                self.inner.changed.clone(),
+            ));
         }
         if !self.inner.tasks_running.swap(true, Ordering::AcqRel) {
             let parts = lock(&self.inner.parts);

@@ -1,0 +1,172 @@
+//! The process's stall clock: one thread per process that wakes every
+//! [`SAMPLE_TICK`] and measures how late it woke.
+//!
+//! Plain thread, tokio's `Instant` (std's, unless a test pauses tokio's clock): the
+//! clock must run whatever the runtimes do.
+//!
+//! A GC-like pause, CPU throttling, VM steal or `SIGSTOP` stops the whole process,
+//! not one node, so one clock measures them for every node the process runs. Each
+//! driver reads the clock's new samples whenever it wakes for its own work (a
+//! datagram, a protocol timer) and records them in its [`StallHistogram`]: a node
+//! costs no wake-up of its own to have its stalls measured. Before, every driver
+//! woke on its own 100 ms tick for this, which made 2,000 idle nodes in one process
+//! 20,000 wake-ups a second.
+//!
+//! [`StallHistogram`]: crate::StallHistogram
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tracing::warn;
+
+use crate::runtime::shared::lock;
+
+/// How often the clock wakes: a stall is measured within this much of its length.
+pub(crate) const SAMPLE_TICK: Duration = Duration::from_millis(100);
+
+/// Samples kept for drivers that have not read them yet: 400 s at one per tick. A
+/// driver wakes at least once per probe interval, so none falls this far behind.
+const RING: usize = 4096;
+
+/// One wake-up of the clock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sample {
+    /// Numbered from 1, in order.
+    pub seq: u64,
+    /// When the clock woke (the end of the stall, if it was one).
+    pub at: Instant,
+    /// How late it woke.
+    pub late: Duration,
+}
+
+/// The clock's state, shared by every driver of the process.
+pub(crate) struct StallClock {
+    origin: Instant,
+    samples: Mutex<VecDeque<Sample>>,
+    /// The last sample's number (0: none yet).
+    last_seq: AtomicU64,
+    /// When the clock is next due to wake, in nanoseconds since `origin`.
+    due: AtomicU64,
+}
+
+static CLOCK: OnceLock<StallClock> = OnceLock::new();
+
+/// The process's clock, its thread started on first use. If the thread cannot be
+/// started the clock stays empty (and says so once): nodes run, their histograms
+/// hold only what their drivers measure themselves.
+pub(crate) fn clock() -> &'static StallClock {
+    CLOCK.get_or_init(|| {
+        let origin = Instant::now();
+        let spawned = std::thread::Builder::new()
+            .name("rumor-stall-clock".into())
+            .spawn(|| run(clock()));
+        if let Err(e) = spawned {
+            warn!(error = %e, "could not start the stall clock thread; stalls are measured by the drivers' own timers only");
+        }
+        StallClock {
+            origin,
+            samples: Mutex::new(VecDeque::with_capacity(64)),
+            last_seq: AtomicU64::new(0),
+            due: AtomicU64::new(nanos(SAMPLE_TICK)),
+        }
+    })
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The clock's thread: sleep a tick, measure how late the wake-up was, record it.
+fn run(clock: &'static StallClock) {
+    let mut due = clock.origin + SAMPLE_TICK;
+    loop {
+        let now = Instant::now();
+        if let Some(wait) = due.checked_duration_since(now) {
+            std::thread::sleep(wait);
+        }
+        let now = Instant::now();
+        let late = now.saturating_duration_since(due);
+        clock.record(now, late);
+        due = now + SAMPLE_TICK;
+        clock
+            .due
+            .store(nanos(due.duration_since(clock.origin)), Ordering::Release);
+    }
+}
+
+impl StallClock {
+    fn record(&self, at: Instant, late: Duration) {
+        let mut samples = lock(&self.samples);
+        let seq = self.last_seq.load(Ordering::Relaxed) + 1;
+        if samples.len() == RING {
+            samples.pop_front();
+        }
+        samples.push_back(Sample { seq, at, late });
+        self.last_seq.store(seq, Ordering::Release);
+    }
+
+    /// The last sample's number: a driver starting now reads only what follows it.
+    pub fn cursor(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Calls `f` on every sample after `*cursor`, oldest first, and moves the cursor
+    /// past them. Cheap when there is nothing new: one atomic load.
+    pub fn read_since(&self, cursor: &mut u64, mut f: impl FnMut(&Sample)) {
+        if self.last_seq.load(Ordering::Acquire) <= *cursor {
+            return;
+        }
+        let samples = lock(&self.samples);
+        let from = *cursor;
+        for s in samples.iter().filter(|s| s.seq > from) {
+            f(s);
+            *cursor = s.seq;
+        }
+    }
+
+    /// How far past its due time the clock is at `now` without having woken: a stall
+    /// of the process in progress, or one that just ended and is not recorded yet
+    /// (a driver can resume and read its backlog before the clock's thread runs).
+    pub fn overdue(&self, now: Instant) -> Duration {
+        let due = self.origin + Duration::from_nanos(self.due.load(Ordering::Acquire));
+        now.saturating_duration_since(due)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_ticks_and_a_reader_sees_each_sample_once() {
+        let c = clock();
+        let mut cursor = c.cursor();
+        // Bounded: at most 3 s for a couple of 100 ms ticks.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut seen = Vec::new();
+        while seen.len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(SAMPLE_TICK);
+            c.read_since(&mut cursor, |s| seen.push(s.seq));
+        }
+        assert!(seen.len() >= 2, "the clock ticks: {seen:?}");
+        assert!(
+            seen.windows(2).all(|w| w[1] == w[0] + 1),
+            "in order, once each"
+        );
+        let before = seen.len();
+        c.read_since(&mut cursor, |s| seen.push(s.seq));
+        assert!(seen[before..].iter().all(|s| *s > seen[before - 1]));
+    }
+
+    #[test]
+    fn overdue_is_zero_while_the_clock_runs() {
+        let c = clock();
+        std::thread::sleep(SAMPLE_TICK * 2);
+        // The clock woke within its last tick (a loaded machine may delay it a little).
+        assert!(c.overdue(Instant::now()) < SAMPLE_TICK * 5);
+    }
+}
