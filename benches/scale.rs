@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench scale -- --nodes 20,100,1000,2000            # 2 tokio workers
 //! cargo bench --bench scale -- --nodes 2000 --workers 0            # current-thread
+//! cargo bench --bench scale -- --nodes 100 --strategy swim         # another strategy
 //! ```
 //!
 //! For each N it prints one line with:
@@ -24,6 +25,7 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -44,6 +46,8 @@ struct Args {
     nodes: Vec<usize>,
     workers: usize,
     steady: Duration,
+    /// `--strategy swim|lifeguard|phi-monitors` (default: the default config's).
+    strategy: Option<String>,
     /// Internal: this process is the idle child for N nodes.
     idle_child: Option<usize>,
 }
@@ -53,6 +57,7 @@ fn parse_args() -> Args {
         nodes: vec![20, 100],
         workers: 2,
         steady: STEADY,
+        strategy: None,
         idle_child: None,
     };
     let mut it = std::env::args().skip(1);
@@ -70,6 +75,7 @@ fn parse_args() -> Args {
                 args.steady =
                     Duration::from_secs(value("--steady").parse().expect("--steady: seconds"));
             }
+            "--strategy" => args.strategy = Some(value("--strategy")),
             "--idle-child" => {
                 args.idle_child = Some(value("--idle-child").parse().expect("a count"));
             }
@@ -134,9 +140,16 @@ fn rcvbuf_errors() -> u64 {
         .unwrap_or(0)
 }
 
+/// `--strategy`, for `config()`.
+static STRATEGY: OnceLock<Option<String>> = OnceLock::new();
+
 fn config() -> Config {
     let mut cfg = Config::lan();
     cfg.cluster_label = "scale-bench".into();
+    if let Some(strategy) = STRATEGY.get().and_then(Option::as_ref) {
+        cfg.set("strategy", strategy)
+            .unwrap_or_else(|e| panic!("--strategy: {e}"));
+    }
     cfg
 }
 
@@ -194,7 +207,9 @@ fn idle_child(n: usize, workers: usize, steady: Duration) {
 /// Runs the idle child for `n` and parses its answer: (fixed bytes per node, idle µs).
 fn idle_figures(n: usize, workers: usize, steady: Duration) -> (u64, f64) {
     let exe = std::env::current_exe().expect("this bench's path");
+    let strategy = STRATEGY.get().cloned().flatten();
     let out = Command::new(exe)
+        .args(strategy.iter().flat_map(|s| ["--strategy", s.as_str()]))
         .args([
             "--idle-child",
             &n.to_string(),
@@ -282,6 +297,7 @@ fn run(n: usize, workers: usize, steady: Duration) {
 
 fn main() {
     let args = parse_args();
+    STRATEGY.get_or_init(|| args.strategy.clone());
     if let Some(n) = args.idle_child {
         idle_child(n, args.workers, args.steady);
         return;
