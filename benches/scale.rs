@@ -18,6 +18,8 @@
 //! - `fixed_kb_per_node`: resident memory of N idle nodes (the child), per node;
 //! - `rss_b_per_member`: resident memory after convergence, less the idle nodes'
 //!   fixed cost, per known member (N × (N − 1) of them);
+//!   It overstates the cost a little: heap freed after the join storm that the
+//!   allocator has not returned to the system still counts.
 //! - `rcvbuf_errors`: UDP receive-buffer overflows (`/proc/net/snmp`) during the
 //!   steady window: counted for the whole network namespace, so run it on a quiet one.
 //!
@@ -30,7 +32,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use rumor::{Config, Handle, RuntimeBuilder};
+use rumor::{Config, Handle, MemberState, RuntimeBuilder};
 
 /// How long the steady window is, unless `--steady` says otherwise.
 const STEADY: Duration = Duration::from_secs(10);
@@ -97,7 +99,9 @@ fn runtime(workers: usize) -> tokio::runtime::Runtime {
     b.enable_all().build().expect("a tokio runtime")
 }
 
-/// CPU time of every thread of this process so far.
+/// CPU time of every live thread of this process so far. A thread that exits in a
+/// window takes its CPU with it: none does here (no blocking pool, no DNS), and the
+/// windows subtract with saturation.
 fn cpu_time() -> Duration {
     let mut total = 0u64;
     for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
@@ -114,15 +118,15 @@ fn cpu_time() -> Duration {
     Duration::from_nanos(total)
 }
 
-/// Resident set size in bytes.
+/// Resident set size in bytes (`VmRSS`, in kB whatever the page size).
 fn rss() -> u64 {
-    let text = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("statm's resident field");
-    pages * 4096
+    let text = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("status's VmRSS field");
+    kb * 1024
 }
 
 /// `Udp: ... RcvbufErrors` from /proc/net/snmp.
@@ -170,7 +174,12 @@ fn converged(nodes: &[Handle], n: usize) -> bool {
     nodes.iter().all(|h| {
         let members = h.watch_members();
         let list = members.borrow();
-        list.len() >= n - 1 && list.iter().filter(|m| m.state.is_live()).count() == n - 1
+        list.len() >= n - 1
+            && list
+                .iter()
+                .filter(|m| m.state == MemberState::Alive)
+                .count()
+                == n - 1
     })
 }
 
@@ -192,7 +201,7 @@ fn idle_child(n: usize, workers: usize, steady: Duration) {
     let cpu0 = cpu_time();
     let t0 = Instant::now();
     rt.block_on(tokio::time::sleep(steady));
-    let cpu = cpu_time() - cpu0;
+    let cpu = cpu_time().saturating_sub(cpu0);
     let wall = t0.elapsed();
     let per_node_s = cpu.as_secs_f64() * 1e6 / (n as f64 * wall.as_secs_f64());
     println!(
@@ -278,7 +287,7 @@ fn run(n: usize, workers: usize, steady: Duration) {
     let cpu0 = cpu_time();
     let w0 = Instant::now();
     rt.block_on(tokio::time::sleep(steady));
-    let cpu = cpu_time() - cpu0;
+    let cpu = cpu_time().saturating_sub(cpu0);
     let wall = w0.elapsed();
     let errors = rcvbuf_errors() - errors0;
     let still = converged(&nodes, n);

@@ -194,8 +194,8 @@ pub struct Config {
     /// At most 256 candidates are kept, the oldest dropped first. Default 24 h; range
     /// 1 s ..= 30 days.
     pub reconnect_timeout: Duration,
-    /// Period of the push-pull full state sync with one random member (heals
-    /// partitions). Scaled up by `log2(n / 32)` above 32 members, as memberlist does, to
+    /// Mean period of the push-pull full state sync with one random member (heals
+    /// partitions); each round comes at a random 0.5–1.5 × the period. Scaled up by `log2(n / 32)` above 32 members, as memberlist does, to
     /// keep the cluster-wide sync load flat. Default 30 s; range 1 s ..= 1 h.
     pub push_pull_interval: Duration,
     /// How often join is retried while no seed has answered. Default 1 s;

@@ -27,9 +27,12 @@ use crate::time::Time;
 /// driver at least once per probe interval.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
-/// How long the loop sleeps when nothing at all is due (a node always has its probe
-/// timer armed, so this is a bound, not a tick).
-const IDLE_WAKE: Duration = Duration::from_secs(3600);
+/// The longest the loop sleeps, as a fraction of `HealthConfig::liveness_timeout`:
+/// the loop's own run is the liveness watchdog's beat, and a node's next timer can be
+/// further away than the timeout (under SWIM or Lifeguard a degraded node's probe
+/// period stretches up to 9 × `probe_interval`: 45 s on WAN against a 15 s timeout).
+/// With the defaults the probe timer comes first and this never wakes anyone.
+const BEATS_PER_LIVENESS_TIMEOUT: u32 = 3;
 
 /// Seed addresses kept at most: a DNS answer larger than this (a Service of
 /// thousands of pods) needs only a few to join through.
@@ -73,6 +76,10 @@ pub(crate) struct DriverPlan {
     /// `RuntimeBuilder::drain`.
     pub drain: Duration,
 }
+
+/// The node's state the health parts read: joined, synced, leaving or draining,
+/// degraded, the suspicions of this node and its incarnation (a refutation).
+type HealthKey = (bool, bool, bool, bool, SuspicionLog, u64);
 
 /// What woke the loop.
 enum Input {
@@ -119,7 +126,7 @@ pub(crate) struct Driver {
     /// When the next housekeeping is due (`HOUSEKEEPING`).
     housekeeping_at: Time,
     /// `health_key` when the health gauges were last set.
-    health_exported: (bool, bool, bool, u32),
+    health_exported: Option<HealthKey>,
     /// When the metrics are next registered again (`METRICS_REFRESH`).
     metrics_refresh_at: Time,
     members_dirty: bool,
@@ -179,7 +186,7 @@ impl Driver {
             leave_deadline: None,
             stall_cursor: stall_clock::clock().cursor(),
             housekeeping_at: Time::ZERO,
-            health_exported: (false, false, false, 0),
+            health_exported: None,
             metrics_refresh_at: Time::ZERO + METRICS_REFRESH,
             members_dirty: true,
             reaped: 0,
@@ -207,7 +214,7 @@ impl Driver {
         }
         self.flush().await;
         let left = self.run_loop().await;
-        // Stopped: not ready and not started, whatever the last tick said.
+        // Stopped: not ready and not started, whatever was exported last.
         self.metrics
             .set_health(self.node.local_health(), false, false);
         if left {
@@ -243,7 +250,7 @@ impl Driver {
                 );
                 return true;
             }
-            let mut wake = now + IDLE_WAKE;
+            let mut wake = now + self.shared.health.liveness_timeout / BEATS_PER_LIVENESS_TIMEOUT;
             for t in [
                 self.node.poll_timeout(),
                 self.leave_deadline,
@@ -256,7 +263,6 @@ impl Driver {
             }
             let wake = self.shared.instant(wake);
             let shutting_down = self.drain_until.is_some() || self.leave_deadline.is_some();
-            self.rt.wakeups += 1;
             let input = tokio::select! {
                 biased;
                 () = abort.cancelled() => return false,
@@ -267,6 +273,7 @@ impl Driver {
                     if self.refusals => Input::NetError(r),
                 () = tokio::time::sleep_until(wake) => Input::Timer,
             };
+            self.rt.wakeups += 1;
             match input {
                 Input::Cancelled => {
                     info!(
@@ -586,9 +593,10 @@ impl Driver {
             });
             debug!(late_ms = late.as_millis() as u64, "timer fired late");
             // The driver alone was late (an executor that did not poll it, a test's
-            // freeze), not the process, unless the clock saw the process stalled about
-            // as long: then the clock's sample is this stall, and one is enough.
-            if clock_saw + stall_clock::SAMPLE_TICK < late {
+            // freeze), unless the clock saw the process stalled: then the clock's
+            // sample is this stall (the driver's lateness adds the executor's backlog
+            // at resume to it), and one sample of it is enough.
+            if clock_saw <= self.node.config().stall_threshold {
                 self.record_stall(now, late);
             }
         }
@@ -601,9 +609,13 @@ impl Driver {
     fn read_stall_clock(&mut self, now: Time) -> Duration {
         let clock = stall_clock::clock();
         let threshold = self.node.config().stall_threshold;
+        // Before the samples: the clock stores its next due time after recording a
+        // sample, so a due time that moved on means the sample is there to read. The
+        // driver may resume and read its backlog before the clock's thread runs.
+        let overdue = clock.overdue(self.shared.instant(now).into_std());
         let mut longest = Duration::ZERO;
         let mut stall = None;
-        {
+        if clock.has_news(self.stall_cursor) {
             let mut hist = lock(&self.shared.stalls);
             let (shared, metrics) = (&self.shared, &self.metrics);
             clock.read_since(&mut self.stall_cursor, |s| {
@@ -612,15 +624,13 @@ impl Driver {
                 longest = longest.max(s.late);
                 if s.late > threshold {
                     stall = Some(StallSpan {
-                        end: shared.time_at(s.at),
+                        end: shared.time_at(s.at.into()),
                         len: s.late,
                     });
                 }
             });
             hist.set_observed(now.saturating_since(Time::ZERO));
         }
-        // The driver may resume and read its backlog before the clock's thread runs.
-        let overdue = clock.overdue(self.shared.instant(now));
         if overdue > threshold {
             stall = Some(StallSpan {
                 end: now,
@@ -642,16 +652,19 @@ impl Driver {
         let (ready, started) = (health.readiness().ok, health.startup().ok);
         self.metrics
             .set_health(self.node.local_health(), ready, started);
-        self.health_exported = self.health_key();
+        self.health_exported = Some(self.health_key());
     }
 
-    /// What the health gauges depend on in the node's own state.
-    fn health_key(&self) -> (bool, bool, bool, u32) {
+    /// What the health gauges and parts depend on in the node's own state (the
+    /// suspicion log: a suspicion of this node, its refutation).
+    fn health_key(&self) -> HealthKey {
         (
             self.node.is_joined(),
             self.node.is_synced(),
-            self.node.is_leaving(),
-            self.node.local_health(),
+            self.node.is_leaving() || self.shared.is_draining(),
+            self.node.local_health() > self.shared.health.max_local_health,
+            self.suspicion,
+            self.node.incarnation(),
         )
     }
 
@@ -780,7 +793,7 @@ impl Driver {
                 st.local = self.node.local_member();
             }
         }
-        if self.health_key() != self.health_exported {
+        if Some(self.health_key()) != self.health_exported {
             self.export_health();
             // The registry's monitor logs and publishes the flip now, not at its
             // next idle look.

@@ -86,12 +86,12 @@ fn describe() {
     describe_gauge!(
         "rumor_health_check",
         Unit::Count,
-        "1 while the check passes, else 0, by check (readiness, startup); set every 100 ms by the driver. Liveness has no gauge: a wedged driver could not lower it; probe /livez."
+        "1 while the check passes, else 0, by check (readiness, startup); set by the driver at most once a second and when the node's own state changes. Liveness has no gauge: a wedged driver could not lower it; probe /livez."
     );
     describe_gauge!(
         "rumor_health_part",
         Unit::Count,
-        "1 while the part of the health registry passes, else 0, by probe and part (watchdogs, dependency checks, gates, rumor's own); set every 100 ms."
+        "1 while the part of the health registry passes, else 0, by probe and part (watchdogs, dependency checks, gates, rumor's own); set by the registry's monitor when told of a change, else once a second."
     );
     describe_counter!(
         "rumor_health_transitions_total",
@@ -156,7 +156,7 @@ fn describe() {
     describe_histogram!(
         "rumor_timer_lateness_seconds",
         Unit::Seconds,
-        "How late the driver's timers fired: this process's own stalls (GC, throttling, SIGSTOP)."
+        "How late the process's stall clock woke (every 100 ms), plus the driver's own timers when it alone was late: this process's own stalls (GC, throttling, SIGSTOP, a starved executor)."
     );
 }
 

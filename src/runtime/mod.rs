@@ -196,8 +196,8 @@ pub enum StartError {
 /// | `rumor_timer_lateness_seconds` | histogram (give the exporter [`STALL_BUCKETS_SECONDS`] as its buckets) | |
 /// | `rumor_observed_seconds_total` | counter (seconds the driver has run: the window of the lateness histogram) | |
 /// | `rumor_local_health` | gauge | |
-/// | `rumor_health_check` | gauge (1 passing, 0 failing; every 100 ms): the whole registry's readiness and startup, the service's dependency checks and gates included | `check` = readiness, startup (no liveness: a wedged driver could not lower it) |
-/// | `rumor_health_part` | gauge (1 passing, 0 failing; every 100 ms), one per part of the [`Health`] registry; set by the registry, without the node's labels | `probe` = liveness, readiness, startup; `part` = the part's name |
+/// | `rumor_health_check` | gauge (1 passing, 0 failing; at most once a second, and on a change of the node's state): the whole registry's readiness and startup, the service's dependency checks and gates included | `check` = readiness, startup (no liveness: a wedged driver could not lower it) |
+/// | `rumor_health_part` | gauge (1 passing, 0 failing; on a change it is told of, else once a second), one per part of the [`Health`] registry; set by the registry, without the node's labels | `probe` = liveness, readiness, startup; `part` = the part's name |
 /// | `rumor_health_transitions_total` | counter: a part flipped (each flip is also logged: `warn` to failing, `info` back) | `probe`, `part` |
 /// | `rumor_health_check_seconds` | histogram: how long each run of a readiness dependency check took (a timed-out run counts its timeout) | `check` = the check's name |
 /// | `rumor_health_check_runs_total` | counter: runs of a readiness dependency check | `check`; `outcome` = ok, failed, timeout, panic |

@@ -35,10 +35,11 @@ pub const STALL_BUCKETS_SECONDS: [f64; 15] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0,
 ];
 
-/// Samples above this are kept individually for the pauses file. tokio's timers fire
-/// on whole-millisecond ticks, so a healthy process measures 1–2 ms of lateness on
-/// every timer (1.4–1.9 ms here); 5 ms keeps that floor out of the file, where it
-/// would drown the stalls that matter and evict them from the bounded sample ring.
+/// Samples above this are kept individually for the pauses file. A healthy process
+/// measures a little lateness on every wake-up (the stall clock's thread sleep about
+/// 0.1 ms; tokio's timers, on whole-millisecond ticks, 1–2 ms); 5 ms keeps that floor
+/// out of the file, where it would drown the stalls that matter and evict them from
+/// the bounded sample ring.
 pub const PAUSE_SAMPLE_MIN: Duration = Duration::from_millis(5);
 
 /// The most individual samples kept; the oldest are forgotten first.

@@ -37,7 +37,7 @@ pub struct HealthConfig {
     /// well above that means the task is wedged or starved.
     ///
     /// Unit: time. Default: the larger of 10 s and 3 probe intervals. Range: above
-    /// 100 ms; keep it above the longest stall the process may survive (a stall under
+    /// 100 ms (the driver wakes at least 3 times per timeout to beat); keep it above the longest stall the process may survive (a stall under
     /// it is for the gossip layer to judge, not for a restart). Tune it together with
     /// the liveness probe: `periodSeconds × failureThreshold` adds to it.
     pub liveness_timeout: Duration,
