@@ -123,6 +123,7 @@ pub use wire::{DecodeError, DecodeErrorKind};
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::keyring::{PAYLOAD_OFFSET, Sealer, is_sealed, open, seal};
     pub use crate::wire::generated as proto;
     pub use crate::wire::{
         DecodeLimits, decode_packet, encode_addr, encode_packet, pack_version, read_datagram,

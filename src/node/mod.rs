@@ -697,7 +697,7 @@ impl Node {
         self.stats.bytes_in += data.len() as u64;
         let mut opened = std::mem::take(&mut self.sealer.opened);
         let data = if keyring::is_sealed(data) {
-            if !keyring::open(&self.sealer.keyring, &self.cluster, data, &mut opened) {
+            if !self.sealer.open(&self.cluster, data, &mut opened) {
                 self.sealer.opened = opened;
                 self.stats.auth_failures += 1;
                 debug!(%from, "dropped packet that failed authentication");
@@ -837,11 +837,7 @@ impl Node {
         self.stats.messages_out += w.messages() as u64;
         let mut len = w.finish();
         if sealing {
-            // No nonce is spent on a datagram that cannot be sealed.
-            self.sealer.keyring.primary()?;
-            let nonce = self.sealer.next_nonce();
-            let key = self.sealer.keyring.primary()?;
-            len = keyring::seal(key, nonce, &self.cluster, buf, len)?;
+            len = self.sealer.seal(&self.cluster, buf, len)?;
         }
         if let Some(seq) = probe {
             let relayed = self
