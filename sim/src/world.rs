@@ -555,8 +555,9 @@ impl World {
     ///
     /// Nodes `0..h` are hubs, `h = ⌈n / HUB_GROUP⌉`; node `i ≥ h` belongs to hub
     /// `i mod h`.
-    /// 1. Each hub forms a cluster of one; each other node joins through its hub (a
-    ///    Join: the hub learns it, it learns what the hub knows so far).
+    /// 1. Hub 0 forms a cluster of one, the other hubs join through it, and each other
+    ///    node joins through its hub (a Join: the hub learns it, it learns what the
+    ///    hub knows so far).
     /// 2. Each hub `j > 0` starts a push-pull with hub 0, which so learns every member.
     /// 3. Each hub `j > 0` joins again through hub 0, and learns every member.
     /// 4. Each other node joins again through its hub, and learns every member.
@@ -568,8 +569,12 @@ impl World {
         let n = self.nodes.len();
         let hubs = n.div_ceil(self.hub_group.max(1)).max(1);
         self.building = Some(VecDeque::new());
-        for j in 0..hubs.min(n) {
-            self.start_node(j, 0, Some(&[]));
+        // Hub 0 alone, the other hubs through it: a hub must know hub 0 before their
+        // push-pull, or it refuses the wants of each digest chunk whose answer brings
+        // no entry (and so does not introduce hub 0).
+        self.start_node(0, 0, Some(&[]));
+        for j in 1..hubs.min(n) {
+            self.start_node(j, 0, Some(&[0]));
             self.drain_build();
         }
         for i in hubs..n {
@@ -1071,13 +1076,15 @@ mod tests {
     }
 
     /// The build, with several hubs, leaves every node knowing every other live, at
-    /// time 0, having refused no sync for budget (the build must stay within the
-    /// nodes' per-source limits, or some members would be missed).
+    /// time 0, having refused no sync for budget and rejected no message (the build
+    /// must stay within the nodes' per-source limits, or some members would be missed).
+    /// A hub's digest spans several datagrams here, as at full size: a hub that did
+    /// not know hub 0 refused the wants of chunks whose answer did not introduce it.
     #[test]
     fn a_converged_start_knows_everyone_through_hubs() {
-        let n = 70;
+        let n = 450;
         let mut w = converged(n);
-        w.hub_group = 16; // 5 hubs
+        w.hub_group = 150; // 3 hubs of about 150: 3 digest datagrams each
         w.advance_to(Time::ZERO, |_| {});
         assert_eq!(w.now, Time::ZERO, "the build takes no simulated time");
         assert_eq!(w.stale_views(), 0);
