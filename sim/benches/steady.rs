@@ -13,6 +13,8 @@ use rumor_sim::scenario::Scenario;
 use rumor_sim::world::World;
 
 fn main() {
+    // Huge pages, as the `rumor-sim` binary uses (see `rumor_sim::hugepages`).
+    rumor_sim::hugepages::enable();
     divan::main();
 }
 

@@ -8,6 +8,7 @@
 pub mod agenda;
 pub mod canned;
 pub mod faults;
+pub mod hugepages;
 pub mod network;
 pub mod oracle;
 pub mod plot;

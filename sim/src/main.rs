@@ -214,6 +214,7 @@ struct RunArgs {
 }
 
 fn main() {
+    rumor_sim::hugepages::enable();
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Run(a) => run(a),

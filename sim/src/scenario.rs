@@ -43,6 +43,11 @@ pub struct Scenario {
     /// node that joined before it.
     #[serde(default = "default_join_spread")]
     pub join_spread: Dur,
+    /// How the cluster forms: `join` (the default) as above, or `converged`: every node
+    /// starts at time 0 and the cluster is built through each node's own join and state
+    /// sync before any timer runs (`join_spread` is then unused).
+    #[serde(default)]
+    pub start: Start,
     /// Config preset the `[config]` table modifies: `lan`, `wan` or `local`.
     #[serde(default = "default_preset")]
     pub preset: String,
@@ -332,6 +337,23 @@ pub enum FaultKind {
     RemoveKey,
 }
 
+/// How the cluster forms at the start of a run.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// Node i > 0 joins at a random time in `[0, join_spread]` through a random node
+    /// already in: a live join, with its gossip storm (each join is news that every
+    /// member re-gossips, O(n² λ log n) decoded updates for n joins).
+    #[default]
+    Join,
+    /// The run starts from a converged cluster, built at time 0 through the nodes' own
+    /// join and state-sync code on real datagrams (lossless, delivered at once, none of
+    /// the nodes' timers running meanwhile): each node learns every other member once,
+    /// from a sync, which nodes do not re-gossip. O(n²) decoded entries. See
+    /// `World::build` for the stages.
+    Converged,
+}
+
 /// How a crashed node's absence shows on the network.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -468,6 +490,7 @@ pub const SCENARIO_PATHS: &[&str] = &[
     "seed",
     "warmup",
     "join_spread",
+    "start",
     "preset",
     "network.latency.dist",
     "network.latency.value",

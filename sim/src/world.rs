@@ -1,7 +1,7 @@
 //! The discrete-event world: real `rumor::Node`s on a virtual clock, an event heap keyed
 //! by (time, sequence), the network model and the fault timeline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use crate::agenda::Agenda;
 use crate::faults::{self, Action, KeyOp};
 use crate::network::{ActivePartition, Fate, NetModel, mix};
 use crate::oracle::{Oracle, Truth, event_member};
-use crate::scenario::{CrashMode, FaultKind, Forger, RestartIncarnation, Scenario};
+use crate::scenario::{CrashMode, FaultKind, Forger, RestartIncarnation, Scenario, Start};
 
 /// The port every simulated node listens on.
 const PORT: u16 = 7946;
@@ -57,6 +57,8 @@ enum Kind {
     },
     Fault(Action),
     Join(usize),
+    /// `start = "converged"`: build the cluster now (see [`World::build`]).
+    Build,
 }
 
 struct SimNode {
@@ -99,6 +101,13 @@ const QUOTE_LEN: usize = 64;
 const PROBE_START: u8 = (9 << 3) | 5;
 /// The first byte of a sealed frame.
 const SEALED_START: u8 = 0;
+
+/// `start = "converged"`: members each hub introduces. A hub hears a Join from each of
+/// them within one probe interval of its clock (the build takes no simulated time), and
+/// a node tracks at most 4,096 sources' sync budgets per interval; a hub's digest
+/// (about 70 entries a datagram) must also stay within `max_syncs_per_source` (64)
+/// datagrams when it syncs with hub 0.
+const HUB_GROUP: usize = 2048;
 
 /// Most refusals queued at a paused node (the kernel bounds the error queue by the
 /// socket's receive buffer too).
@@ -172,6 +181,11 @@ pub struct World {
     restart_seeds: Vec<Option<Vec<usize>>>,
     /// Per fault, whether its restarts bring a different member (`new_member`).
     restart_new: Vec<bool>,
+    /// While [`World::build`] runs: datagrams sent and not yet handled, as (to, from,
+    /// bytes), delivered in order, lossless and at once.
+    building: Option<VecDeque<(usize, usize, Vec<u8>)>>,
+    /// Members each hub introduces in [`World::build`] (`HUB_GROUP`; tests use fewer).
+    hub_group: usize,
 }
 
 /// The heal windows of a run ending at `end`: for each partition that heals before
@@ -264,6 +278,8 @@ impl World {
             forged: 0,
             restart_seeds: sc.faults.iter().map(|f| f.seeds.clone()).collect(),
             restart_new: sc.faults.iter().map(|f| f.new_member).collect(),
+            building: None,
+            hub_group: HUB_GROUP,
         };
         for i in 0..sc.nodes {
             let name = format!("node-{i}");
@@ -287,12 +303,17 @@ impl World {
                 clock: Duration::ZERO,
                 starved_bytes: 0,
             });
-            let at = if i == 0 {
-                Time::ZERO
-            } else {
-                Time::ZERO + sc.join_spread.0.mul_f64(w.rng.random::<f64>())
-            };
-            w.push(at, Kind::Join(i));
+            if sc.start == Start::Join {
+                let at = if i == 0 {
+                    Time::ZERO
+                } else {
+                    Time::ZERO + sc.join_spread.0.mul_f64(w.rng.random::<f64>())
+                };
+                w.push(at, Kind::Join(i));
+            }
+        }
+        if sc.start == Start::Converged {
+            w.push(Time::ZERO, Kind::Build);
         }
         for (at, a) in timeline {
             w.push(at, Kind::Fault(a));
@@ -520,6 +541,80 @@ impl World {
             Kind::Join(i) => {
                 self.start_node(i, 0, None);
             }
+            Kind::Build => self.build(),
+        }
+    }
+
+    /// `start = "converged"`: starts every node now and builds the cluster through the
+    /// nodes' own join and state-sync code, on real datagrams delivered at once and
+    /// without loss, before any node's timer runs (the build takes no simulated time).
+    /// Each member reaches every other through a sync, which no node re-gossips: the
+    /// joins' O(n² λ log n) gossip storm is left out, the O(n²) the protocol must
+    /// spend (each member learns n − 1 others) stays. Nothing is put into a member
+    /// table behind a node's back.
+    ///
+    /// Nodes `0..h` are hubs, `h = ⌈n / HUB_GROUP⌉`; node `i ≥ h` belongs to hub
+    /// `i mod h`.
+    /// 1. Hub 0 forms a cluster of one, the other hubs join through it, and each other
+    ///    node joins through its hub (a Join: the hub learns it, it learns what the
+    ///    hub knows so far).
+    /// 2. Each hub `j > 0` starts a push-pull with hub 0, which so learns every member.
+    /// 3. Each hub `j > 0` joins again through hub 0, and learns every member.
+    /// 4. Each other node joins again through its hub, and learns every member.
+    ///
+    /// Each join runs to quiescence before the next starts, so at most one sync answer
+    /// is in flight. A hub re-gossips only the members it learned from Joins and digest
+    /// piggybacks, which everyone then already knows.
+    fn build(&mut self) {
+        let n = self.nodes.len();
+        let hubs = n.div_ceil(self.hub_group.max(1)).max(1);
+        self.building = Some(VecDeque::new());
+        // Hub 0 alone, the other hubs through it: a hub must know hub 0 before their
+        // push-pull, or it refuses the wants of each digest chunk whose answer brings
+        // no entry (and so does not introduce hub 0).
+        self.start_node(0, 0, Some(&[]));
+        for j in 1..hubs.min(n) {
+            self.start_node(j, 0, Some(&[0]));
+            self.drain_build();
+        }
+        for i in hubs..n {
+            self.start_node(i, 0, Some(&[i % hubs]));
+            self.drain_build();
+        }
+        let t = self.now;
+        for j in 1..hubs.min(n) {
+            if let Some(node) = self.nodes[j].node.as_mut() {
+                node.sync_with(t, addr_of(0));
+            }
+            self.after_input(j);
+            self.drain_build();
+        }
+        let rejoin = (1..hubs.min(n))
+            .map(|j| (j, 0))
+            .chain((hubs..n).map(|i| (i, i % hubs)));
+        for (i, seed) in rejoin {
+            if let Some(node) = self.nodes[i].node.as_mut() {
+                node.join(t, &[addr_of(seed)]);
+            }
+            self.after_input(i);
+            self.drain_build();
+        }
+        self.building = None;
+    }
+
+    /// Delivers the build's datagrams, and what they make their receivers send, until
+    /// none is left.
+    fn drain_build(&mut self) {
+        let now = self.now;
+        while let Some((to, from, data)) = self.building.as_mut().and_then(VecDeque::pop_front) {
+            self.hash(&[now.as_nanos(), 6, to as u64, from as u64]);
+            self.hash_bytes(&data);
+            let t = self.local_time(to);
+            if let Some(node) = self.nodes[to].node.as_mut() {
+                node.handle_packet(t, addr_of(from), &data);
+            }
+            self.pool.push(data);
+            self.after_input(to);
         }
     }
 
@@ -817,6 +912,13 @@ impl World {
                 quote.clear();
                 quote.extend_from_slice(&self.buf[..t.len.min(QUOTE_LEN)]);
             }
+            if let Some(queue) = self.building.as_mut() {
+                let mut data = self.pool.pop().unwrap_or_default();
+                data.clear();
+                data.extend_from_slice(&self.buf[..t.len]);
+                queue.push_back((to, i, data));
+                continue;
+            }
             match self.net.fate(&mut self.rng, now, i, to) {
                 Fate::Dropped => self.counters.lost += 1,
                 Fate::Partitioned => self.counters.partitioned += 1,
@@ -959,5 +1061,53 @@ fn add_stats(total: &mut NodeStats, s: &NodeStats) {
     total.cluster_mismatch += s.cluster_mismatch;
     for (a, b) in total.decode_errors.iter_mut().zip(s.decode_errors.iter()) {
         *a += b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn converged(nodes: usize) -> World {
+        let text =
+            format!("name = \"t\"\nnodes = {nodes}\nduration = \"10s\"\nstart = \"converged\"\n");
+        let sc = Scenario::parse(&text, &[]).expect("valid scenario");
+        World::new(&sc, 7).expect("valid world")
+    }
+
+    /// The build, with several hubs, leaves every node knowing every other live, at
+    /// time 0, having refused no sync for budget and rejected no message (the build
+    /// must stay within the nodes' per-source limits, or some members would be missed).
+    /// A hub's digest spans several datagrams here, as at full size: a hub that did
+    /// not know hub 0 refused the wants of chunks whose answer did not introduce it.
+    #[test]
+    fn a_converged_start_knows_everyone_through_hubs() {
+        let n = 450;
+        let mut w = converged(n);
+        w.hub_group = 150; // 3 hubs of about 150: 3 digest datagrams each
+        w.advance_to(Time::ZERO, |_| {});
+        assert_eq!(w.now, Time::ZERO, "the build takes no simulated time");
+        assert_eq!(w.stale_views(), 0);
+        for i in 0..n {
+            let node = w.node(i).expect("every node runs");
+            assert_eq!(node.live_count(), n, "node {i}");
+            assert!(node.is_synced(), "node {i}");
+            let st = node.stats();
+            assert_eq!((st.syncs_refused, st.messages_rejected), (0, 0), "node {i}");
+        }
+        // And it stays converged once the timers run.
+        w.advance_to(Time::from_secs(10), |_| {});
+        assert_eq!(w.stale_views(), 0);
+        assert_eq!(w.oracle.verdicts().false_suspicions, 0);
+    }
+
+    /// One hub (the default group at this size) gives the same.
+    #[test]
+    fn a_converged_start_with_one_hub() {
+        let n = 40;
+        let mut w = converged(n);
+        w.advance_to(Time::ZERO, |_| {});
+        assert_eq!(w.stale_views(), 0);
+        assert!((0..n).all(|i| w.node(i).is_some_and(|x| x.live_count() == n)));
     }
 }
