@@ -31,7 +31,7 @@ cut -d' ' -f1-3 /proc/loadavg >"$out/load.txt"
 step "building benches"
 cargo bench --workspace --all-features --no-run >"$out/build.log" 2>&1
 
-for b in floor probe_loop codec phi dissemination; do
+for b in floor probe_loop codec phi dissemination seal; do
     step "cargo bench --bench $b"
     cargo bench -q --features internals --bench "$b" >"$out/$b.txt" 2>"$out/$b.err"
 done
@@ -204,9 +204,9 @@ The floor column is the 1,400-byte loopback datagram, for scale.
 | bench | case | median | mean | floor | command |
 |---|---|---|---|---|---|
 EOF
-for b in probe_loop codec phi dissemination floor; do
+for b in probe_loop codec phi dissemination seal floor; do
     case $b in
-        codec) cmd="cargo bench --features internals --bench codec" ;;
+        codec | seal) cmd="cargo bench --features internals --bench $b" ;;
         *) cmd="cargo bench --bench $b" ;;
     esac
     rows "$b" | while IFS=$'\t' read -r path fastest median mean samples iters; do
@@ -233,6 +233,11 @@ What each measures (the module doc of each bench says more):
   for every member (\`full_queue\`): select the least-sent updates, read each member's
   state, pack ~1,400 bytes and encode. \`empty_queue\` is the same ack with nothing to
   piggyback; the difference is selecting and packing.
+- \`seal\`: sealing and opening one frame (XChaCha20-Poly1305, \`src/keyring.rs\`) of
+  37, 150 and 1,400 bytes, opening with a 1-key ring and a 3-key ring mid-rotation, and
+  one protocol period of a node with and without a keyring (\`period_*\`; the emulated
+  peers seal and open too). Issue 26's budget: at most 0.5 µs per datagram of
+  100–200 bytes.
 - \`floor\`: the loopback datagram above.
 
 ## Instructions (callgrind)
