@@ -31,12 +31,12 @@ use crate::config::{Config, Strategy};
 use crate::detector::{PhiParams, y_for_phi};
 use crate::dissemination::{Queue, SeenBroadcasts, UpdateKey};
 use crate::error::{CommandError, ConfigError};
-use crate::event::{Cause, Event, Member, MemberState};
+use crate::event::{Event, Member, MemberState};
 use crate::hashing::{self, KeyedMap};
 use crate::id::{Identity, MAX_NAME_LEN, NodeId};
 use crate::keyring::{self, Keyring, PAYLOAD_OFFSET, SEAL_OVERHEAD, Sealer};
 use crate::local_health::LocalHealth;
-use crate::members::{Entry, Members, NOT_A_PEER, Packed};
+use crate::members::{Entry, Local, Members};
 use crate::probe_tokens::ProbeTokens;
 use crate::stats::NodeStats;
 use crate::suspicion::Suspicion;
@@ -132,7 +132,7 @@ const SEEN_BROADCASTS_PER_PENDING: usize = 4;
 const EARLY_PUSH_PULLS: u8 = 3;
 
 /// Events' capacity an emptied event queue keeps (see `poll_event`).
-const EVENTS_KEPT: usize = 64;
+const EVENTS_KEPT: usize = 8;
 
 /// A member of a cluster, as a sans-IO state machine: it owns no socket, no clock, no
 /// thread. The caller feeds it datagrams and time and drains what it wants sent.
@@ -286,26 +286,19 @@ impl Node {
             ));
         }
         let id = identity.id();
-        // Lengths were checked above: the name here, an address's wire form is at most
-        // 18 bytes.
-        let packed = Packed::new(
-            &wire::encode_addr(identity.addr),
-            identity.name.as_bytes(),
-            &identity.metadata,
-        )
-        .unwrap_or_default();
-        let local = Entry {
-            id,
-            addr: identity.addr,
-            packed,
-            incarnation: identity.incarnation,
-            state: MemberState::Alive,
-            cause: Cause::Silence,
-            accuser: id,
-            since: now,
-            heard: None,
-            peer_slot: NOT_A_PEER,
-        };
+        let hasher = hashing::keyed(seed);
+        let members = Members::new(
+            Local {
+                id,
+                addr: identity.addr,
+                name: identity.name.as_bytes(),
+                metadata: &identity.metadata,
+                incarnation: identity.incarnation,
+                now,
+            },
+            hasher.clone(),
+            config.monitors,
+        );
         let phi_params = PhiParams {
             window: config.phi_window,
             min_std_dev: config.min_std_dev,
@@ -326,7 +319,6 @@ impl Node {
             max_messages: config.max_messages_per_packet,
             max_digest_entries: config.max_packet_size / 2,
         };
-        let hasher = hashing::keyed(seed);
         let (y_suspect, y_convict) = (y_for_phi(config.phi_suspect), y_for_phi(config.phi_convict));
         let mut node = Node {
             local_health: LocalHealth::new(if config.strategy.lifeguard() {
@@ -340,7 +332,7 @@ impl Node {
             tokens: ProbeTokens::new(ProbeTokens::secret_from_seed(seed), seed),
             cfg: config,
             rng,
-            members: Members::new(local, hasher.clone()),
+            members,
             queue: Queue::new(hasher.clone()),
             timers: Timers::default(),
             suspicions: KeyedMap::with_hasher(hasher.clone()),
@@ -573,11 +565,7 @@ impl Node {
             });
         }
         let inc = (self.incarnation() + 1).min(MAX_INCARNATION + 1);
-        let local = self.members.get_mut_local();
-        // Lengths: the address and the name are the ones packed already.
-        if let Some(p) = Packed::new(local.packed.addr_wire(), local.packed.name(), &metadata) {
-            local.packed = p;
-        }
+        self.members.set_local_metadata(&metadata);
         self.members.update_local(inc, MemberState::Alive, self.now);
         self.queue.push(UpdateKey::Member(self.id()), None);
         self.after_input();

@@ -19,7 +19,7 @@ pub(super) const MIN_UPDATE_LEN: usize = 12;
 
 /// A member's Alive as its entry holds it, borrowed: writing it touches no reference
 /// count of the member's descriptor (see `wire::PacketWriter`).
-pub(super) fn alive_ref(e: &Entry) -> AliveRef<'_> {
+pub(super) fn alive_ref<'a>(e: &Entry<'a>) -> AliveRef<'a> {
     AliveRef {
         member: e.id.0,
         incarnation: e.incarnation,
@@ -30,24 +30,24 @@ pub(super) fn alive_ref(e: &Entry) -> AliveRef<'_> {
 }
 
 /// Writes the message that states `e`'s current state; false if it does not fit.
-pub(super) fn push_member(w: &mut PacketWriter<'_>, e: &Entry) -> bool {
+pub(super) fn push_member(w: &mut PacketWriter<'_>, e: Entry<'_>) -> bool {
     match verdict(e) {
-        None => w.push_alive(&alive_ref(e)),
+        None => w.push_alive(&alive_ref(&e)),
         Some(body) => w.push(&Message { body: Some(body) }),
     }
 }
 
 /// What [`push_member`] adds to a packet.
-pub(crate) fn member_len(e: &Entry) -> usize {
+pub(crate) fn member_len(e: Entry<'_>) -> usize {
     match verdict(e) {
-        None => alive_ref(e).len(),
+        None => alive_ref(&e).len(),
         Some(body) => wire::message_len(&Message { body: Some(body) }),
     }
 }
 
 /// The message that states a suspect, dead or departed member's state; `None` for a
 /// live one, whose Alive is written from its entry (`alive_ref`).
-pub(super) fn verdict(e: &Entry) -> Option<Body> {
+pub(super) fn verdict(e: Entry<'_>) -> Option<Body> {
     let (member, incarnation) = (e.id.0, e.incarnation);
     match e.state {
         MemberState::Alive => None,
@@ -208,7 +208,7 @@ impl Node {
                     let fits = match (d.peer, e.state) {
                         (PeerKnows::Nothing, MemberState::Dead | MemberState::Left) => true,
                         (PeerKnows::Nothing | PeerKnows::Unsure, MemberState::Suspect) => {
-                            let alive = alive_ref(e);
+                            let alive = alive_ref(&e);
                             let suspect = Message { body: verdict(e) };
                             let len = alive.len() + wire::message_len(&suspect);
                             w.fits(len, 2) && w.push_alive(&alive) && w.push(&suspect)
