@@ -361,7 +361,7 @@ impl Cluster for KinshipCluster {
     fn detection_config(&self) -> String {
         let c = &self.cfg;
         format!(
-            "SWIM+Lifeguard: period {:?}, timeout {:?}, {} indirect, suspicion {}x..{}x (memberlist formula)",
+            "SWIM+Lifeguard: period {:?}, timeout {:?}, {} indirect, suspicion timeout {}x max(1, log10 n) periods (memberlist), starting at {}x that",
             c.probe_interval,
             c.probe_timeout,
             c.indirect_checks,

@@ -18,13 +18,50 @@ struct Args {
     markdown: bool,
     encrypted: bool,
     libs: Vec<Library>,
+    interleave: bool,
+    window: Option<u64>,
     opts: Options,
+}
+
+/// The measured window when `--window` is not given: at least 60 periods and at least
+/// 60,000 member-periods, so that a small cluster's window is not over in a few
+/// milliseconds of wall time that one burst of the machine's other work can swamp.
+fn auto_window(n: usize) -> u64 {
+    (60_000 / n as u64).max(60)
+}
+
+/// Runs `libs` at `n` members: their windows in lockstep (`interleave`, see
+/// [`scenario::window`]) or each library whole before the next (less memory at once).
+fn measure(
+    libs: &[(usize, Library)],
+    n: usize,
+    seed: u64,
+    encrypted: bool,
+    opts: &Options,
+    overhead: f64,
+    interleave: bool,
+) -> Vec<Run> {
+    if !interleave {
+        return libs
+            .iter()
+            .map(|&(_, lib)| scenario::run(lib, n, seed, encrypted, opts, overhead))
+            .collect();
+    }
+    let mut group: Vec<_> = libs
+        .iter()
+        .map(|&(_, lib)| scenario::prepare(lib, n, seed, encrypted, opts))
+        .collect();
+    scenario::window(&mut group, opts);
+    group
+        .into_iter()
+        .map(|p| scenario::finish(p, opts, overhead))
+        .collect()
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: rumor-peers [--n 100,1000] [--seeds 3] [--markdown] [--no-encrypted] \
-         [--no-detect] [--window PERIODS] [--settle SECS] [--libs foca,kinship,phi,swim]"
+         [--no-detect] [--no-interleave] [--window PERIODS] [--settle SECS] [--libs foca,kinship,phi,swim]"
     );
     std::process::exit(2)
 }
@@ -36,6 +73,8 @@ fn parse() -> Args {
         markdown: false,
         encrypted: true,
         libs: Library::ALL.to_vec(),
+        interleave: true,
+        window: None,
         opts: Options::default(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,7 +89,8 @@ fn parse() -> Args {
                     .collect()
             }
             "--seeds" => a.seeds = value().parse().unwrap_or_else(|_| usage()),
-            "--window" => a.opts.window_periods = value().parse().unwrap_or_else(|_| usage()),
+            "--window" => a.window = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--no-interleave" => a.interleave = false,
             "--settle" => {
                 a.opts.settle = value().parse::<u64>().unwrap_or_else(|_| usage()) * 1_000_000_000
             }
@@ -88,44 +128,51 @@ fn main() {
     eprintln!("# clock overhead per timed call: {overhead:.1} ns (subtracted)");
     let mut plain: BTreeMap<(usize, usize), Vec<Run>> = BTreeMap::new();
     let mut sealed: BTreeMap<(usize, usize), Vec<Run>> = BTreeMap::new();
-    let enc_opts = Options {
-        detect_cap: 0,
-        weigh: false,
-        ..args.opts
-    };
     for &n in &args.ns {
+        let window_periods = args.window.unwrap_or_else(|| auto_window(n));
+        let opts = Options {
+            window_periods,
+            ..args.opts
+        };
+        let enc_opts = Options {
+            detect_cap: 0,
+            weigh: false,
+            ..opts
+        };
         for seed in 1..=args.seeds {
-            // Libraries back to back in one process, so machine noise hits them alike.
-            for (li, &lib) in Library::ALL.iter().enumerate() {
-                if !args.libs.contains(&lib) {
+            let libs: Vec<(usize, Library)> = Library::ALL
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, l)| args.libs.contains(l))
+                .collect();
+            let sealed_libs: Vec<(usize, Library)> = libs
+                .iter()
+                .copied()
+                .filter(|(_, l)| args.encrypted && l.encrypts())
+                .collect();
+            for (encrypted, libs, o) in [(false, &libs, &opts), (true, &sealed_libs, &enc_opts)] {
+                if libs.is_empty() {
                     continue;
                 }
                 let started = Instant::now();
-                let r = scenario::run(lib, n, seed, false, &args.opts, overhead);
-                eprintln!(
-                    "# n={n} seed={seed} {:<10} converged {:?} s (missing pairs {}), cpu {:.2} µs, {:.0} B, heap {:?} B/member, detection {:?} s ({:.1} s wall)",
-                    lib.label(),
-                    r.join.converged_s,
-                    r.join.missing_pairs,
-                    r.cpu_us,
-                    r.bytes,
-                    r.heap_per_member.map(|h| h.round()),
-                    r.detection_s,
-                    started.elapsed().as_secs_f64()
-                );
-                plain.entry((n, li)).or_default().push(r);
-                if args.encrypted && lib.encrypts() {
-                    let started = Instant::now();
-                    let r = scenario::run(lib, n, seed, true, &enc_opts, overhead);
+                let runs = measure(libs, n, seed, encrypted, o, overhead, args.interleave);
+                for ((li, lib), r) in libs.iter().zip(runs) {
                     eprintln!(
-                        "# n={n} seed={seed} {:<10} encrypted: converged {:?} s, cpu {:.2} µs ({:.1} s wall)",
+                        "# n={n} seed={seed} {:<10}{} converged {:?} s (missing pairs {}), cpu {:.2} µs, {:.0} B, heap {:?} B/member, detection {:?} s",
                         lib.label(),
+                        if encrypted { " sealed" } else { "" },
                         r.join.converged_s,
+                        r.join.missing_pairs,
                         r.cpu_us,
-                        started.elapsed().as_secs_f64()
+                        r.bytes,
+                        r.heap_per_member.map(|h| h.round()),
+                        r.detection_s,
                     );
-                    sealed.entry((n, li)).or_default().push(r);
+                    let map = if encrypted { &mut sealed } else { &mut plain };
+                    map.entry((n, *li)).or_default().push(r);
                 }
+                eprintln!("# ({:.1} s wall)", started.elapsed().as_secs_f64());
             }
         }
     }
@@ -225,27 +272,31 @@ fn main() {
     }
 
     let o = &args.opts;
-    println!(
-        "# median of {} seeds; {}-period window after convergence + {} s; one-way delay {:?}; \
-         CPU = time inside the library's calls (clock overhead {overhead:.1} ns/call removed)",
+    let mut notes = vec![format!(
+        "median of {} seeds; {} window opening {} s after convergence{}; one-way delay {:?}; \
+         CPU = time inside the library's calls, clock overhead {overhead:.1} ns per call removed; \
+         bytes = datagram payloads plus kinship's TCP stream writes; ratios are rumor over the peer",
         args.seeds,
-        o.window_periods,
+        args.window.map_or_else(
+            || "a max(60, 60000/N)-period".to_string(),
+            |w| format!("a {w}-period")
+        ),
         o.settle / 1_000_000_000,
+        if args.interleave {
+            ", the libraries' windows interleaved period by period"
+        } else {
+            ""
+        },
         DELAY
-    );
-    if args.markdown {
-        print!("{}", table::markdown(&rows));
-    } else {
-        print!("{}", table::plain(&rows));
-    }
+    )];
     let n = args.ns[0];
     for (li, lib) in Library::ALL.iter().enumerate() {
         if let Some(r) = plain.get(&(n, li)).and_then(|v| v.first()) {
-            println!(
-                "# {} detection (N={n}): {}",
+            notes.push(format!(
+                "{} detection (N={n}): {}",
                 lib.label(),
                 r.detection_config
-            );
+            ));
         }
     }
     for (&(n, li), runs) in plain.iter().chain(sealed.iter()) {
@@ -255,13 +306,25 @@ fn main() {
             } else {
                 "left out"
             };
-            println!(
-                "# {} at N={n}: not converged after {} s, {} of {} pairs missing: {verdict}",
+            notes.push(format!(
+                "{} at N={n}: not converged after {} s, {} of {} pairs missing: {verdict}",
                 Library::ALL[li].label(),
                 args.opts.converge_cap / 1_000_000_000,
                 r.join.missing_pairs,
                 n * (n - 1)
-            );
+            ));
+        }
+    }
+    if args.markdown {
+        print!("{}", table::markdown(&rows));
+        println!();
+        for note in notes {
+            println!("- {note}");
+        }
+    } else {
+        print!("{}", table::plain(&rows));
+        for note in notes {
+            println!("# {note}");
         }
     }
 }

@@ -203,7 +203,7 @@ impl Cluster for RumorCluster {
         let c = &self.cfg;
         match c.strategy {
             Strategy::Swim => format!(
-                "SWIM: period {:?}, timeout {:?}, {} indirect, suspicion {}x..{}x log10(n) periods",
+                "SWIM: period {:?}, timeout {:?}, {} indirect, suspicion timeout {}x max(1, log10 n) periods, starting at {}x that and shrinking with confirmations",
                 c.probe_interval,
                 c.probe_timeout,
                 c.indirect_checks,

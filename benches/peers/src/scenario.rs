@@ -130,7 +130,46 @@ pub fn join_and_converge(
     }
 }
 
-/// One full run of `lib` at `n` members. `overhead_ns` is the timer overhead per call.
+/// A loop joined, converged and settled, its meter zeroed: ready for its window.
+pub struct Prepared {
+    /// Which library.
+    pub lib: Library,
+    /// Whether it seals its packets.
+    pub encrypted: bool,
+    /// The loop.
+    pub cluster: Box<dyn Cluster>,
+    /// How the join ended.
+    pub join: Join,
+}
+
+/// Joins, converges and settles `n` members of `lib`, then zeroes the meter.
+pub fn prepare(lib: Library, n: usize, seed: u64, encrypted: bool, opts: &Options) -> Prepared {
+    let (mut cluster, join) = join_and_converge(lib, n, seed, encrypted, opts);
+    let t = cluster.now() + opts.settle;
+    cluster.run_until(t);
+    *cluster.meter() = Default::default();
+    Prepared {
+        lib,
+        encrypted,
+        cluster,
+        join,
+    }
+}
+
+/// Runs the measured window of every loop in `group` in lockstep, one protocol period of
+/// each in turn, so that whatever else the machine does in the meantime falls on every
+/// library alike and the ratios hold even when the absolute times are noisy.
+pub fn window(group: &mut [Prepared], opts: &Options) {
+    for _ in 0..opts.window_periods {
+        for p in group.iter_mut() {
+            let t = p.cluster.now() + SEC;
+            p.cluster.run_until(t);
+        }
+    }
+}
+
+/// One full run of `lib` at `n` members, on its own. `overhead_ns` is the timer overhead
+/// per call.
 pub fn run(
     lib: Library,
     n: usize,
@@ -139,17 +178,27 @@ pub fn run(
     opts: &Options,
     overhead_ns: f64,
 ) -> Run {
-    let (mut c, join) = join_and_converge(lib, n, seed, encrypted, opts);
+    let mut p = [prepare(lib, n, seed, encrypted, opts)];
+    window(&mut p, opts);
+    let [p] = p;
+    finish(p, opts, overhead_ns)
+}
+
+/// Reads the window's meter, then (as `opts` asks) crashes a member and times its
+/// detection, and weighs member 1.
+pub fn finish(p: Prepared, opts: &Options, overhead_ns: f64) -> Run {
+    let Prepared {
+        lib,
+        encrypted,
+        cluster: mut c,
+        join,
+    } = p;
+    let n = c.len();
     let mut r = Run {
         join,
         detection_config: c.detection_config(),
         ..Run::default()
     };
-    let t = c.now() + opts.settle;
-    c.run_until(t);
-    *c.meter() = Default::default();
-    let t = c.now() + opts.window_periods * SEC;
-    c.run_until(t);
     let m = *c.meter();
     let member_periods = (n as u64 * opts.window_periods) as f64;
     r.cpu_us = m.cpu_ns_net(overhead_ns) / 1000.0 / member_periods;
