@@ -159,12 +159,14 @@ fn main() {
                 let runs = measure(libs, n, seed, encrypted, o, overhead, args.interleave);
                 for ((li, lib), r) in libs.iter().zip(runs) {
                     eprintln!(
-                        "# n={n} seed={seed} {:<10}{} converged {:?} s (missing pairs {}), cpu {:.2} µs, {:.0} B, heap {:?} B/member, detection {:?} s",
+                        "# n={n} seed={seed} {:<10}{} converged {:?} s (missing pairs {}), cpu {:.2} µs (wall {:.2} µs, ran {:.0} %), {:.0} B, heap {:?} B/member, detection {:?} s",
                         lib.label(),
                         if encrypted { " sealed" } else { "" },
                         r.join.converged_s,
                         r.join.missing_pairs,
                         r.cpu_us,
+                        r.cpu_us_wall,
+                        r.running_share * 100.0,
                         r.bytes,
                         r.heap_per_member.map(|h| h.round()),
                         r.detection_s,
@@ -272,9 +274,20 @@ fn main() {
     }
 
     let o = &args.opts;
+    let share = 100.0
+        * median(
+            plain
+                .values()
+                .chain(sealed.values())
+                .flatten()
+                .map(|r| r.running_share)
+                .collect(),
+        )
+        .unwrap_or(1.0);
     let mut notes = vec![format!(
         "median of {} seeds; {} window opening {} s after convergence{}; one-way delay {:?}; \
-         CPU = time inside the library's calls, clock overhead {overhead:.1} ns per call removed; \
+         CPU = monotonic time inside the library's calls, clock overhead {overhead:.1} ns per call removed, \
+         times the share of the window the thread ran (thread CPU clock over wall clock; median {share:.0} %); \
          bytes = datagram payloads plus kinship's TCP stream writes; ratios are rumor over the peer",
         args.seeds,
         args.window.map_or_else(

@@ -57,3 +57,47 @@ pub fn timer_overhead_ns() -> f64 {
         })
         .fold(f64::INFINITY, f64::min)
 }
+
+/// This thread's CPU time in nanoseconds: what it ran, not what the wall clock saw pass
+/// while other processes had the core.
+pub fn thread_cpu_ns() -> u64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// Wall and thread-CPU time over a loop's window slices: their ratio is the share of the
+/// time the thread ran rather than waited for a core.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Running {
+    /// Wall-clock nanoseconds of the slices.
+    pub wall_ns: u64,
+    /// Thread-CPU nanoseconds of the same slices.
+    pub cpu_ns: u64,
+}
+
+impl Running {
+    /// Runs `f` (one slice of the window) on both clocks.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the harness, not the core: timing the library's calls is its job"
+    )]
+    pub fn slice(&mut self, f: impl FnOnce()) {
+        let wall = Instant::now();
+        let cpu = thread_cpu_ns();
+        f();
+        self.cpu_ns += thread_cpu_ns().saturating_sub(cpu);
+        self.wall_ns += wall.elapsed().as_nanos() as u64;
+    }
+
+    /// The share of the slices' wall time the thread ran, at most 1 (1 if nothing ran).
+    /// A timed call is on average preempted as often as its slice: multiplying the
+    /// calls' wall time by this share takes out the time other processes had the core.
+    pub fn share(&self) -> f64 {
+        if self.wall_ns == 0 {
+            return 1.0;
+        }
+        (self.cpu_ns as f64 / self.wall_ns as f64).min(1.0)
+    }
+}

@@ -1,6 +1,7 @@
 //! The script every library runs: join through member 0, converge, settle, measure a
 //! steady window, crash a member and time its detection, then weigh one member.
 
+use crate::meter::Running;
 use crate::{Cluster, Library, Nanos, heap};
 
 const SEC: Nanos = 1_000_000_000;
@@ -40,8 +41,13 @@ impl Default for Options {
 pub struct Run {
     /// How the join ended.
     pub join: Join,
-    /// µs of CPU inside the library's calls per member per period, clock overhead removed.
+    /// µs inside the library's calls per member per period, clock overhead removed, scaled
+    /// by `running_share`.
     pub cpu_us: f64,
+    /// The same before scaling: wall time, preemptions by other processes included.
+    pub cpu_us_wall: f64,
+    /// The share of the window's wall time this thread ran (see [`Running::share`]).
+    pub running_share: f64,
     /// Bytes sent per member per period, datagrams and stream writes together.
     pub bytes: f64,
     /// Of `bytes`, those written to streams.
@@ -140,6 +146,8 @@ pub struct Prepared {
     pub cluster: Box<dyn Cluster>,
     /// How the join ended.
     pub join: Join,
+    /// How much of the window's wall time the thread ran.
+    pub running: Running,
 }
 
 /// Joins, converges and settles `n` members of `lib`, then zeroes the meter.
@@ -153,6 +161,7 @@ pub fn prepare(lib: Library, n: usize, seed: u64, encrypted: bool, opts: &Option
         encrypted,
         cluster,
         join,
+        running: Running::default(),
     }
 }
 
@@ -163,7 +172,8 @@ pub fn window(group: &mut [Prepared], opts: &Options) {
     for _ in 0..opts.window_periods {
         for p in group.iter_mut() {
             let t = p.cluster.now() + SEC;
-            p.cluster.run_until(t);
+            let c = &mut p.cluster;
+            p.running.slice(|| c.run_until(t));
         }
     }
 }
@@ -192,6 +202,7 @@ pub fn finish(p: Prepared, opts: &Options, overhead_ns: f64) -> Run {
         encrypted,
         cluster: mut c,
         join,
+        running,
     } = p;
     let n = c.len();
     let mut r = Run {
@@ -201,7 +212,9 @@ pub fn finish(p: Prepared, opts: &Options, overhead_ns: f64) -> Run {
     };
     let m = *c.meter();
     let member_periods = (n as u64 * opts.window_periods) as f64;
-    r.cpu_us = m.cpu_ns_net(overhead_ns) / 1000.0 / member_periods;
+    r.cpu_us_wall = m.cpu_ns_net(overhead_ns) / 1000.0 / member_periods;
+    r.running_share = running.share();
+    r.cpu_us = r.cpu_us_wall * r.running_share;
     r.bytes = (m.datagram_bytes + m.stream_bytes) as f64 / member_periods;
     r.stream_bytes = m.stream_bytes as f64 / member_periods;
     r.datagrams = m.datagrams as f64 / member_periods;
