@@ -2,10 +2,13 @@
 # Regenerates BENCHMARKS.md from real runs: every divan bench in benches/ (medians, with
 # the loopback floor beside them), the allocation and memory test, callgrind instruction
 # counts (scripts/callgrind.sh, if valgrind is installed), the simulator's steady state
-# at 1,000 nodes, and the profiles behind any missed budget.
+# at 1,000 nodes, rumor beside foca and kinship-core (benches/peers), the real-socket
+# scale bench, and the profiles behind any missed budget.
 #
-#   scripts/benchmarks.sh            # ~6 min on an idle 2-core machine once built
-#                                    # (a cold target adds the builds: several minutes)
+#   scripts/benchmarks.sh            # ~35 min on an idle 2-core machine once built, the
+#                                    # peers' 3 seeds most of it (a cold target adds the
+#                                    # builds: several minutes)
+#   PEERS_SEEDS=1 scripts/benchmarks.sh   # one seed of the peers: ~20 min
 #   scripts/benchmarks.sh --reuse    # rewrite BENCHMARKS.md from the last run's outputs
 #
 # Raw outputs stay in target/benchmarks/. Timing on a shared 2-core machine is noisy:
@@ -67,6 +70,10 @@ step "real sockets: benches/scale.rs at 20, 100, 1,000 and 2,000 nodes (several 
 cargo bench -q --bench scale -- --nodes 20,100,1000,2000 >"$out/scale.txt" 2>"$out/scale.err" || true
 cargo bench -q --bench scale -- --nodes 2000 --workers 0 >"$out/scale_current_thread.txt" 2>>"$out/scale.err" || true
 
+step "peers: rumor beside foca and kinship-core (benches/peers; about 7 min per seed at 1,000)"
+cargo run -q --release --manifest-path benches/peers/Cargo.toml -- --n 100,1000 --seeds "${PEERS_SEEDS:-3}" --markdown \
+    >"$out/peers.md" 2>"$out/peers.err" || true
+
 step "simulator, 1,000 nodes, 30 s and 1230 s"
 cargo build -q --release -p rumor-sim
 for d in 30 1230; do
@@ -122,6 +129,8 @@ phi1000=$(ns "$(med probe_loop phi_monitors/1000)")
 swim1000=$(ns "$(med probe_loop swim/1000)")
 phi_per_member=$(awk -v a="$phi1000" 'BEGIN { printf "%.1f", a / 3 }')
 ping_dec=$(ns "$(med codec decode_ping)")
+seal150=$(ns "$(med seal seal_1_key/150)")
+open150=$(ns "$(med seal open_3_keys_last/150)")
 comp_dec=$(ns "$(med codec decode_compound_1400)")
 
 steady_phi=$(alloc_line steady "strategy=phi-monitors members=1000")
@@ -188,7 +197,8 @@ the other benches measure.
 | ping decode ≤ 100 ns | $(human "$ping_dec") | $(human "$floor37") | \`cargo bench --features internals --bench codec\` | $(yes_no "$ping_dec" 100) |
 | 1,400-byte compound decode ≤ 300 ns | $(human "$comp_dec") | $(human "$floor1400") | \`cargo bench --features internals --bench codec\` | $(yes_no "$comp_dec" 300) |
 | zero allocations per steady-state period | ${allocs_phi:-?} per period (\`phi-monitors\`), ${allocs_swim:-?} (\`swim\`) | — | \`cargo test --all-features --test alloc_budget -- --nocapture\` | $(yes_no "${allocs_phi:-1}" 0) |
-| memory per known member ≤ 1 KiB | ${bpm1000:-?} B at 1,000 members, ${bpm4096:-?} B at 4,096 (${apm4096:-?} allocations per member), ${bpm_marginal:-?} B marginal; resident set ${rss4096:-?} B at 4,096, ${rss16384:-?} B at 16,384, ${rss_marginal:-?} B marginal | — | same test; \`cargo bench --bench probe_count -- --rss N\` | $(yes_no "${bpm4096:-2000}" 1024) |
+| heap per known member ≤ 100 B (issue 26) | ${bpm1000:-?} B at 1,000 members, ${bpm4096:-?} B at 4,096 (${apm4096:-?} allocations per member), ${bpm_marginal:-?} B marginal; resident set ${rss4096:-?} B at 4,096, ${rss16384:-?} B at 16,384, ${rss_marginal:-?} B marginal | — | same test; \`cargo bench --bench probe_count -- --rss N\` | $(yes_no "${bpm1000:-2000}" 100) |
+| sealing ≤ 0.5 µs per datagram of 100–200 bytes (issue 26) | seal $(human "$seal150"), open $(human "$open150") at 150 B (3-key ring, sealed with the last key) | $(human "$floor37") | \`cargo bench --features internals --bench seal\` | $(yes_no "$seal150" 500), $(yes_no "$open150" 500) |
 
 "Per probe round": under \`phi-monitors\` every member is probed by 3 monitors each period, so
 one member's period holds 3 probe exchanges it starts and 3 it answers; under \`swim\` one
@@ -423,6 +433,21 @@ an order of magnitude more than the node's own work even today.
 - **Dissemination** (no budget): packing a full piggyback costs ~4.4 µs per datagram,
   mostly the per-message `encoded_len` and `encode` of ~40 `Alive`s (each cloning three
   `Bytes`), a member-table lookup per candidate, and the walk of the queue's B-tree.
+
+## Beside the peers
+
+\`cargo run --release --manifest-path benches/peers/Cargo.toml -- --n 100,1000 --seeds 3
+--markdown\` (\`benches/peers/\`, outside the workspace so the library's dependencies
+stay its own): rumor, foca 2.0.0 and kinship-core 0.5.0 on one seeded in-memory loop
+(1 s probe period, 500 ms probe timeout, LAN presets, 500 µs one-way delay), CPU inside
+each library's calls per member per period (corrected for the time the thread did not
+run), bytes on the wire per member per period (kinship's TCP push-pull included), heap
+per known member, and the time until every survivor declares a crashed member dead.
+See benches/peers/README.md for the method. Issue 26's targets: CPU at or below the
+cheapest peer (plaintext foca, encrypted kinship) from 100 to 4,000 members; bytes
+within 1.5× of the leanest peer at equal or better detection.
+
+$(cat "$out/peers.md" 2>/dev/null)
 
 ## Real sockets
 

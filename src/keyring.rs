@@ -246,6 +246,8 @@ fn seal_with(
 /// primary key of `ring` with `nonce` as given; returns the frame's length, or `None` if
 /// the ring is empty or `buf` has no room for the tag. The node seals through
 /// [`Sealer::seal`], which builds the nonce and keeps the subkey; this derives it anew.
+/// For tests and benches only (`internals`).
+#[cfg(any(test, feature = "internals"))]
 pub fn seal(
     ring: &Keyring,
     nonce: [u8; NONCE_LEN],
@@ -263,7 +265,9 @@ pub fn seal(
 /// the others in ring order, so a frame costs one attempt when its key is known and at
 /// most one per key otherwise (as a frame from before key ids does). `false` if no key
 /// opens it or the frame is malformed. The node opens through [`Sealer::open`], which
-/// also keeps the subkeys of the senders it hears from.
+/// also keeps the subkeys of the senders it hears from. For tests and benches only
+/// (`internals`).
+#[cfg(any(test, feature = "internals"))]
 pub fn open(ring: &Keyring, label: &[u8], frame: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
     let Some((nonce, body, tag)) = parse(frame) else {

@@ -283,6 +283,12 @@ async fn a_refused_datagram_does_not_cost_the_next_one() {
         .expect("the join to the live seed was lost behind the refused one")
         .expect("recv");
     assert_eq!(from, node.advertise_addr());
+    // The driver publishes its counters after the whole flush, which may be after the
+    // seed read the datagram: wait (bounded) for the publication.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while node.runtime_stats().send_retries == 0 && Instant::now() < deadline {
+        sleep(Duration::from_millis(10)).await;
+    }
     let rt = node.runtime_stats();
     assert_eq!(rt.send_errors, 0, "{rt:?}");
     if cfg!(target_os = "linux") {
