@@ -497,7 +497,8 @@ impl Health {
         }
     }
 
-    /// Every part of `probe`, in order, nothing excluded.
+    /// Every part of `probe`, in order, nothing excluded (for the routes' `?exclude=`).
+    #[cfg(feature = "axum")]
     pub(crate) fn parts(&self, probe: Probe) -> Vec<CheckPart> {
         self.evaluate(probe).0
     }
