@@ -5,10 +5,12 @@
 //! release's AEAD opens what today's node seals (rolling upgrades).
 
 mod common;
+mod recorded;
 
 use std::time::Duration;
 
 use common::Cluster;
+use recorded::Datagram as Recorded;
 use rumor::{Config, Key, Keyring, MemberState, Time};
 
 fn secs(s: f64) -> Duration {
@@ -160,36 +162,11 @@ fn a_key_rotation_convicts_no_one() {
 
 // ----- frames across releases -----------------------------------------------------------
 
-/// One datagram of `data/sealed-5e0cb4c/datagrams.txt`.
-struct Recorded {
-    at: Time,
-    from: std::net::SocketAddr,
-    to: std::net::SocketAddr,
-    bytes: Vec<u8>,
-}
-
 /// Datagrams sealed by the release before key ids and ring's AEAD (commit 5e0cb4c;
 /// `data/sealed-5e0cb4c/record.rs` says how): three nodes under key 0x11, all adding key
 /// 0x22 at 4 s, `c` sealing with it from 5 s.
 fn recorded_sealed() -> Vec<Recorded> {
-    let text = include_str!("data/sealed-5e0cb4c/datagrams.txt");
-    text.lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            assert_eq!(f.len(), 4, "a recorded line: {line}");
-            let hex = f[3];
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-                .collect();
-            Recorded {
-                at: Time::from_nanos(f[0].parse().expect("time")),
-                from: f[1].parse().expect("from"),
-                to: f[2].parse().expect("to"),
-                bytes,
-            }
-        })
-        .collect()
+    recorded::parse(include_str!("data/sealed-5e0cb4c/datagrams.txt"))
 }
 
 /// Today's node in the place of recorded node `i`, with the recording's keys and key

@@ -11,37 +11,16 @@
 //! The other direction, old readers skipping today's new fields, is protobuf's rule for
 //! unknown fields; the wire tests pin each addition as a new field number.
 
+mod recorded;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use recorded::Datagram;
 use rumor::{Config, Event, Identity, MemberState, Node, Time};
 
-struct Datagram {
-    at: Time,
-    from: SocketAddr,
-    to: SocketAddr,
-    bytes: Vec<u8>,
-}
-
 fn recorded() -> Vec<Datagram> {
-    let text = include_str!("data/wire-3fe7e4a/datagrams.txt");
-    text.lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            assert_eq!(f.len(), 4, "a recorded line: {line}");
-            let hex = f[3];
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-                .collect();
-            Datagram {
-                at: Time::from_nanos(f[0].parse().expect("time")),
-                from: f[1].parse().expect("from"),
-                to: f[2].parse().expect("to"),
-                bytes,
-            }
-        })
-        .collect()
+    recorded::parse(include_str!("data/wire-3fe7e4a/datagrams.txt"))
 }
 
 /// Today's node in the place of recorded node `i`, fed the recording up to `until`.
